@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t kap-outcomes .
+# Migrate (a separate step, once per release):  docker run --rm -e KAP_DATABASE_URL=... kap-outcomes db upgrade
+# Serve:                                         docker run -p 8000:8000 -e KAP_DATABASE_URL=... kap-outcomes
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY migrations ./migrations
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip \
+    && /opt/venv/bin/pip install .
+
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    KAP_ENVIRONMENT=production
+RUN groupadd --system kap && useradd --system --gid kap --home-dir /data kap \
+    && mkdir -p /data && chown kap:kap /data
+COPY --from=build /opt/venv /opt/venv
+USER kap
+WORKDIR /data
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
+ENTRYPOINT ["kap-outcomes"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

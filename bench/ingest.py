@@ -1,0 +1,188 @@
+"""PHQ-9 ingest throughput of the real server against a database-free baseline.
+
+Both servers run here, one uvicorn worker each, with the same options; the real one on a fresh
+SQLite file (WAL, synchronous=FULL: every 201 is durably committed) with a real token. Load
+comes from ``wrk`` (Debian package ``wrk``) in alternating rounds so that both see the same
+machine conditions; the result is the ratio of the medians.
+
+    python -m bench.ingest [--rounds 6] [--seconds 5] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BODY = {
+    "instrument": "phq9",
+    "items": [1, 2, 1, 0, 1, 2, 1, 0, 0],
+    "difficulty": 1,
+    "administered_at": "2026-03-02T15:04:05Z",
+    "source": "clinician",
+}
+
+LUA = """
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"errors during the run:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(out)
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="kap-bench-"))
+    env = {**os.environ, "KAP_DATABASE_URL": f"sqlite:///{work / 'bench.db'}"}
+    exe = [sys.executable, "-m", "kap_outcomes.cli"]
+    token = (
+        subprocess.run(
+            [*exe, "token", "create", "--org", "bench", "--role", "clinician"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+    real_port, base_port = free_port(), free_port()
+    real = subprocess.Popen(
+        [*exe, "serve", "--port", str(real_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline:app",
+            "--port",
+            str(base_port),
+            "--no-access-log",
+            "--no-server-header",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_up(f"http://127.0.0.1:{real_port}/healthz")
+        wait_up(f"http://127.0.0.1:{base_port}/docs")
+        headers = {"Authorization": f"Bearer {token}"}
+        patient = httpx.post(
+            f"http://127.0.0.1:{real_port}/v1/patients",
+            json={"external_id": "bench-1"},
+            headers=headers,
+        ).json()["id"]
+        check = httpx.post(
+            f"http://127.0.0.1:{real_port}/v1/patients/{patient}/assessments",
+            json=BODY,
+            headers=headers,
+        )
+        check.raise_for_status()
+        base_size = len(
+            httpx.post(
+                f"http://127.0.0.1:{base_port}/v1/patients/{patient}/assessments", json=BODY
+            ).content
+        )
+        script = work / "post.lua"
+        script.write_text(LUA.format(body=json.dumps(BODY), token=token))
+        path = f"/v1/patients/{patient}/assessments"
+        real_rps: list[float] = []
+        base_rps: list[float] = []
+        for i in range(args.rounds):
+            order = [("base", base_port), ("real", real_port)]
+            if i % 2:
+                order.reverse()
+            for name, port in order:
+                rps = run_wrk(
+                    f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections
+                )
+                (real_rps if name == "real" else base_rps).append(rps)
+                print(f"round {i + 1} {name}: {rps:,.0f} req/s", flush=True)
+        real_med, base_med = statistics.median(real_rps), statistics.median(base_rps)
+        print(
+            json.dumps(
+                {
+                    "real_rps_median": round(real_med),
+                    "baseline_rps_median": round(base_med),
+                    "ratio": round(real_med / base_med, 3),
+                    "response_bytes": {"real": len(check.content), "baseline": base_size},
+                    "rounds": args.rounds,
+                    "seconds": args.seconds,
+                    "connections": args.connections,
+                },
+                indent=2,
+            )
+        )
+    finally:
+        for proc in (real, base):
+            proc.send_signal(signal.SIGINT)
+        for proc in (real, base):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Safety alerts: opened with the assessment that triggers them, never deleted."""

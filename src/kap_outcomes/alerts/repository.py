@@ -1,0 +1,58 @@
+"""All queries on alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select
+
+from kap_outcomes.alerts.models import Alert
+
+alerts = Alert.__table__  # type: ignore[attr-defined]
+
+
+_INSERT = insert(alerts)
+
+
+def insert_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_INSERT, list(rows))
+
+
+def for_assessments(conn: Connection, assessment_ids: Sequence[str]) -> list[Any]:
+    if not assessment_ids:
+        return []
+    return list(
+        conn.execute(
+            select(
+                alerts.c.id, alerts.c.assessment_id, alerts.c.level, alerts.c.kind, alerts.c.status
+            )
+            .where(alerts.c.assessment_id.in_(list(assessment_ids)))
+            .order_by(alerts.c.created_at, alerts.c.id)
+        ).all()
+    )
+
+
+def page(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    status: str | None,
+    patient_id: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    query = select(alerts).where(alerts.c.organisation_id == organisation_id)
+    if status is not None:
+        query = query.where(alerts.c.status == status)
+    if patient_id is not None:
+        query = query.where(alerts.c.patient_id == patient_id)
+    if after is not None:
+        at, row_id = after
+        query = query.where(
+            or_(alerts.c.created_at < at, and_(alerts.c.created_at == at, alerts.c.id < row_id))
+        )
+    query = query.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
+    return list(conn.execute(query).all())

@@ -1,0 +1,87 @@
+"""Use cases on alerts: opening them with their assessment, listing them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kap_outcomes.alerts import repository
+from kap_outcomes.alerts.models import AlertPublic, AlertStatus, AlertSummary
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.clinical.safety import AlertTrigger
+from kap_outcomes.db import new_id
+from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+
+
+def open_alerts(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_id: str,
+    assessment_id: str,
+    triggers: Sequence[AlertTrigger],
+    at: datetime,
+) -> list[AlertSummary]:
+    """Open one alert per trigger, in the caller's transaction (clinical-rules.md section 2)."""
+    rows = [
+        {
+            "id": new_id(),
+            "organisation_id": organisation_id,
+            "patient_id": patient_id,
+            "assessment_id": assessment_id,
+            "level": t.level.value,
+            "kind": t.kind.value,
+            "status": AlertStatus.open.value,
+            "reason": t.reason,
+            "suggested_action": t.suggested_action,
+            "created_at": at,
+        }
+        for t in triggers
+    ]
+    repository.insert_alerts(conn, rows)
+    return [
+        AlertSummary(id=r["id"], level=r["level"], kind=r["kind"], status=AlertStatus.open)
+        for r in rows
+    ]
+
+
+def summaries_by_assessment(
+    conn: Connection, assessment_ids: Sequence[str]
+) -> dict[str, list[AlertSummary]]:
+    out: dict[str, list[AlertSummary]] = {}
+    for row in repository.for_assessments(conn, assessment_ids):
+        out.setdefault(row.assessment_id, []).append(
+            AlertSummary(id=row.id, level=row.level, kind=row.kind, status=row.status)
+        )
+    return out
+
+
+def _public(row: Any) -> AlertPublic:
+    return AlertPublic.model_validate(row, from_attributes=True)
+
+
+def list_alerts(
+    conn: Connection,
+    *,
+    principal: Principal,
+    status: AlertStatus | None,
+    patient_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[AlertPublic]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = repository.page(
+        conn,
+        organisation_id=principal.organisation_id,
+        status=status.value if status else None,
+        patient_id=patient_id,
+        after=after,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return Page[AlertPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)

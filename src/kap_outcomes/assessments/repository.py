@@ -1,0 +1,88 @@
+"""All queries on assessments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select
+
+from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.care.models import Course
+from kap_outcomes.patients.models import Patient
+
+assessments = Assessment.__table__  # type: ignore[attr-defined]
+_patients = Patient.__table__  # type: ignore[attr-defined]
+_courses = Course.__table__  # type: ignore[attr-defined]
+
+
+_PATIENT_AND_ACTIVE_COURSE = (
+    select(_patients.c.id, _courses.c.id.label("course_id"))
+    .select_from(_patients)
+    .outerjoin(
+        _courses,
+        and_(_courses.c.patient_id == _patients.c.id, _courses.c.ended_at.is_(None)),
+    )
+    .where(
+        _patients.c.id == bindparam("patient_id"),
+        _patients.c.organisation_id == bindparam("organisation_id"),
+    )
+    .order_by(_courses.c.started_at.desc())
+    .limit(1)
+)
+_INSERT = insert(assessments)
+
+
+def patient_and_active_course(
+    conn: Connection, *, organisation_id: str, patient_id: str
+) -> tuple[bool, str | None]:
+    """One round trip on the ingest path: does the patient exist here, and its active course."""
+    row = conn.execute(
+        _PATIENT_AND_ACTIVE_COURSE,
+        {"patient_id": patient_id, "organisation_id": organisation_id},
+    ).first()
+    if row is None:
+        return False, None
+    return True, row.course_id
+
+
+def insert_assessment(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(_INSERT, values)
+
+
+def get(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
+    return conn.execute(
+        select(assessments).where(
+            assessments.c.id == assessment_id, assessments.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
+def page(
+    conn: Connection,
+    *,
+    patient_id: str,
+    instrument: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Newest first, keyset on (administered_at, id)."""
+    query = select(assessments).where(assessments.c.patient_id == patient_id)
+    if instrument is not None:
+        query = query.where(assessments.c.instrument == instrument)
+    if since is not None:
+        query = query.where(assessments.c.administered_at >= since)
+    if until is not None:
+        query = query.where(assessments.c.administered_at <= until)
+    if before is not None:
+        at, row_id = before
+        query = query.where(
+            or_(
+                assessments.c.administered_at < at,
+                and_(assessments.c.administered_at == at, assessments.c.id < row_id),
+            )
+        )
+    query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
+    return list(conn.execute(query.limit(limit)).all())

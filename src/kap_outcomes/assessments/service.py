@@ -1,0 +1,184 @@
+"""Use cases on assessments: validate, score, check safety, store, read back.
+
+Safety is evaluated on every submission before anything else, and its alerts are written in
+the same transaction as the assessment (clinical-rules.md section 2).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from kap_outcomes.alerts import service as alerts_service
+from kap_outcomes.assessments import repository
+from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic, Source
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.care import repository as care_repository
+from kap_outcomes.clinical.instruments import Instrument, item_problems
+from kap_outcomes.clinical.safety import evaluate_safety
+from kap_outcomes.clinical.scoring import score
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.patients.service import require_patient
+
+
+def check_items(data: AssessmentCreate) -> None:
+    """Count and range of the items for the instrument; 422 with a pointer per problem."""
+    problems = item_problems(data.instrument, data.items)
+    if problems:
+        raise invalid(
+            [
+                FieldProblem(pointer="/items" if i is None else f"/items/{i}", detail=detail)
+                for i, detail in problems
+            ]
+        )
+    if data.difficulty is not None and data.instrument is not Instrument.PHQ9:
+        raise invalid(
+            [FieldProblem(pointer="/difficulty", detail="only the PHQ-9 has a difficulty item")]
+        )
+
+
+def _resolve_course(
+    conn: Connection, *, patient_id: str, data: AssessmentCreate, active_course_id: str | None
+) -> str | None:
+    course_id = data.course_id
+    if data.session_id is not None:
+        care_session = care_repository.get_session(
+            conn, patient_id=patient_id, session_id=data.session_id
+        )
+        if care_session is None:
+            raise not_found("Session")
+        course_id = course_id or care_session.course_id
+    if data.course_id is not None:
+        found = care_repository.get_course(conn, patient_id=patient_id, course_id=data.course_id)
+        if found is None:
+            raise not_found("Course")
+    return course_id if course_id is not None else active_course_id
+
+
+def submit_assessment(
+    conn: Connection, *, principal: Principal, patient_id: str, data: AssessmentCreate
+) -> AssessmentPublic:
+    check_items(data)
+    result = score(data.instrument, data.items)
+    triggers = evaluate_safety(data.instrument, data.items, result)
+
+    if principal.is_patient and principal.patient_id != patient_id:
+        raise not_found("Patient")
+    found, active_course_id = repository.patient_and_active_course(
+        conn, organisation_id=principal.organisation_id, patient_id=patient_id
+    )
+    if not found:
+        raise not_found("Patient")
+    course_id = _resolve_course(
+        conn, patient_id=patient_id, data=data, active_course_id=active_course_id
+    )
+
+    now = utcnow()
+    assessment_id = new_id()
+    source = Source.patient if principal.is_patient else data.source
+    subscores = dict(result.subscores)
+    flags = list(result.flags)
+    repository.insert_assessment(
+        conn,
+        {
+            "id": assessment_id,
+            "organisation_id": principal.organisation_id,
+            "patient_id": patient_id,
+            "course_id": course_id,
+            "session_id": data.session_id,
+            "instrument": data.instrument.value,
+            "items": data.items,
+            "difficulty": data.difficulty,
+            "administered_at": data.administered_at,
+            "recorded_at": now,
+            "source": source.value,
+            "valid": result.valid,
+            "total": result.total,
+            "raw_total": result.raw_total,
+            "prorated": result.prorated,
+            "missing_items": result.missing_items,
+            "severity": result.severity.value if result.severity else None,
+            "risk": result.risk.value if result.risk else None,
+            "subscores": subscores,
+            "flags": flags,
+        },
+    )
+    alerts = alerts_service.open_alerts(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        assessment_id=assessment_id,
+        triggers=triggers,
+        at=now,
+    )
+    return AssessmentPublic(
+        id=assessment_id,
+        patient_id=patient_id,
+        course_id=course_id,
+        session_id=data.session_id,
+        instrument=data.instrument,
+        items=data.items,
+        difficulty=data.difficulty,
+        administered_at=data.administered_at,
+        recorded_at=now,
+        source=source,
+        valid=result.valid,
+        total=result.total,
+        raw_total=result.raw_total,
+        prorated=result.prorated,
+        missing_items=result.missing_items,
+        severity=result.severity.value if result.severity else None,
+        subscores=subscores,
+        risk=result.risk.value if result.risk else None,
+        flags=flags,
+        alerts=alerts,
+    )
+
+
+def get_assessment(
+    conn: Connection, *, principal: Principal, assessment_id: str
+) -> AssessmentPublic:
+    row = repository.get(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
+    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
+        raise not_found("Assessment")
+    alerts = alerts_service.summaries_by_assessment(conn, [row.id])
+    return AssessmentPublic.from_row(row, alerts.get(row.id, []))
+
+
+def list_assessments(
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str,
+    instrument: Instrument | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[AssessmentPublic]:
+    if since is not None and until is not None and since > until:
+        raise invalid([FieldProblem(parameter="since", detail="must not be after until")])
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    before = decode_cursor(cursor) if cursor else None
+    rows = repository.page(
+        conn,
+        patient_id=patient_id,
+        instrument=instrument.value if instrument else None,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    alerts = alerts_service.summaries_by_assessment(conn, [r.id for r in rows])
+    next_cursor = encode_cursor(rows[-1].administered_at, rows[-1].id) if more else None
+    return Page[AssessmentPublic](
+        data=[AssessmentPublic.from_row(r, alerts.get(r.id, [])) for r in rows],
+        next_cursor=next_cursor,
+    )

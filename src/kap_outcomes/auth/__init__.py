@@ -1,0 +1,1 @@
+"""Organisations, bearer tokens, roles and the current principal."""

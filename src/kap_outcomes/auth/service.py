@@ -1,0 +1,98 @@
+"""Use cases of authentication: issuing tokens and resolving a bearer token to a principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, insert, select
+
+from kap_outcomes.auth.models import ApiToken, Organisation, Role
+from kap_outcomes.auth.tokens import generate_token, hash_token, looks_like_token, same_hash
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import unauthorized
+
+_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+_orgs = Organisation.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: one token of one organisation, with one role."""
+
+    token_id: str
+    organisation_id: str
+    role: Role
+    patient_id: str | None
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role is Role.patient
+
+
+_BY_HASH = select(
+    _tokens.c.id,
+    _tokens.c.organisation_id,
+    _tokens.c.role,
+    _tokens.c.patient_id,
+    _tokens.c.token_hash,
+    _tokens.c.expires_at,
+    _tokens.c.revoked_at,
+).where(_tokens.c.token_hash == bindparam("token_hash"))
+"""Built once: every request runs it, and building a statement costs more than running it."""
+
+
+def authenticate(conn: Connection, token: str) -> Principal:
+    """Resolve a bearer token; any failure is the same 401 (no oracle)."""
+    if not looks_like_token(token):
+        raise unauthorized()
+    digest = hash_token(token)
+    row = conn.execute(_BY_HASH, {"token_hash": digest}).first()
+    if row is None or not same_hash(row.token_hash, digest):
+        raise unauthorized()
+    if row.revoked_at is not None:
+        raise unauthorized()
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise unauthorized()
+    return Principal(
+        token_id=row.id,
+        organisation_id=row.organisation_id,
+        role=Role(row.role),
+        patient_id=row.patient_id,
+    )
+
+
+def ensure_organisation(conn: Connection, slug: str) -> str:
+    existing = conn.execute(select(_orgs.c.id).where(_orgs.c.slug == slug)).scalar()
+    if existing is not None:
+        return str(existing)
+    org_id = new_id()
+    conn.execute(insert(_orgs).values(id=org_id, slug=slug, created_at=utcnow()))
+    return org_id
+
+
+def issue_token(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    role: Role,
+    label: str | None = None,
+    patient_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, str]:
+    """Create a token; returns (token id, secret). The secret is never stored."""
+    secret = generate_token()
+    token_id = new_id()
+    conn.execute(
+        insert(_tokens).values(
+            id=token_id,
+            organisation_id=organisation_id,
+            role=role.value,
+            label=label,
+            token_hash=hash_token(secret),
+            patient_id=patient_id,
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+    )
+    return token_id, secret

@@ -1,0 +1,1 @@
+"""Treatment courses and their sessions (dosing, boosters, integration …)."""

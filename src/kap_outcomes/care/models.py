@@ -1,0 +1,113 @@
+"""Courses and sessions: tables and API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Float, Index, String
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from kap_outcomes.db import UTCDateTime, new_id, utcnow
+from kap_outcomes.timing import NotInFuture
+
+
+class SessionKind(StrEnum):
+    intake = "intake"
+    preparation = "preparation"
+    dosing = "dosing"
+    booster = "booster"
+    integration = "integration"
+    follow_up = "follow_up"
+
+
+DOSE_KINDS = frozenset({SessionKind.dosing, SessionKind.booster})
+
+
+class DoseRoute(StrEnum):
+    iv = "iv"
+    im = "im"
+    sublingual = "sublingual"
+    oral = "oral"
+    intranasal = "intranasal"
+
+
+class Course(SQLModel, table=True):
+    __tablename__ = "courses"
+    __table_args__ = (Index("ix_courses_patient_started", "patient_id", "started_at"),)
+
+    id: str = SQLField(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = SQLField(foreign_key="organisations.id", index=True, max_length=36)
+    patient_id: str = SQLField(foreign_key="patients.id", max_length=36)
+    label: str | None = SQLField(default=None, max_length=200)
+    induction_doses: int = 6
+    started_at: datetime = SQLField(sa_type=UTCDateTime)
+    ended_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
+    created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CareSession(SQLModel, table=True):
+    """A clinical session; named so as not to clash with a database session."""
+
+    __tablename__ = "care_sessions"
+    __table_args__ = (Index("ix_care_sessions_patient_occurred", "patient_id", "occurred_at"),)
+
+    id: str = SQLField(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = SQLField(foreign_key="organisations.id", index=True, max_length=36)
+    patient_id: str = SQLField(foreign_key="patients.id", max_length=36)
+    course_id: str | None = SQLField(default=None, foreign_key="courses.id", max_length=36)
+    kind: SessionKind = SQLField(sa_type=String(16))
+    occurred_at: datetime = SQLField(sa_type=UTCDateTime)
+    dose_route: DoseRoute | None = SQLField(default=None, sa_type=String(16))
+    dose_amount_mg: float | None = SQLField(default=None, sa_type=Float)
+    created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+Label = Annotated[str, StringConstraints(max_length=200)]
+
+
+class CourseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    started_at: Annotated[AwareDatetime, NotInFuture] | None = None
+    induction_doses: int = Field(default=6, ge=1, le=50, strict=True)
+    label: Label | None = None
+
+
+class CoursePublic(BaseModel):
+    id: str
+    patient_id: str
+    label: str | None
+    induction_doses: int
+    started_at: datetime
+    ended_at: datetime | None
+    active: bool
+
+
+class Dose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    route: DoseRoute
+    amount_mg: float = Field(gt=0, le=1000, allow_inf_nan=False)
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SessionKind
+    occurred_at: Annotated[AwareDatetime, NotInFuture]
+    course_id: str | None = Field(default=None, max_length=36)
+    dose: Dose | None = None
+
+
+class SessionPublic(BaseModel):
+    id: str
+    patient_id: str
+    course_id: str | None
+    kind: SessionKind
+    occurred_at: datetime
+    dose: Dose | None
+    created_at: datetime

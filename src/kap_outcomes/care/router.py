@@ -1,0 +1,59 @@
+"""HTTP routes for courses and sessions."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter
+
+from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.care import service
+from kap_outcomes.care.models import CourseCreate, CoursePublic, SessionCreate, SessionPublic
+from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.pagination import Cursor, Limit, Page
+
+router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], responses=PROBLEMS)
+
+
+@router.post("/courses", status_code=201)
+async def open_course(
+    patient_id: ResourceId, data: CourseCreate, principal: StaffDep, db: DbDep
+) -> CoursePublic:
+    return await db.write(
+        partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
+    )
+
+
+@router.get("/courses")
+async def list_courses(
+    patient_id: ResourceId, principal: StaffDep, db: DbDep
+) -> list[CoursePublic]:
+    return await db.read(partial(service.list_courses, principal=principal, patient_id=patient_id))
+
+
+@router.post("/sessions", status_code=201)
+async def record_session(
+    patient_id: ResourceId, data: SessionCreate, principal: StaffDep, db: DbDep
+) -> SessionPublic:
+    return await db.write(
+        partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
+    )
+
+
+@router.get("/sessions")
+async def list_sessions(
+    patient_id: ResourceId,
+    principal: StaffDep,
+    db: DbDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SessionPublic]:
+    return await db.read(
+        partial(
+            service.list_sessions,
+            principal=principal,
+            patient_id=patient_id,
+            cursor=cursor,
+            limit=limit,
+        )
+    )

@@ -1,0 +1,162 @@
+"""Use cases on courses and sessions.
+
+A patient has at most one active course; creating a course closes the previous one. A session
+without ``course_id`` belongs to the active course; a dose with no active course opens one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.care import repository
+from kap_outcomes.care.models import (
+    DOSE_KINDS,
+    CourseCreate,
+    CoursePublic,
+    Dose,
+    SessionCreate,
+    SessionPublic,
+)
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.patients.service import require_patient
+
+
+def _course_public(row: Any) -> CoursePublic:
+    return CoursePublic(
+        id=row.id,
+        patient_id=row.patient_id,
+        label=row.label,
+        induction_doses=row.induction_doses,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        active=row.ended_at is None,
+    )
+
+
+def _session_public(row: Any) -> SessionPublic:
+    dose = (
+        Dose(route=row.dose_route, amount_mg=row.dose_amount_mg)
+        if row.dose_route is not None
+        else None
+    )
+    return SessionPublic(
+        id=row.id,
+        patient_id=row.patient_id,
+        course_id=row.course_id,
+        kind=row.kind,
+        occurred_at=row.occurred_at,
+        dose=dose,
+        created_at=row.created_at,
+    )
+
+
+def open_course(
+    conn: Connection, *, principal: Principal, patient_id: str, data: CourseCreate
+) -> CoursePublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    return _open_course(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        data=data,
+    )
+
+
+def _open_course(
+    conn: Connection, *, organisation_id: str, patient_id: str, data: CourseCreate
+) -> CoursePublic:
+    now = utcnow()
+    repository.close_active_courses(conn, patient_id=patient_id, at=now)
+    values = {
+        "id": new_id(),
+        "organisation_id": organisation_id,
+        "patient_id": patient_id,
+        "label": data.label,
+        "induction_doses": data.induction_doses,
+        "started_at": data.started_at or now,
+        "ended_at": None,
+        "created_at": now,
+    }
+    repository.insert_course(conn, values)
+    return CoursePublic(
+        id=values["id"],
+        patient_id=patient_id,
+        label=data.label,
+        induction_doses=data.induction_doses,
+        started_at=values["started_at"],
+        ended_at=None,
+        active=True,
+    )
+
+
+def list_courses(conn: Connection, *, principal: Principal, patient_id: str) -> list[CoursePublic]:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    return [_course_public(r) for r in repository.list_courses(conn, patient_id=patient_id)]
+
+
+def record_session(
+    conn: Connection, *, principal: Principal, patient_id: str, data: SessionCreate
+) -> SessionPublic:
+    is_dose = data.kind in DOSE_KINDS
+    if is_dose and data.dose is None:
+        raise invalid([FieldProblem(pointer="/dose", detail=f"required for a {data.kind} session")])
+    if not is_dose and data.dose is not None:
+        raise invalid(
+            [FieldProblem(pointer="/dose", detail="only dosing and booster sessions take a dose")]
+        )
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    if data.course_id is not None:
+        if repository.get_course(conn, patient_id=patient_id, course_id=data.course_id) is None:
+            raise not_found("Course")
+        course_id: str | None = data.course_id
+    else:
+        active = repository.active_course(conn, patient_id=patient_id)
+        if active is not None:
+            course_id = active.id
+        elif is_dose:
+            course_id = _open_course(
+                conn,
+                organisation_id=principal.organisation_id,
+                patient_id=patient_id,
+                data=CourseCreate(started_at=data.occurred_at),
+            ).id
+        else:
+            course_id = None
+    values = {
+        "id": new_id(),
+        "organisation_id": principal.organisation_id,
+        "patient_id": patient_id,
+        "course_id": course_id,
+        "kind": data.kind.value,
+        "occurred_at": data.occurred_at,
+        "dose_route": data.dose.route.value if data.dose else None,
+        "dose_amount_mg": data.dose.amount_mg if data.dose else None,
+        "created_at": utcnow(),
+    }
+    repository.insert_session(conn, values)
+    return SessionPublic(
+        id=values["id"],
+        patient_id=patient_id,
+        course_id=course_id,
+        kind=data.kind,
+        occurred_at=data.occurred_at,
+        dose=data.dose,
+        created_at=values["created_at"],
+    )
+
+
+def list_sessions(
+    conn: Connection, *, principal: Principal, patient_id: str, cursor: str | None, limit: int
+) -> Page[SessionPublic]:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    after = decode_cursor(cursor) if cursor else None
+    rows = repository.page_sessions(conn, patient_id=patient_id, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
+    return Page[SessionPublic](data=[_session_public(r) for r in rows], next_cursor=next_cursor)

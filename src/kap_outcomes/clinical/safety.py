@@ -1,0 +1,122 @@
+"""Safety triggers, evaluated on every submission (clinical-rules.md section 2).
+
+Safety is never suppressed by validity, trend or booster logic: a PHQ-9 with too many
+missing items is still checked on item 9. Nothing here ever says "no risk".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from kap_outcomes.clinical.instruments import (
+    CSSRS_POSITIONS,
+    FREQUENCY_LABELS,
+    PHQ9_ITEM9,
+    Instrument,
+)
+from kap_outcomes.clinical.scoring import Risk, Score
+
+
+class AlertLevel(StrEnum):
+    REVIEW = "review"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+ALERT_LEVEL_RANK: Mapping[AlertLevel, int] = MappingProxyType(
+    {AlertLevel.REVIEW: 1, AlertLevel.URGENT: 2, AlertLevel.EMERGENCY: 3}
+)
+"""Higher is more pressing; 0 is free for "none" (no open alert)."""
+
+
+class AlertKind(StrEnum):
+    CSSRS_RISK = "cssrs_risk"
+    PHQ9_ITEM9 = "phq9_item9"
+    SAFETY_ITEM_MISSING = "safety_item_missing"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTrigger:
+    level: AlertLevel
+    kind: AlertKind
+    suggested_action: str
+    reason: str
+
+
+def highest_level(levels: Iterable[AlertLevel]) -> AlertLevel | None:
+    """The most pressing level, or None when there is none."""
+    return max(levels, key=ALERT_LEVEL_RANK.__getitem__, default=None)
+
+
+_CSSRS_ALERT: Mapping[Risk, tuple[AlertLevel, str]] = MappingProxyType(
+    {
+        Risk.HIGH: (
+            AlertLevel.EMERGENCY,
+            "safety precautions until a clinician evaluates",
+        ),
+        Risk.MODERATE: (AlertLevel.URGENT, "same-day risk assessment"),
+        Risk.LOW: (AlertLevel.REVIEW, "review before the visit ends; safety plan"),
+    }
+)
+"""C-SSRS high -> emergency [Columbia]; moderate -> urgent; low -> review (ENG,
+from secondary triage sources; clinical-rules.md section 2)."""
+
+ADMINISTER_CSSRS = "administer the C-SSRS now"
+ASK_ITEM9 = "ask item 9"
+
+
+def evaluate_safety(
+    instrument: Instrument, items: Sequence[int | None], score: Score
+) -> list[AlertTrigger]:
+    """Alerts this submission must open, most pressing first; [] when none.
+
+    C-SSRS: by `score.risk` [Columbia]. PHQ-9 item 9 (published risk gradient
+    [Simon13, Louzon16], ENG mapping to levels): >= 2 urgent, 1 review, not answered
+    review with kind `safety_item_missing`. Item 9 = 0 opens nothing but is not
+    reassurance [Louzon16]. GAD-7 has no safety item.
+    """
+    triggers: list[AlertTrigger] = []
+    if instrument is Instrument.CSSRS:
+        if score.risk is not None and score.risk in _CSSRS_ALERT:
+            triggers.append(_cssrs_trigger(items, score.risk, score.flags))
+    elif instrument is Instrument.PHQ9:
+        item9 = items[PHQ9_ITEM9]
+        if item9 is None:
+            triggers.append(
+                AlertTrigger(
+                    level=AlertLevel.REVIEW,
+                    kind=AlertKind.SAFETY_ITEM_MISSING,
+                    suggested_action=ASK_ITEM9,
+                    reason=(
+                        "PHQ-9 item 9 (thoughts of being better off dead or of "
+                        "self-harm) was not answered."
+                    ),
+                )
+            )
+        elif item9 >= 1:
+            triggers.append(
+                AlertTrigger(
+                    level=AlertLevel.URGENT if item9 >= 2 else AlertLevel.REVIEW,
+                    kind=AlertKind.PHQ9_ITEM9,
+                    suggested_action=ADMINISTER_CSSRS,
+                    reason=(f"PHQ-9 item 9 answered {item9} ({FREQUENCY_LABELS[item9]})."),
+                )
+            )
+    return sorted(triggers, key=lambda t: ALERT_LEVEL_RANK[t.level], reverse=True)
+
+
+def _cssrs_trigger(items: Sequence[int | None], risk: Risk, flags: Sequence[str]) -> AlertTrigger:
+    level, action = _CSSRS_ALERT[risk]
+    yes = ", ".join(name for name, value in zip(CSSRS_POSITIONS, items, strict=True) if value == 1)
+    reason = f"C-SSRS screener risk {risk.value}: answered yes to {yes}."
+    if "cssrs_skip_logic_violation" in flags:
+        reason += " Some answers break the screener's skip logic."
+    return AlertTrigger(
+        level=level,
+        kind=AlertKind.CSSRS_RISK,
+        suggested_action=action,
+        reason=reason,
+    )

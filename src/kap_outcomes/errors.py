@@ -1,0 +1,109 @@
+"""Domain errors and their one rendering as RFC 9457 ``application/problem+json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBLEM_BASE = "https://kap-outcomes.dev/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One validation problem: a JSON Pointer into the body, or a named parameter."""
+
+    detail: str
+    pointer: str | None = None
+    parameter: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out: dict[str, str] = {"detail": self.detail}
+        if self.pointer is not None:
+            out["pointer"] = self.pointer
+        if self.parameter is not None:
+            out["parameter"] = self.parameter
+        return out
+
+
+@dataclass
+class DomainError(Exception):
+    """Base of every error a service raises; rendered once by the app's handler."""
+
+    detail: str = ""
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+    errors: list[FieldProblem] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.title}: {self.detail}"
+
+    def body(self, instance: str) -> dict[str, Any]:
+        return problem_body(
+            status=self.status,
+            slug=self.slug,
+            title=self.title,
+            detail=self.detail,
+            instance=instance,
+            errors=self.errors,
+        )
+
+
+def problem_body(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    errors: list[FieldProblem] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    return body
+
+
+def not_found(what: str) -> DomainError:
+    return DomainError(detail=f"{what} not found", status=404, slug="not-found", title="Not found")
+
+
+def conflict(detail: str) -> DomainError:
+    return DomainError(detail=detail, status=409, slug="conflict", title="Conflict")
+
+
+def invalid(errors: list[FieldProblem], detail: str = "The request is not valid.") -> DomainError:
+    return DomainError(
+        detail=detail, status=422, slug="validation", title="Validation failed", errors=errors
+    )
+
+
+def unauthorized(detail: str = "A valid bearer token is required.") -> DomainError:
+    return DomainError(
+        detail=detail,
+        status=401,
+        slug="unauthorized",
+        title="Unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="kap-outcomes"'},
+    )
+
+
+def forbidden(detail: str = "This role may not do that.") -> DomainError:
+    return DomainError(detail=detail, status=403, slug="forbidden", title="Forbidden")
+
+
+def unavailable(detail: str = "The database is not reachable; retry shortly.") -> DomainError:
+    return DomainError(
+        detail=detail,
+        status=503,
+        slug="unavailable",
+        title="Service unavailable",
+        headers={"Retry-After": "2"},
+    )

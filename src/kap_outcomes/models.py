@@ -1,0 +1,9 @@
+"""Every table, imported in one place so the metadata (and Alembic) sees them all."""
+
+from kap_outcomes.alerts.models import Alert
+from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.auth.models import ApiToken, Organisation
+from kap_outcomes.care.models import CareSession, Course
+from kap_outcomes.patients.models import Patient
+
+__all__ = ["Alert", "ApiToken", "Assessment", "CareSession", "Course", "Organisation", "Patient"]

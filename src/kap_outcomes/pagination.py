@@ -1,0 +1,49 @@
+"""Keyset pagination with opaque cursors, stable under concurrent inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+
+from kap_outcomes.errors import FieldProblem, invalid
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
+Cursor = Annotated[
+    str | None, Query(max_length=256, description="Opaque cursor from a previous page.")
+]
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(at: datetime, row_id: str) -> str:
+    raw = orjson.dumps([at.isoformat(), row_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value: Any = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        at, row_id = value
+        if not isinstance(at, str) or not isinstance(row_id, str) or len(row_id) > 36:
+            raise ValueError("bad cursor")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("bad cursor")
+        return when, row_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise invalid(
+            [FieldProblem(detail="not a cursor this service issued", parameter="cursor")],
+            detail="The cursor is not valid.",
+        ) from exc

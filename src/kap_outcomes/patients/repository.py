@@ -1,0 +1,72 @@
+"""All queries on patients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from kap_outcomes.patients.models import Patient
+
+patients = Patient.__table__  # type: ignore[attr-defined]
+
+
+def exists(conn: Connection, *, organisation_id: str, patient_id: str) -> bool:
+    found = conn.execute(
+        select(patients.c.id).where(
+            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
+        )
+    ).first()
+    return found is not None
+
+
+def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
+    return conn.execute(
+        select(patients).where(
+            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
+def insert_patient(
+    conn: Connection, *, organisation_id: str, patient_id: str, external_id: str, at: datetime
+) -> bool:
+    """Insert; False when the external id is taken in this organisation."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(patients).values(
+                    id=patient_id,
+                    organisation_id=organisation_id,
+                    external_id=external_id,
+                    created_at=at,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def page(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    external_id: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    query = select(patients).where(patients.c.organisation_id == organisation_id)
+    if external_id is not None:
+        query = query.where(patients.c.external_id == external_id)
+    if after is not None:
+        at, row_id = after
+        query = query.where(
+            or_(
+                patients.c.created_at > at,
+                and_(patients.c.created_at == at, patients.c.id > row_id),
+            )
+        )
+    query = query.order_by(patients.c.created_at, patients.c.id).limit(limit)
+    return list(conn.execute(query).all())

@@ -1,0 +1,84 @@
+"""Use cases on patients, and the one place that decides whether a caller reaches one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.care import repository as care_repository
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import conflict, not_found
+from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.patients import repository
+from kap_outcomes.patients.models import PatientCreate, PatientPublic
+
+
+def require_patient(conn: Connection, *, principal: Principal, patient_id: str) -> None:
+    """404 unless the patient is the caller's own (patient role) or in the caller's organisation.
+
+    Another organisation's patient is a 404, never a 403: existence does not leak.
+    """
+    if principal.is_patient and principal.patient_id != patient_id:
+        raise not_found("Patient")
+    if not repository.exists(
+        conn, organisation_id=principal.organisation_id, patient_id=patient_id
+    ):
+        raise not_found("Patient")
+
+
+def _public(conn: Connection, row: Any) -> PatientPublic:
+    course = care_repository.active_course(conn, patient_id=row.id)
+    return PatientPublic(
+        id=row.id,
+        external_id=row.external_id,
+        created_at=row.created_at,
+        active_course_id=course.id if course is not None else None,
+    )
+
+
+def create_patient(conn: Connection, *, principal: Principal, data: PatientCreate) -> PatientPublic:
+    patient_id = new_id()
+    now = utcnow()
+    if not repository.insert_patient(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        external_id=data.external_id,
+        at=now,
+    ):
+        raise conflict("A patient with this external_id exists in this organisation.")
+    return PatientPublic(
+        id=patient_id, external_id=data.external_id, created_at=now, active_course_id=None
+    )
+
+
+def get_patient(conn: Connection, *, principal: Principal, patient_id: str) -> PatientPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get(conn, organisation_id=principal.organisation_id, patient_id=patient_id)
+    if row is None:  # pragma: no cover - require_patient checked it in this transaction
+        raise not_found("Patient")
+    return _public(conn, row)
+
+
+def list_patients(
+    conn: Connection,
+    *,
+    principal: Principal,
+    external_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[PatientPublic]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = repository.page(
+        conn,
+        organisation_id=principal.organisation_id,
+        external_id=external_id,
+        after=after,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,143 @@
+"""Shared fixtures: a real database built by the real migrations, the app, and tenants.
+
+The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DATABASE_URL``
+is set. The schema is migrated once per run; tests stay independent because every test works
+in an organisation of its own (the same tenant scoping that production relies on).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from kap_outcomes.app import create_app
+from kap_outcomes.auth.models import Role
+from kap_outcomes.auth.service import ensure_organisation, issue_token
+from kap_outcomes.config import Settings
+from kap_outcomes.db import Database, make_engine
+from kap_outcomes.migrate import downgrade, upgrade
+
+PG_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+
+
+def _reset_postgres(url: str) -> None:
+    downgrade(url, "base")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        _reset_postgres(PG_URL)
+        upgrade(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("db") / "kap.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, environment="test")
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(make_engine(database_url))
+    yield database
+    database.dispose()
+
+
+@dataclass
+class Tenant:
+    """One organisation with a token per staff role, and helpers to call the API as it."""
+
+    org_id: str
+    slug: str
+    tokens: dict[Role, str]
+    client: TestClient
+    db: Database
+
+    def headers(self, role: Role = Role.clinician) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def post(self, path: str, json: Any, role: Role = Role.clinician, **kw: Any) -> Any:
+        return self.client.post(path, json=json, headers=self.headers(role), **kw)
+
+    def get(self, path: str, role: Role = Role.clinician, **kw: Any) -> Any:
+        return self.client.get(path, headers=self.headers(role), **kw)
+
+    def patient(self, external_id: str | None = None) -> str:
+        resp = self.post("/v1/patients", {"external_id": external_id or f"ext-{uuid.uuid4()}"})
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
+
+    def patient_token(self, patient_id: str) -> dict[str, str]:
+        def create(conn: Any) -> str:
+            return issue_token(
+                conn, organisation_id=self.org_id, role=Role.patient, patient_id=patient_id
+            )[1]
+
+        return {"Authorization": f"Bearer {self.db.run_write(create)}"}
+
+
+@pytest.fixture
+def make_tenant(client: TestClient, db: Database) -> Callable[[], Tenant]:
+    def make() -> Tenant:
+        slug = f"org-{uuid.uuid4().hex[:12]}"
+
+        def create(conn: Any) -> Tenant:
+            org_id = ensure_organisation(conn, slug)
+            tokens = {
+                role: issue_token(conn, organisation_id=org_id, role=role)[1]
+                for role in (Role.admin, Role.clinician, Role.integration)
+            }
+            return Tenant(org_id=org_id, slug=slug, tokens=tokens, client=client, db=db)
+
+        return db.run_write(create)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[[], Tenant]) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def count_rows(db: Database) -> Callable[[str, str], int]:
+    """Rows of a table that belong to an organisation (to prove nothing was stored)."""
+
+    def count(table: str, org_id: str) -> int:
+        assert table.isidentifier()
+        return int(
+            db.run_read(
+                lambda conn: conn.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE organisation_id = :o"),
+                    {"o": org_id},
+                ).scalar_one()
+            )
+        )
+
+    return count
+
+
+ROOT = Path(__file__).resolve().parents[1]

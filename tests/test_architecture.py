@@ -1,0 +1,52 @@
+"""Layer rules: clinical/ is pure; routers hold no queries or commits."""
+
+from __future__ import annotations
+
+import ast
+
+from .conftest import ROOT
+
+SRC = ROOT / "src" / "kap_outcomes"
+FORBIDDEN_IN_CLINICAL = {
+    "fastapi",
+    "sqlmodel",
+    "sqlalchemy",
+    "pydantic",
+    "starlette",
+    "logging",
+    "kap_outcomes",
+}
+
+
+def _imports(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_clinical_imports_only_stdlib_and_itself() -> None:
+    for path in (SRC / "clinical").glob("*.py"):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if name.startswith("kap_outcomes.clinical"):
+                continue
+            assert top not in FORBIDDEN_IN_CLINICAL, f"{path.name} imports {name}"
+
+
+def test_clinical_reads_no_clock() -> None:
+    for path in (SRC / "clinical").glob("*.py"):
+        text = path.read_text()
+        assert "datetime.now" not in text and "time.time" not in text, path.name
+
+
+def test_routers_hold_no_queries_or_commits() -> None:
+    for path in SRC.glob("*/router.py"):
+        names = _imports(path)
+        assert not any(n.startswith(("sqlalchemy", "sqlmodel")) for n in names), path
+        text = path.read_text()
+        assert ".commit(" not in text and "HTTPException" not in text, path

@@ -1,0 +1,105 @@
+"""The real server process: the README's start command, and data surviving a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import PG_URL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "kap_outcomes.cli", *args],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out.stdout
+
+
+class Server:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the embedded default is SQLite")
+def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
+    # the default: a SQLite file in the working directory, created and migrated by `serve`
+    token = (
+        _cli("token", "create", "--org", "clinic", "--role", "clinician", env=env, cwd=tmp_path)
+        .strip()
+        .splitlines()[-1]
+    )
+    assert (tmp_path / "kap-outcomes.db").exists()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    server = Server(env, tmp_path)
+    try:
+        pid = httpx.post(
+            f"{server.base}/v1/patients", json={"external_id": "p-1"}, headers=headers
+        ).json()["id"]
+        created = httpx.post(
+            f"{server.base}/v1/patients/{pid}/assessments",
+            json={
+                "instrument": "phq9",
+                "items": [3, 3, 2, 2, 2, 2, 2, 2, 0],
+                "administered_at": "2026-03-02T15:04:05Z",
+            },
+            headers=headers,
+        )
+        assert created.status_code == 201
+    finally:
+        server.stop()
+
+    server = Server(env, tmp_path)
+    try:
+        got = httpx.get(f"{server.base}/v1/assessments/{created.json()['id']}", headers=headers)
+        assert got.status_code == 200
+        assert got.json()["total"] == 18
+        assert got.json()["severity"] == "moderately_severe"
+    finally:
+        server.stop()
