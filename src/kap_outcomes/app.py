@@ -142,12 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return ProblemResponse(body, status_code=500)
 
+    # Routes match in order: the ingest route, the busiest by far, is tried first.
     for router in (
-        health_router,
+        assessments_router,
         patients_router,
         care_router,
-        assessments_router,
         alerts_router,
+        health_router,
     ):
         app.include_router(router)
     return app

@@ -8,16 +8,13 @@ only answer 201 for data that is durably committed. Services never commit.
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import orjson
 from sqlalchemy import JSON, Connection, DateTime, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
@@ -73,6 +70,70 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class HotStatement:
+    """A Core statement compiled once per dialect and run straight on the DBAPI cursor.
+
+    Only for the few statements that every ingest runs (token lookup, patient check,
+    assessment and alert inserts): there SQLAlchemy's per-execution machinery costs several
+    times the database work itself. Values still pass through the columns' own bind
+    processors (timestamps, JSON), so what is stored is exactly what Core would store, and the
+    SQL is the one SQLAlchemy compiles for the dialect. Rows come back as plain tuples, so a
+    hot SELECT returns only columns that need no result processing (strings, numbers).
+    """
+
+    def __init__(self, statement: Any, *, keys: Sequence[str] | None = None) -> None:
+        self._statement = statement
+        self._keys = list(keys) if keys is not None else None
+        self._compiled: dict[str, tuple[str, list[tuple[str, Any]], bool]] = {}
+        self._constants: dict[str, Any] = {}
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, list[tuple[str, Any]], bool]:
+        compiled = self._statement.compile(dialect=dialect, column_keys=self._keys)
+        names = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
+        processors = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+        # literals of the statement itself (LIMIT 1 …) travel as parameters too
+        self._constants = {
+            name: compiled.binds[name].effective_value
+            for name in names
+            if not compiled.binds[name].required and name not in (self._keys or ())
+        }
+        prepared = (compiled.string, processors, bool(dialect.positional))
+        self._compiled[dialect.name] = prepared
+        return prepared
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        sql, processors, positional = self._compiled.get(conn.dialect.name) or self._prepare(
+            conn.dialect
+        )
+        if self._constants:
+            params = {**self._constants, **params}
+        values = [proc(params[name]) if proc else params[name] for name, proc in processors]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if positional:
+            cursor.execute(sql, values)
+        else:
+            cursor.execute(sql, dict(zip((n for n, _ in processors), values, strict=True)))
+        return cursor
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        cursor = self.execute(conn, params)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return tuple(row) if row is not None else None
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        self.execute(conn, params).close()
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -91,6 +152,7 @@ def make_engine(
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_timeout=pool_timeout_s,
+            json_serializer=_json_dumps,
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
@@ -101,6 +163,7 @@ def make_engine(
         max_overflow=pool_size,
         pool_timeout=pool_timeout_s,
         pool_recycle=1800,
+        json_serializer=_json_dumps,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
     )
 
@@ -125,8 +188,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("kap_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("kap_autocommit", False):
+            return  # single statements, each its own implicit transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("kap_write", False) else "BEGIN")
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -138,83 +203,101 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-@dataclass(slots=True)
-class _Job:
-    fn: Callable[[Connection], Any]
-    future: Future[Any] = field(default_factory=Future)
+_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 
 
 class GroupCommitWriter:
-    """One writer thread that commits the writes waiting together in one transaction.
+    """Group commit for SQLite: the writes that arrive together share one transaction.
 
-    SQLite admits one writer at a time, and with ``synchronous=FULL`` every commit costs a
-    sync of the WAL. Letting request threads fight over the write lock makes them sleep in
-    SQLite's busy handler; this thread instead takes every write queued meanwhile, runs each in
-    its own SAVEPOINT (one failing use case rolls back alone), commits once, and only then
-    resolves the waiting requests. A response is never sent before its commit.
+    SQLite admits one writer at a time and, with ``synchronous=FULL``, every commit syncs the
+    WAL to disk. Worker threads fighting over the write lock sleep in SQLite's busy handler and
+    ping-pong the GIL. Instead every write of this process goes through here: the use cases
+    waiting together run on the event loop's thread (each in its own SAVEPOINT, so one that
+    fails rolls back alone) on one long-lived connection, then a worker thread commits them all
+    with a single sync while the loop goes on parsing the next requests. Only after that commit
+    are the waiting requests answered: a 201 is never sent for data that is not durable.
     """
 
-    def __init__(self, db: Database, max_batch: int = 128) -> None:
+    def __init__(self, db: Database, max_batch: int = 64) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="kap-writer", daemon=True)
-        self._thread.start()
+        self._pending: list[_Job] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None
 
-    def submit(self, fn: Callable[[Connection], T]) -> Future[T]:
-        job = _Job(fn)
-        self._queue.put(job)
-        return job.future
+    async def submit(self, fn: Callable[[Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._run(batch)
+        finally:
+            self._drainer = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._db.connect(write=True)
+        return self._conn
+
+    async def _run(
+        self, batch: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
+    ) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn = self._connection()
+            # Taking the write lock may wait for another process: never on the loop's thread.
+            transaction = await anyio.to_thread.run_sync(conn.begin)
+            try:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                for fn, future in batch:
+                    raw.execute("SAVEPOINT job")
+                    try:
+                        result = fn(conn)
+                    except Exception as exc:
+                        raw.execute("ROLLBACK TO SAVEPOINT job")
+                        raw.execute("RELEASE SAVEPOINT job")
+                        outcomes.append((future, None, exc))
+                    else:
+                        raw.execute("RELEASE SAVEPOINT job")
+                        outcomes.append((future, result, None))
+                await anyio.to_thread.run_sync(transaction.commit)
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+        except Exception as exc:
+            self._close_connection()
+            failure = _translate(exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for future, result, error in outcomes:
+            if future.done():  # the client went away; the data is committed all the same
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(_translate(error))
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                self._conn.invalidate()
+            self._conn = None
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run(batch)
-            if stop:
-                return
-
-    def _run(self, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            with self._db.connect(write=True) as conn, conn.begin():
-                for job in batch:
-                    savepoint = conn.begin_nested()
-                    try:
-                        result = job.fn(conn)
-                    except Exception as exc:
-                        savepoint.rollback()
-                        outcomes.append((job, None, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append((job, result, None))
-        except Exception as exc:
-            failure = _translate(exc)
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(failure)
-            return
-        for job, result, error in outcomes:
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(_translate(error))
+        self._close_connection()
 
 
 class Database:
@@ -224,6 +307,7 @@ class Database:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._writer: GroupCommitWriter | None = None
+        self._loop_reader: Connection | None = None
 
     def connect(self, *, write: bool) -> Connection:
         conn = self.engine.connect()
@@ -257,22 +341,38 @@ class Database:
         if self.sqlite:
             if self._writer is None:
                 self._writer = GroupCommitWriter(self)
-            return await asyncio.wrap_future(self._writer.submit(fn))
+            return await self._writer.submit(fn)
         return await anyio.to_thread.run_sync(self.run_write, fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self.run_read, fn)
 
     async def read_small(self, fn: Callable[[Connection], T]) -> T:
-        """A read of a row or two by primary or unique key.
+        """A single-statement read of a row or two by key (the token lookup of every request).
 
-        On SQLite it runs inline: a WAL reader never waits on a lock and an indexed lookup
-        takes microseconds, less than a hop to a worker thread. Elsewhere it is a network
-        round trip, so it goes to a worker thread like any other read.
+        On SQLite it runs inline on the event loop's thread, on one long-lived connection in
+        autocommit mode: a WAL reader never waits on a lock and an indexed lookup takes a few
+        microseconds, less than a pool checkout or a hop to a worker thread. Elsewhere it is a
+        network round trip, so it goes to a worker thread like any other read.
         """
-        if self.sqlite:
-            return self.run_read(fn)
-        return await self.read(fn)
+        if not self.sqlite:
+            return await self.read(fn)
+        conn = self._loop_reader
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._loop_reader = self.engine.connect()
+            conn.execution_options(kap_autocommit=True)
+        try:
+            return fn(conn)
+        except Exception as exc:
+            conn.close()
+            self._loop_reader = None
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            if not conn.closed:
+                conn.rollback()
 
     def ping(self) -> bool:
         try:
@@ -286,4 +386,7 @@ class Database:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
         self.engine.dispose()

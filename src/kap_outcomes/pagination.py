@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -12,6 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.http import ID_PATTERN
 
 T = TypeVar("T")
 
@@ -38,11 +40,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, row_id = value
         if not isinstance(at, str) or not isinstance(row_id, str) or len(row_id) > 36:
             raise ValueError("bad cursor")
+        if not re.fullmatch(ID_PATTERN, row_id):
+            raise ValueError("bad cursor")
         when = datetime.fromisoformat(at)
         if when.tzinfo is None:
             raise ValueError("bad cursor")
-        return when, row_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        return when.astimezone(UTC), row_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise invalid(
             [FieldProblem(detail="not a cursor this service issued", parameter="cursor")],
             detail="The cursor is not valid.",

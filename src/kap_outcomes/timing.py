@@ -9,10 +9,20 @@ from pydantic import AfterValidator
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+def _to_utc(value: datetime) -> datetime:
+    """Normalise to UTC; a time whose UTC form lies outside year 1..9999 is a 422, not a 500."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the range of representable timestamps") from None
+
+
 def _not_in_future(value: datetime) -> datetime:
+    value = _to_utc(value)
     if value > datetime.now(UTC) + CLOCK_SKEW:
         raise ValueError("lies in the future (more than 5 minutes of clock skew)")
-    return value.astimezone(UTC)
+    return value
 
 
+ToUTC = AfterValidator(_to_utc)
 NotInFuture = AfterValidator(_not_in_future)

@@ -181,6 +181,10 @@ def _forged_cursors() -> list[str]:
         b64(orjson.dumps(["yesterday", "abc"])),
         b64(orjson.dumps(["2026-03-02T15:04:05+00:00", "x" * 37])),
         "x" * 257,
+        # regressions: were 500s (UTC overflow; NUL refused by PostgreSQL)
+        b64(orjson.dumps(["0001-01-01T00:00:00+01:00", str(uuid.uuid4())])),
+        b64(orjson.dumps(["9999-12-31T23:59:59-01:00", str(uuid.uuid4())])),
+        b64(orjson.dumps(["2026-03-02T15:04:05+00:00", "a\u0000b"])),
     ]
 
 
@@ -191,6 +195,8 @@ def _forged_cursors() -> list[str]:
         ({"limit": 501}, "limit"),
         ({"limit": -1}, "limit"),
         ({"limit": "ten"}, "limit"),
+        ({"external_id": "a\u0000b"}, "external_id"),  # was a 500 on PostgreSQL
+        ({"external_id": ""}, "external_id"),
         *[({"cursor": c}, "cursor") for c in _forged_cursors()],
     ],
 )

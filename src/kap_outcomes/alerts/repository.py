@@ -9,16 +9,28 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select
 
 from kap_outcomes.alerts.models import Alert
+from kap_outcomes.db import HotStatement
 
 alerts = Alert.__table__  # type: ignore[attr-defined]
 
 
-_INSERT = insert(alerts)
+_INSERT = HotStatement(insert(alerts), keys=[c.name for c in alerts.columns])
+
+
+_LIFECYCLE_UNSET = {
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "acknowledged_note": None,
+    "resolved_at": None,
+    "resolved_by": None,
+    "resolved_note": None,
+}
 
 
 def insert_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(_INSERT, list(rows))
+    """New (open) alerts: each row holds every column but the lifecycle ones."""
+    for row in rows:
+        _INSERT.run(conn, {**_LIFECYCLE_UNSET, **row})
 
 
 def for_assessments(conn: Connection, assessment_ids: Sequence[str]) -> list[Any]:

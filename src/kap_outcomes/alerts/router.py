@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from kap_outcomes.alerts import service
 from kap_outcomes.alerts.models import AlertPublic, AlertStatus
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
-from kap_outcomes.http import PROBLEMS
+from kap_outcomes.http import ID_PATTERN, PROBLEMS
 from kap_outcomes.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS)
@@ -21,7 +21,7 @@ async def list_alerts(
     principal: StaffDep,
     db: DbDep,
     status: AlertStatus | None = None,
-    patient_id: Annotated[str | None, Query(max_length=36)] = None,
+    patient_id: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AlertPublic]:

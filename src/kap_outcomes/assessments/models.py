@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import JSONType, UTCDateTime, new_id, utcnow
+from kap_outcomes.http import ID_PATTERN
 from kap_outcomes.timing import NotInFuture
 
 
@@ -63,8 +64,8 @@ class AssessmentCreate(BaseModel):
     items: list[Item] = Field(max_length=64)
     difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
     administered_at: Annotated[AwareDatetime, NotInFuture]
-    session_id: str | None = Field(default=None, max_length=36)
-    course_id: str | None = Field(default=None, max_length=36)
+    session_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
+    course_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     source: Source = Source.clinician
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.care.models import Course
+from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
 
 assessments = Assessment.__table__  # type: ignore[attr-defined]
@@ -16,7 +17,7 @@ _patients = Patient.__table__  # type: ignore[attr-defined]
 _courses = Course.__table__  # type: ignore[attr-defined]
 
 
-_PATIENT_AND_ACTIVE_COURSE = (
+_PATIENT_AND_ACTIVE_COURSE = HotStatement(
     select(_patients.c.id, _courses.c.id.label("course_id"))
     .select_from(_patients)
     .outerjoin(
@@ -30,24 +31,24 @@ _PATIENT_AND_ACTIVE_COURSE = (
     .order_by(_courses.c.started_at.desc())
     .limit(1)
 )
-_INSERT = insert(assessments)
+_INSERT = HotStatement(insert(assessments), keys=[c.name for c in assessments.columns])
 
 
 def patient_and_active_course(
     conn: Connection, *, organisation_id: str, patient_id: str
 ) -> tuple[bool, str | None]:
     """One round trip on the ingest path: does the patient exist here, and its active course."""
-    row = conn.execute(
-        _PATIENT_AND_ACTIVE_COURSE,
-        {"patient_id": patient_id, "organisation_id": organisation_id},
-    ).first()
+    row = _PATIENT_AND_ACTIVE_COURSE.first(
+        conn, {"patient_id": patient_id, "organisation_id": organisation_id}
+    )
     if row is None:
         return False, None
-    return True, row.course_id
+    return True, row[1]
 
 
 def insert_assessment(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(_INSERT, values)
+    """``values`` holds every column of the table."""
+    _INSERT.run(conn, values)
 
 
 def get(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:

@@ -12,6 +12,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
+from kap_outcomes.http import ID_PATTERN
 from kap_outcomes.timing import NotInFuture
 
 
@@ -66,7 +67,8 @@ class CareSession(SQLModel, table=True):
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-Label = Annotated[str, StringConstraints(max_length=200)]
+# No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).
+Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 class CourseCreate(BaseModel):
@@ -99,7 +101,7 @@ class SessionCreate(BaseModel):
 
     kind: SessionKind
     occurred_at: Annotated[AwareDatetime, NotInFuture]
-    course_id: str | None = Field(default=None, max_length=36)
+    course_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     dose: Dose | None = None
 
 

@@ -10,9 +10,10 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
 ExternalId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$"),
+    StringConstraints(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN),
 ]
 
 

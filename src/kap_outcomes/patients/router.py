@@ -11,7 +11,7 @@ from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
 from kap_outcomes.http import PROBLEMS, ResourceId
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
-from kap_outcomes.patients.models import PatientCreate, PatientPublic
+from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=PROBLEMS)
 
@@ -25,7 +25,9 @@ async def create_patient(data: PatientCreate, principal: StaffDep, db: DbDep) ->
 async def list_patients(
     principal: StaffDep,
     db: DbDep,
-    external_id: Annotated[str | None, Query(max_length=128)] = None,
+    external_id: Annotated[
+        str | None, Query(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[PatientPublic]:
