@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
@@ -66,3 +67,15 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     resolved_note: str | None
+
+
+# No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).
+Note = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+class AlertAction(BaseModel):
+    """Body of acknowledge and resolve: an optional note for the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note | None = None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from kap_outcomes.alerts.models import Alert
 from kap_outcomes.db import HotStatement
@@ -68,3 +68,21 @@ def page(
         )
     query = query.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
     return list(conn.execute(query).all())
+
+
+def get(conn: Connection, *, organisation_id: str, alert_id: str) -> Any | None:
+    return conn.execute(
+        select(alerts).where(alerts.c.id == alert_id, alerts.c.organisation_id == organisation_id)
+    ).first()
+
+
+def transition(
+    conn: Connection, *, alert_id: str, from_status: str, values: dict[str, Any]
+) -> bool:
+    """Move one alert on from `from_status`; False when another request moved it first."""
+    result = conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.status == from_status)
+        .values(**values)
+    )
+    return result.rowcount == 1

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from kap_outcomes.alerts import service
-from kap_outcomes.alerts.models import AlertPublic, AlertStatus
+from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
-from kap_outcomes.http import ID_PATTERN, PROBLEMS
+from kap_outcomes.http import ID_PATTERN, PROBLEMS, ResourceId
 from kap_outcomes.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS)
@@ -34,4 +34,35 @@ async def list_alerts(
             cursor=cursor,
             limit=limit,
         )
+    )
+
+
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: PROBLEMS[404] | {"description": "The alert is not in a state that allows this"}
+}
+OptionalAction = Annotated[AlertAction | None, Body()]
+
+
+@router.post("/{alert_id}/acknowledge", responses=_CONFLICT)
+async def acknowledge_alert(
+    alert_id: ResourceId, principal: StaffDep, db: DbDep, data: OptionalAction = None
+) -> AlertPublic:
+    """Record who acknowledged an open alert, when, and an optional note."""
+    return await db.write(
+        partial(
+            service.acknowledge,
+            principal=principal,
+            alert_id=alert_id,
+            data=data or AlertAction(),
+        )
+    )
+
+
+@router.post("/{alert_id}/resolve", responses=_CONFLICT)
+async def resolve_alert(
+    alert_id: ResourceId, principal: StaffDep, db: DbDep, data: OptionalAction = None
+) -> AlertPublic:
+    """Resolve an alert; an open one is acknowledged and resolved at once."""
+    return await db.write(
+        partial(service.resolve, principal=principal, alert_id=alert_id, data=data or AlertAction())
     )

@@ -1,4 +1,12 @@
-"""Use cases on alerts: opening them with their assessment, listing them."""
+"""Use cases on alerts: opening them with their assessment, listing them, and their lifecycle.
+
+Lifecycle (clinical-rules.md section 2): ``open`` → ``acknowledged`` → ``resolved``, each step
+recording who (the token id), when and an optional note. Nothing deletes an alert. Resolving
+an ``open`` alert acknowledges and resolves it at once (both stamps, same time and token, the
+note kept as the resolution note): a clinician who has dealt with the risk should not have to
+make two calls. Acknowledging twice, acknowledging a resolved alert or resolving a resolved
+one is a 409: the record of who did what first is never overwritten.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from kap_outcomes.alerts import repository
-from kap_outcomes.alerts.models import AlertPublic, AlertStatus, AlertSummary
+from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus, AlertSummary
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.safety import AlertTrigger
-from kap_outcomes.db import new_id
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
 
 
@@ -85,3 +94,51 @@ def list_alerts(
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
     return Page[AlertPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)
+
+
+def acknowledge(
+    conn: Connection, *, principal: Principal, alert_id: str, data: AlertAction
+) -> AlertPublic:
+    """open → acknowledged; 409 once it has been acknowledged or resolved."""
+    row = _require(conn, principal=principal, alert_id=alert_id)
+    if row.status != AlertStatus.open:
+        raise conflict(f"The alert is already {row.status}.")
+    values = {
+        "status": AlertStatus.acknowledged.value,
+        "acknowledged_at": utcnow(),
+        "acknowledged_by": principal.token_id,
+        "acknowledged_note": data.note,
+    }
+    return _move(conn, row=row, values=values)
+
+
+def resolve(
+    conn: Connection, *, principal: Principal, alert_id: str, data: AlertAction
+) -> AlertPublic:
+    """acknowledged → resolved, or open → acknowledged and resolved at once; 409 if resolved."""
+    row = _require(conn, principal=principal, alert_id=alert_id)
+    if row.status == AlertStatus.resolved:
+        raise conflict("The alert is already resolved.")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": AlertStatus.resolved.value,
+        "resolved_at": now,
+        "resolved_by": principal.token_id,
+        "resolved_note": data.note,
+    }
+    if row.status == AlertStatus.open:
+        values |= {"acknowledged_at": now, "acknowledged_by": principal.token_id}
+    return _move(conn, row=row, values=values)
+
+
+def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
+    row = repository.get(conn, organisation_id=principal.organisation_id, alert_id=alert_id)
+    if row is None:
+        raise not_found("Alert")
+    return row
+
+
+def _move(conn: Connection, *, row: Any, values: dict[str, Any]) -> AlertPublic:
+    if not repository.transition(conn, alert_id=row.id, from_status=row.status, values=values):
+        raise conflict("The alert was changed by another request; read it again.")
+    return _public({**row._mapping, **values})
