@@ -26,6 +26,7 @@ TABLES = {
     "care_sessions",
     "assessments",
     "alerts",
+    "policy_versions",
 }
 
 

@@ -23,6 +23,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.errors import DomainError, FieldProblem, problem_body
 from kap_outcomes.health import router as health_router
 from kap_outcomes.patients.router import router as patients_router
+from kap_outcomes.policy.router import router as policy_router
 
 log = logging.getLogger("kap_outcomes")
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         patients_router,
         care_router,
         alerts_router,
+        policy_router,
         health_router,
     ):
         app.include_router(router)

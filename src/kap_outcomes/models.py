@@ -5,5 +5,15 @@ from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.auth.models import ApiToken, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.policy.models import PolicyVersion
 
-__all__ = ["Alert", "ApiToken", "Assessment", "CareSession", "Course", "Organisation", "Patient"]
+__all__ = [
+    "Alert",
+    "ApiToken",
+    "Assessment",
+    "CareSession",
+    "Course",
+    "Organisation",
+    "Patient",
+    "PolicyVersion",
+]

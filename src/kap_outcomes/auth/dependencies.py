@@ -45,6 +45,16 @@ async def staff_principal(
     return principal
 
 
+async def admin_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """Admins only: tokens, policy, the audit log."""
+    if principal.role is not Role.admin:
+        raise forbidden()
+    return principal
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 StaffDep = Annotated[Principal, Depends(staff_principal)]
+AdminDep = Annotated[Principal, Depends(admin_principal)]

@@ -75,7 +75,13 @@ class CourseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     started_at: Annotated[AwareDatetime, NotInFuture] | None = None
-    induction_doses: int = Field(default=6, ge=1, le=50, strict=True)
+    induction_doses: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        strict=True,
+        description="Left out: the organisation's policy value (6 unless an admin changed it).",
+    )
     label: Label | None = None
 
 

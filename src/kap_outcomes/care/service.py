@@ -24,6 +24,7 @@ from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
 from kap_outcomes.patients.service import require_patient
+from kap_outcomes.policy import service as policy_service
 
 
 def _course_public(row: Any) -> CoursePublic:
@@ -71,13 +72,18 @@ def _open_course(
     conn: Connection, *, organisation_id: str, patient_id: str, data: CourseCreate
 ) -> CoursePublic:
     now = utcnow()
+    induction_doses = data.induction_doses
+    if "induction_doses" not in data.model_fields_set:
+        # A course that does not set its own takes the organisation's policy in force.
+        _, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
+        induction_doses = policy.induction_doses
     repository.close_active_courses(conn, patient_id=patient_id, at=now)
     values = {
         "id": new_id(),
         "organisation_id": organisation_id,
         "patient_id": patient_id,
         "label": data.label,
-        "induction_doses": data.induction_doses,
+        "induction_doses": induction_doses,
         "started_at": data.started_at or now,
         "ended_at": None,
         "created_at": now,
@@ -87,7 +93,7 @@ def _open_course(
         id=values["id"],
         patient_id=patient_id,
         label=data.label,
-        induction_doses=data.induction_doses,
+        induction_doses=induction_doses,
         started_at=values["started_at"],
         ended_at=None,
         active=True,

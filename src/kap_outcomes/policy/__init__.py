@@ -1,0 +1,1 @@
+"""The organisation's clinical policy: every threshold of sections 3-5, versioned."""

@@ -1,0 +1,50 @@
+"""All queries on policy versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from kap_outcomes.policy.models import PolicyVersion
+
+policy_versions = PolicyVersion.__table__  # type: ignore[attr-defined]
+
+
+def latest(conn: Connection, *, organisation_id: str) -> Any | None:
+    return conn.execute(
+        select(policy_versions)
+        .where(policy_versions.c.organisation_id == organisation_id)
+        .order_by(policy_versions.c.version.desc())
+        .limit(1)
+    ).first()
+
+
+def insert_version(
+    conn: Connection,
+    *,
+    version_id: str,
+    organisation_id: str,
+    version: int,
+    document: dict[str, Any],
+    at: datetime,
+    by: str,
+) -> bool:
+    """Insert; False when that version number was taken by a concurrent writer."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(policy_versions).values(
+                    id=version_id,
+                    organisation_id=organisation_id,
+                    version=version,
+                    document=document,
+                    created_at=at,
+                    created_by=by,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
