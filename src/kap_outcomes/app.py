@@ -24,6 +24,7 @@ from kap_outcomes.errors import DomainError, FieldProblem, problem_body
 from kap_outcomes.health import router as health_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
+from kap_outcomes.signals.router import router as signals_router
 
 log = logging.getLogger("kap_outcomes")
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         care_router,
         alerts_router,
         policy_router,
+        signals_router,
         health_router,
     ):
         app.include_router(router)

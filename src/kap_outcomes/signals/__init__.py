@@ -1,0 +1,1 @@
+"""Read side: trends, signals and the caseload, computed with clinical/ from stored data."""

@@ -1,0 +1,88 @@
+"""All queries of the read side: what the rules need of one patient, or of many at once.
+
+`patients` is one patient id, or a subquery of ids (the caseload passes its stale summaries):
+loading any number of patients costs the same fixed number of statements, never one each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy.sql import Select
+
+from kap_outcomes.alerts.models import Alert, AlertStatus
+from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
+
+_assessments = Assessment.__table__  # type: ignore[attr-defined]
+_courses = Course.__table__  # type: ignore[attr-defined]
+_sessions = CareSession.__table__  # type: ignore[attr-defined]
+_alerts = Alert.__table__  # type: ignore[attr-defined]
+
+_SCORED = ("phq9", "gad7")
+_DOSE_KINDS = sorted(k.value for k in DOSE_KINDS)
+
+Patients = str | Select[Any]
+"""One patient id, or a SELECT of patient ids."""
+
+
+# --- one patient or the organisation's stale patients -----------------------------------
+
+
+def active_courses(conn: Connection, *, patients: Patients) -> list[Any]:
+    """Active courses (latest started first) of one patient, or of an organisation's stale."""
+    query = select(
+        _courses.c.id, _courses.c.patient_id, _courses.c.induction_doses, _courses.c.started_at
+    ).where(_courses.c.ended_at.is_(None))
+    query = _for(query, _courses.c.patient_id, patients)
+    return list(conn.execute(query.order_by(_courses.c.started_at.desc(), _courses.c.id)).all())
+
+
+def dose_times(conn: Connection, *, patients: Patients) -> list[Any]:
+    """(patient_id, course_id, occurred_at) of the doses (dosing, booster) of active courses."""
+    query = (
+        select(_sessions.c.patient_id, _sessions.c.course_id, _sessions.c.occurred_at)
+        .select_from(
+            _sessions.join(
+                _courses,
+                and_(_courses.c.id == _sessions.c.course_id, _courses.c.ended_at.is_(None)),
+            )
+        )
+        .where(_sessions.c.kind.in_(_DOSE_KINDS))
+    )
+    query = _for(query, _sessions.c.patient_id, patients)
+    return list(conn.execute(query).all())
+
+
+def valid_scores(
+    conn: Connection,
+    *,
+    patients: Patients,
+    instrument: str | None = None,
+) -> list[Any]:
+    """Valid PHQ-9 / GAD-7 totals, oldest first (invalid forms never take part)."""
+    a = _assessments.c
+    query = select(
+        a.id, a.patient_id, a.course_id, a.instrument, a.administered_at, a.total, a.severity
+    ).where(a.valid == true(), a.total.is_not(None))
+    query = query.where(a.instrument == instrument if instrument else a.instrument.in_(_SCORED))
+    query = _for(query, a.patient_id, patients)
+    return list(conn.execute(query.order_by(a.patient_id, a.administered_at, a.id)).all())
+
+
+def unresolved_alerts(conn: Connection, *, patients: Patients) -> list[Any]:
+    """(patient_id, level, status, count) of alerts not yet resolved."""
+    query = (
+        select(_alerts.c.patient_id, _alerts.c.level, _alerts.c.status, func.count())
+        .where(_alerts.c.status != AlertStatus.resolved.value)
+        .group_by(_alerts.c.patient_id, _alerts.c.level, _alerts.c.status)
+    )
+    query = _for(query, _alerts.c.patient_id, patients)
+    return list(conn.execute(query).all())
+
+
+def _for(query: Select[Any], column: Any, patients: Patients) -> Any:
+    if isinstance(patients, str):
+        return query.where(column == patients)
+    return query.where(column.in_(patients))

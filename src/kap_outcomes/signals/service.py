@@ -1,0 +1,245 @@
+"""Trends and signals: stored data in, clinical/ functions, contract shapes out.
+
+Trends and signals of one patient are computed on read (a handful of indexed queries, then
+the pure rules), so they always reflect the data and the policy in force. The caseload
+(caseload/) applies the same functions to many patients at once.
+
+What "open" means for safety: an alert counts until it is resolved. Acknowledging says that
+someone has seen it, not that the risk has been dealt with (clinical-rules.md section 2:
+safety is never suppressed), so an acknowledged alert still sets `safety.level` and keeps the
+patient at the top of the caseload; `unacknowledged_alerts` tells the two apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.sql import Select
+
+from kap_outcomes.alerts.models import AlertStatus
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.clinical.booster import (
+    BoosterSignal,
+    booster_signal,
+    gad7_booster_signal,
+)
+from kap_outcomes.clinical.cadence import phq9_due
+from kap_outcomes.clinical.change import change_metrics, course_baseline
+from kap_outcomes.clinical.points import ScorePoint
+from kap_outcomes.clinical.policy import Policy
+from kap_outcomes.clinical.trend import ewma, trend
+from kap_outcomes.db import utcnow
+from kap_outcomes.patients.service import require_patient
+from kap_outcomes.policy import service as policy_service
+from kap_outcomes.signals import repository
+from kap_outcomes.signals.models import (
+    AlertLevel,
+    BoosterPublic,
+    ChangePublic,
+    MeasurementPublic,
+    ReasonPublic,
+    SafetyPublic,
+    ScoreRef,
+    SignalsPublic,
+    TrendInstrument,
+    TrendLine,
+    TrendPoint,
+    TrendPublic,
+)
+
+ALERT_RANK: dict[str, int] = {"emergency": 0, "urgent": 1, "review": 2}
+"""Most urgent first."""
+
+
+@dataclass
+class PatientData:
+    """What the rules need of one patient, loaded by a fixed number of queries."""
+
+    course: Any | None = None
+    doses: list[datetime] = field(default_factory=list)
+    scores: dict[str, list[Any]] = field(default_factory=lambda: {"phq9": [], "gad7": []})
+    alerts: list[Any] = field(default_factory=list)
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def _load(conn: Connection, *, patient_id: str) -> PatientData:
+    data = PatientData()
+    courses = repository.active_courses(conn, patients=patient_id)
+    data.course = courses[0] if courses else None
+    if data.course is not None:
+        data.doses = [
+            r.occurred_at
+            for r in repository.dose_times(conn, patients=patient_id)
+            if r.course_id == data.course.id
+        ]
+    for row in repository.valid_scores(conn, patients=patient_id):
+        data.scores[row.instrument].append(row)
+    data.alerts = repository.unresolved_alerts(conn, patients=patient_id)
+    return data
+
+
+def load_many(conn: Connection, *, patients: Select[Any]) -> dict[str, PatientData]:
+    """Every patient the subquery names, in four queries whatever their number."""
+    out: dict[str, PatientData] = {}
+    for row in repository.active_courses(conn, patients=patients):
+        data = out.setdefault(row.patient_id, PatientData())
+        if data.course is None:  # latest started first
+            data.course = row
+    for row in repository.dose_times(conn, patients=patients):
+        holder = out.get(row.patient_id)
+        if holder is not None and holder.course is not None and holder.course.id == row.course_id:
+            holder.doses.append(row.occurred_at)
+    for row in repository.valid_scores(conn, patients=patients):
+        out.setdefault(row.patient_id, PatientData()).scores[row.instrument].append(row)
+    for row in repository.unresolved_alerts(conn, patients=patients):
+        out.setdefault(row.patient_id, PatientData()).alerts.append(row)
+    return out
+
+
+# --- the rules, applied -----------------------------------------------------------------
+
+
+def _points(rows: Iterable[Any]) -> list[ScorePoint]:
+    return [ScorePoint(r.id, r.administered_at, r.total) for r in rows]
+
+
+def _baseline(data: PatientData, instrument: str, policy: Policy) -> ScorePoint | None:
+    """clinical-rules.md section 3: from the first dose of the active course when there is
+    one (any of the patient's scores), else the first score (of the course, if any)."""
+    rows = data.scores[instrument]
+    first_dose = min(data.doses) if data.doses else None
+    if first_dose is None and data.course is not None:
+        rows = [r for r in rows if r.course_id == data.course.id]
+    return course_baseline(_points(rows), first_dose_at=first_dose, policy=policy)
+
+
+def _induction_doses(data: PatientData, policy: Policy) -> int:
+    return int(data.course.induction_doses) if data.course is not None else policy.induction_doses
+
+
+def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -> BoosterSignal:
+    signal = booster_signal if instrument == "phq9" else gad7_booster_signal
+    scores = _points(data.scores[instrument])
+    kwargs: dict[str, Any] = {"phq9_scores" if instrument == "phq9" else "gad7_scores": scores}
+    return signal(
+        **kwargs,
+        dose_times=data.doses,
+        induction_doses=_induction_doses(data, policy),
+        baseline=_baseline(data, instrument, policy),
+        now=now,
+        policy=policy,
+    )
+
+
+def induction_completed_at(data: PatientData, policy: Policy) -> datetime | None:
+    needed = _induction_doses(data, policy)
+    doses = sorted(data.doses)
+    return doses[needed - 1] if len(doses) >= needed else None
+
+
+def safety(alerts: Sequence[Any]) -> SafetyPublic:
+    unresolved = sum(int(r[3]) for r in alerts)
+    unacknowledged = sum(int(r[3]) for r in alerts if r.status == AlertStatus.open.value)
+    levels = sorted({r.level for r in alerts}, key=lambda level: ALERT_RANK.get(level, 9))
+    level: AlertLevel = levels[0] if levels else "none"
+    return SafetyPublic(level=level, open_alerts=unresolved, unacknowledged_alerts=unacknowledged)
+
+
+def _booster_public(signal: BoosterSignal) -> BoosterPublic:
+    return BoosterPublic(
+        status=signal.status,
+        reasons=[ReasonPublic(code=r.code, detail=r.detail) for r in signal.reasons],
+        baseline=signal.baseline,
+        nadir=signal.nadir,
+        latest=signal.latest,
+        days_since_last_dose=signal.days_since_last_dose,
+        scores_used=[_ref(s) for s in signal.scores_used],
+    )
+
+
+def _ref(point: ScorePoint) -> ScoreRef:
+    return ScoreRef(
+        assessment_id=point.assessment_id, administered_at=point.administered_at, total=point.total
+    )
+
+
+# --- use cases --------------------------------------------------------------------------
+
+
+def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> SignalsPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    version, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
+    data = _load(conn, patient_id=patient_id)
+    now = utcnow()
+    phq9 = data.scores["phq9"]
+    due, days_since = phq9_due(
+        induction_completed_at=induction_completed_at(data, policy),
+        last_phq9_at=phq9[-1].administered_at if phq9 else None,
+        now=now,
+        policy=policy,
+    )
+    return SignalsPublic(
+        patient_id=patient_id,
+        course_id=data.course.id if data.course is not None else None,
+        booster=_booster_public(booster(data, "phq9", now, policy)),
+        gad7_booster=_booster_public(booster(data, "gad7", now, policy)),
+        safety=safety(data.alerts),
+        measurement=MeasurementPublic(phq9_due=due, days_since_last_phq9=days_since),
+        policy_version=version,
+        computed_at=now,
+    )
+
+
+def get_trend(
+    conn: Connection, *, principal: Principal, patient_id: str, instrument: TrendInstrument
+) -> TrendPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    version, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
+    data = _load(conn, patient_id=patient_id)
+    rows = data.scores[instrument.value]
+    baseline = _baseline(data, instrument.value, policy)
+    latest = _points(rows[-1:])[0] if rows else None
+    change = None
+    if baseline is not None and latest is not None:
+        metrics = change_metrics(instrument.value, baseline.total, latest.total, policy)
+        change = ChangePublic(
+            points=metrics.points,
+            percent=metrics.percent,
+            mcid_met=metrics.mcid_met,
+            reliable_improvement=metrics.reliable_improvement,
+            reliable_deterioration=metrics.reliable_deterioration,
+            response=metrics.response,
+            remission=metrics.remission,
+            minimal=metrics.minimal,
+            non_caseness=metrics.non_caseness,
+        )
+    line = trend(instrument.value, _points(rows), policy)
+    smoothed = ewma([r.total for r in rows], policy.ewma_alpha)
+    return TrendPublic(
+        instrument=instrument,
+        baseline=_ref(baseline) if baseline is not None else None,
+        latest=_ref(latest) if latest is not None else None,
+        change=change,
+        trend=TrendLine(
+            label=line.label,
+            slope_per_week=line.slope_per_week,
+            projected_change=line.projected_change,
+        ),
+        points=[
+            TrendPoint(
+                assessment_id=r.id,
+                administered_at=r.administered_at,
+                total=r.total,
+                severity=r.severity,
+                smoothed=s,
+            )
+            for r, s in zip(rows, smoothed, strict=True)
+        ],
+        policy_version=version,
+    )
