@@ -27,6 +27,7 @@ TABLES = {
     "assessments",
     "alerts",
     "policy_versions",
+    "patient_summaries",
 }
 
 

@@ -18,6 +18,7 @@ from kap_outcomes import __version__
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.care.router import router as care_router
+from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.errors import DomainError, FieldProblem, problem_body
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts_router,
         policy_router,
         signals_router,
+        caseload_router,
         health_router,
     ):
         app.include_router(router)

@@ -4,6 +4,7 @@ from kap_outcomes.alerts.models import Alert
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.auth.models import ApiToken, Organisation
 from kap_outcomes.care.models import CareSession, Course
+from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.patients.models import Patient
 from kap_outcomes.policy.models import PolicyVersion
 
@@ -15,5 +16,6 @@ __all__ = [
     "Course",
     "Organisation",
     "Patient",
+    "PatientSummary",
     "PolicyVersion",
 ]

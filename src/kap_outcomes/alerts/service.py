@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from kap_outcomes.alerts import repository
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus, AlertSummary
 from kap_outcomes.auth.service import Principal
+from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.safety import AlertTrigger
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
@@ -141,4 +142,5 @@ def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
 def _move(conn: Connection, *, row: Any, values: dict[str, Any]) -> AlertPublic:
     if not repository.transition(conn, alert_id=row.id, from_status=row.status, values=values):
         raise conflict("The alert was changed by another request; read it again.")
+    caseload_repository.mark_stale(conn, patient_id=row.patient_id)
     return _public({**row._mapping, **values})

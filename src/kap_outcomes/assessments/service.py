@@ -15,6 +15,7 @@ from kap_outcomes.assessments import repository
 from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic, Source
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
+from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.instruments import Instrument, item_problems
 from kap_outcomes.clinical.safety import evaluate_safety
 from kap_outcomes.clinical.scoring import score
@@ -114,6 +115,8 @@ def submit_assessment(
         triggers=triggers,
         at=now,
     )
+    # The caseload's summary of this patient is recomputed on its next read (one cheap UPDATE).
+    caseload_repository.mark_stale(conn, patient_id=patient_id)
     return AssessmentPublic(
         id=assessment_id,
         patient_id=patient_id,

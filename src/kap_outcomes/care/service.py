@@ -20,6 +20,7 @@ from kap_outcomes.care.models import (
     SessionCreate,
     SessionPublic,
 )
+from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
@@ -78,6 +79,7 @@ def _open_course(
         _, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
         induction_doses = policy.induction_doses
     repository.close_active_courses(conn, patient_id=patient_id, at=now)
+    caseload_repository.mark_stale(conn, patient_id=patient_id)
     values = {
         "id": new_id(),
         "organisation_id": organisation_id,
@@ -145,6 +147,7 @@ def record_session(
         "created_at": utcnow(),
     }
     repository.insert_session(conn, values)
+    caseload_repository.mark_stale(conn, patient_id=patient_id)
     return SessionPublic(
         id=values["id"],
         patient_id=patient_id,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
+from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.policy import DEFAULT_POLICY, Policy, PolicyError, policy_from_dict
 from kap_outcomes.clinical.policy import policy_to_dict as _to_dict
 from kap_outcomes.db import new_id, utcnow
@@ -82,6 +83,7 @@ def replace_policy(
     )
     if not stored:  # another admin stored this version number first
         raise _stale()
+    caseload_repository.mark_organisation_stale(conn, organisation_id=principal.organisation_id)
     return _public(current + 1, policy, created_at=now, created_by=principal.token_id)
 
 

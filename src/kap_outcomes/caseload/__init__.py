@@ -1,0 +1,1 @@
+"""The caseload: one row per patient, the ones who need attention first."""

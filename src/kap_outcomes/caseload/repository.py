@@ -1,0 +1,116 @@
+"""All queries on patient summaries and the caseload page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, true, update
+from sqlalchemy.sql import Select
+
+from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.db import HotStatement
+from kap_outcomes.patients.models import Patient
+
+summaries = PatientSummary.__table__  # type: ignore[attr-defined]
+_patients = Patient.__table__  # type: ignore[attr-defined]
+
+
+# --- keeping summaries current ----------------------------------------------------------
+
+_MARK_STALE = HotStatement(
+    update(summaries)
+    .where(summaries.c.patient_id == bindparam("patient_id"))
+    .values(stale=True, data_version=summaries.c.data_version + 1)
+)
+
+
+def mark_stale(conn: Connection, *, patient_id: str) -> None:
+    """The one statement a write runs for the caseload: an UPDATE by primary key."""
+    _MARK_STALE.run(conn, {"patient_id": patient_id})
+
+
+def mark_organisation_stale(conn: Connection, *, organisation_id: str) -> None:
+    """After a policy change every summary of the organisation must be recomputed."""
+    conn.execute(
+        update(summaries)
+        .where(summaries.c.organisation_id == organisation_id)
+        .values(stale=True, data_version=summaries.c.data_version + 1)
+    )
+
+
+def insert_summary(conn: Connection, *, organisation_id: str, patient_id: str) -> None:
+    conn.execute(
+        insert(summaries).values(
+            patient_id=patient_id,
+            organisation_id=organisation_id,
+            stale=True,
+            data_version=1,
+            sort_rank=5,
+            open_alerts=0,
+        )
+    )
+
+
+def stale_patients(conn: Connection, *, organisation_id: str) -> list[Any]:
+    """(patient_id, data_version) of every stale summary of the organisation."""
+    return list(
+        conn.execute(
+            select(summaries.c.patient_id, summaries.c.data_version).where(
+                summaries.c.organisation_id == organisation_id, summaries.c.stale == true()
+            )
+        ).all()
+    )
+
+
+def store_summaries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write recomputed summaries; a row whose patient was written to since is left stale."""
+    if not rows:
+        return
+    statement = (
+        update(summaries)
+        .where(
+            summaries.c.patient_id == bindparam("b_patient_id"),
+            summaries.c.data_version == bindparam("b_data_version"),
+        )
+        .values({name: bindparam(name) for name in rows[0] if not name.startswith("b_")})
+    )
+    conn.execute(statement, list(rows))
+
+
+def stale_ids(organisation_id: str) -> Select[Any]:
+    """The organisation's stale patients, as a subquery for the bulk loads."""
+    return select(summaries.c.patient_id).where(
+        summaries.c.organisation_id == organisation_id, summaries.c.stale == true()
+    )
+
+
+# --- the caseload page ------------------------------------------------------------------
+
+
+def caseload_page(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    booster_status: str | None,
+    open_alerts_only: bool,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> list[Any]:
+    """One page in caseload order (sort_rank, patient_id): one indexed query."""
+    s = summaries.c
+    query = (
+        select(summaries, _patients.c.external_id)
+        .select_from(summaries.join(_patients, _patients.c.id == s.patient_id))
+        .where(s.organisation_id == organisation_id)
+    )
+    if booster_status is not None:
+        query = query.where(s.booster_status == booster_status)
+    if open_alerts_only:
+        query = query.where(s.open_alerts > 0)
+    if after is not None:
+        rank, patient_id = after
+        query = query.where(
+            or_(s.sort_rank > rank, and_(s.sort_rank == rank, s.patient_id > patient_id))
+        )
+    return list(conn.execute(query.order_by(s.sort_rank, s.patient_id).limit(limit)).all())

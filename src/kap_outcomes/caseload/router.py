@@ -1,0 +1,37 @@
+"""HTTP route of the caseload."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+
+from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.caseload import service
+from kap_outcomes.caseload.models import CaseloadRow
+from kap_outcomes.clinical.booster import BoosterStatus
+from kap_outcomes.http import PROBLEMS
+from kap_outcomes.pagination import Cursor, Limit, Page
+
+router = APIRouter(prefix="/v1", tags=["caseload"], responses=PROBLEMS)
+
+
+@router.get("/caseload")
+async def get_caseload(
+    principal: StaffDep,
+    db: DbDep,
+    booster_status: BoosterStatus | None = None,
+    alert: Literal["open"] | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[CaseloadRow]:
+    """One row per patient: unresolved alerts first (emergency, urgent, review), then
+    consider_booster, then watch, then the rest; ties by patient id."""
+    return await service.caseload(
+        db,
+        principal=principal,
+        booster_status=booster_status,
+        open_alerts_only=alert == "open",
+        cursor=cursor,
+        limit=limit,
+    )
