@@ -26,6 +26,13 @@ class PatientSummary(SQLModel, table=True):
     __table_args__ = (
         Index("ix_patient_summaries_org_rank", "organisation_id", "sort_rank", "patient_id"),
         Index("ix_patient_summaries_org_stale", "organisation_id", "stale"),
+        Index(
+            "ix_patient_summaries_org_status_rank",
+            "organisation_id",
+            "booster_status",
+            "sort_rank",
+            "patient_id",
+        ),
     )
 
     patient_id: str = Field(foreign_key="patients.id", primary_key=True, max_length=36)

@@ -118,12 +118,13 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     now = utcnow()
-    data = [_row(r, now=now, policy=policy) for r in rows]
+    external = repository.external_ids(conn, [r.patient_id for r in rows])
+    data = [_row(r, external[r.patient_id], now=now, policy=policy) for r in rows]
     next_cursor = encode_cursor(rows[-1].sort_rank, rows[-1].patient_id) if more else None
     return Page[CaseloadRow](data=data, next_cursor=next_cursor)
 
 
-def _row(row: Any, *, now: datetime, policy: Policy) -> CaseloadRow:
+def _row(row: Any, external_id: str, *, now: datetime, policy: Policy) -> CaseloadRow:
     due, days_since = phq9_due(
         induction_completed_at=row.induction_completed_at,
         last_phq9_at=row.phq9_at,
@@ -143,7 +144,7 @@ def _row(row: Any, *, now: datetime, policy: Policy) -> CaseloadRow:
 
     return CaseloadRow(
         patient_id=row.patient_id,
-        external_id=row.external_id,
+        external_id=external_id,
         phq9=latest("phq9"),
         gad7=latest("gad7"),
         booster_status=row.booster_status or "not_applicable",
@@ -171,19 +172,25 @@ async def caseload(
     """
     if cursor:
         decode_cursor(cursor)  # a bad cursor is a 422 before any work
-    fresh = await db.read(partial(recompute_stale, organisation_id=principal.organisation_id))
-    if fresh:
-        await db.write(partial(repository.store_summaries, rows=fresh))
-    return await db.read(
-        partial(
-            page,
-            principal=principal,
-            booster_status=booster_status,
-            open_alerts_only=open_alerts_only,
-            cursor=cursor,
-            limit=limit,
-        )
+    read_page = partial(
+        page,
+        principal=principal,
+        booster_status=booster_status,
+        open_alerts_only=open_alerts_only,
+        cursor=cursor,
+        limit=limit,
     )
+
+    def fresh_or_page(conn: Connection) -> list[dict[str, Any]] | Page[CaseloadRow]:
+        # Nothing stale (the common case): the page in the same read transaction.
+        fresh = recompute_stale(conn, organisation_id=principal.organisation_id)
+        return fresh if fresh else read_page(conn)
+
+    result = await db.read(fresh_or_page)
+    if isinstance(result, Page):
+        return result
+    await db.write(partial(repository.store_summaries, rows=result))
+    return await db.read(read_page)
 
 
 def encode_cursor(rank: int, patient_id: str) -> str:
