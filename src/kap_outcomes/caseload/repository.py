@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, true, tuple_, update
-from sqlalchemy.sql import Select
 
 from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.db import HotStatement
@@ -79,13 +78,6 @@ def store_summaries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         .values({name: bindparam(name) for name in rows[0] if not name.startswith("b_")})
     )
     conn.execute(statement, list(rows))
-
-
-def stale_ids(organisation_id: str) -> Select[Any]:
-    """The organisation's stale patients, as a subquery for the bulk loads."""
-    return select(summaries.c.patient_id).where(
-        summaries.c.organisation_id == organisation_id, summaries.c.stale == true()
-    )
 
 
 # --- the caseload page ------------------------------------------------------------------

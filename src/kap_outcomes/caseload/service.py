@@ -79,7 +79,7 @@ def recompute_stale(conn: Connection, *, organisation_id: str) -> list[dict[str,
     if not stale:
         return []
     version, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
-    loaded = signals_service.load_many(conn, patients=repository.stale_ids(organisation_id))
+    loaded = signals_service.load_many(conn, patient_ids=[row.patient_id for row in stale])
     now = utcnow()
     return [
         {
