@@ -5,14 +5,24 @@ same model and answers with an ``AssessmentPublic`` of the same size, without au
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from kap_outcomes.app import freeze_startup_objects
 from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic, Source
 from kap_outcomes.clinical.scoring import score
 
-app = FastAPI()
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    freeze_startup_objects()  # the same process-level tuning as the real app, for fairness
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.post("/v1/patients/{patient_id}/assessments", status_code=201)

@@ -8,6 +8,9 @@ only answer 201 for data that is durably committed. Services never commit.
 from __future__ import annotations
 
 import asyncio
+import queue
+import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -196,7 +199,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 def _translate(exc: BaseException) -> BaseException:
     """A database that cannot be reached or is locked is a 503, never a 500."""
-    if isinstance(exc, (OperationalError, PoolTimeoutError)):
+    if isinstance(exc, (OperationalError, PoolTimeoutError, sqlite3.OperationalError)):
         return unavailable()
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return unavailable()
@@ -213,9 +216,13 @@ class GroupCommitWriter:
     WAL to disk. Worker threads fighting over the write lock sleep in SQLite's busy handler and
     ping-pong the GIL. Instead every write of this process goes through here: the use cases
     waiting together run on the event loop's thread (each in its own SAVEPOINT, so one that
-    fails rolls back alone) on one long-lived connection, then a worker thread commits them all
-    with a single sync while the loop goes on parsing the next requests. Only after that commit
-    are the waiting requests answered: a 201 is never sent for data that is not durable.
+    fails rolls back alone) on one long-lived connection, then a dedicated thread commits them
+    all with a single sync while the loop goes on parsing the next requests. Only after that
+    commit are the waiting requests answered: a 201 is never sent for data that is not durable.
+
+    The transaction is driven on the driver connection (BEGIN IMMEDIATE, COMMIT, ROLLBACK);
+    the SQLAlchemy connection handed to the use cases is in autocommit mode, so it never
+    begins or ends a transaction of its own (its SAVEPOINTs nest inside ours).
     """
 
     def __init__(self, db: Database, max_batch: int = 64) -> None:
@@ -224,6 +231,11 @@ class GroupCommitWriter:
         self._pending: list[_Job] = []
         self._drainer: asyncio.Task[None] | None = None
         self._conn: Connection | None = None
+        self._commits: queue.SimpleQueue[tuple[Any, asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._committer = threading.Thread(target=self._commit_loop, name="kap-commit", daemon=True)
+        self._committer.start()
 
     async def submit(self, fn: Callable[[Connection], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -241,70 +253,109 @@ class GroupCommitWriter:
         finally:
             self._drainer = None
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> tuple[Connection, Any]:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = self._db.connect(write=True)
-        return self._conn
+            conn = self._db.engine.connect()
+            conn.execution_options(kap_autocommit=True)
+            self._conn = conn
+        raw = self._conn.connection.dbapi_connection
+        return self._conn, raw
 
-    async def _run(
-        self, batch: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
-    ) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    async def _begin(self) -> tuple[Connection, Any]:
+        """BEGIN IMMEDIATE: inline when the lock is free (the usual case: this loop is the
+        process's only writer), else in a worker thread that waits up to the busy timeout
+        (another process, such as a second worker or the CLI, holds the lock)."""
+        conn, raw = self._connection()
+        raw.execute("PRAGMA busy_timeout=0")
         try:
-            conn = self._connection()
-            # Taking the write lock may wait for another process: never on the loop's thread.
-            transaction = await anyio.to_thread.run_sync(conn.begin)
+            raw.execute("BEGIN IMMEDIATE")
+            return conn, raw
+        except sqlite3.OperationalError:
+            pass
+
+        def begin_waiting() -> None:
+            raw.execute(f"PRAGMA busy_timeout={int(self._db.busy_timeout_ms)}")
+            raw.execute("BEGIN IMMEDIATE")
+
+        await anyio.to_thread.run_sync(begin_waiting)
+        return conn, raw
+
+    def _commit_loop(self) -> None:
+        while (item := self._commits.get()) is not None:
+            raw, future = item
+            loop = future.get_loop()
             try:
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                for fn, future in batch:
-                    raw.execute("SAVEPOINT job")
-                    try:
-                        result = fn(conn)
-                    except Exception as exc:
-                        raw.execute("ROLLBACK TO SAVEPOINT job")
-                        raw.execute("RELEASE SAVEPOINT job")
-                        outcomes.append((future, None, exc))
-                    else:
-                        raw.execute("RELEASE SAVEPOINT job")
-                        outcomes.append((future, result, None))
-                await anyio.to_thread.run_sync(transaction.commit)
-            except BaseException:
-                if transaction.is_active:
-                    transaction.rollback()
-                raise
+                raw.execute("COMMIT")
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, None, None)
+
+    async def _commit(self, raw: Any) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commits.put((raw, future))
+        await future
+
+    async def _run(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        raw: Any = None
+        try:
+            conn, raw = await self._begin()
+            for fn, future in batch:
+                raw.execute("SAVEPOINT job")
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    raw.execute("ROLLBACK TO SAVEPOINT job")
+                    raw.execute("RELEASE SAVEPOINT job")
+                    outcomes.append((future, None, exc))
+                else:
+                    raw.execute("RELEASE SAVEPOINT job")
+                    outcomes.append((future, result, None))
+            await self._commit(raw)
         except Exception as exc:
-            self._close_connection()
+            self._abandon(raw)
             failure = _translate(exc)
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+                _settle(future, None, failure)
             return
         for future, result, error in outcomes:
-            if future.done():  # the client went away; the data is committed all the same
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(_translate(error))
+            _settle(future, result, None if error is None else _translate(error))
 
-    def _close_connection(self) -> None:
+    def _abandon(self, raw: Any) -> None:
+        """After a failure: roll back whatever is open and start over on a new connection."""
+        try:
+            if raw is not None and raw.in_transaction:
+                raw.execute("ROLLBACK")
+        except Exception:  # noqa: S110 - the connection is discarded below anyway
+            pass
         if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                self._conn.invalidate()
+            self._conn.invalidate()
             self._conn = None
 
     def close(self) -> None:
-        self._close_connection()
+        self._commits.put(None)
+        self._committer.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the client went away; committed data stays committed
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 class Database:
     """The engine and the unit of work around it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, busy_timeout_ms: int = 5000) -> None:
         self.engine = engine
+        self.busy_timeout_ms = busy_timeout_ms
         self.sqlite = engine.dialect.name == "sqlite"
         self._writer: GroupCommitWriter | None = None
         self._loop_reader: Connection | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,3 +108,37 @@ def unavailable(detail: str = "The database is not reachable; retry shortly.") -
         title="Service unavailable",
         headers={"Retry-After": "2"},
     )
+
+
+def unsupported_media_type() -> DomainError:
+    return DomainError(
+        detail="Send the body as application/json.",
+        status=415,
+        slug="unsupported-media-type",
+        title="Unsupported media type",
+    )
+
+
+def _escape(part: int | str) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def problems_from_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
+    """Pydantic/FastAPI validation errors as problems: a JSON Pointer into the body, or the
+    name of a query, path or header parameter. Only the message, never the rejected value
+    (it may be clinical data). ``loc`` starts with where the value came from (``body``…)."""
+    problems: list[FieldProblem] = []
+    for err in errors:
+        where, *rest = tuple(err.get("loc", ())) or ("body",)
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            problems.append(FieldProblem(detail="malformed JSON", pointer=""))
+        elif kind == "missing" and where == "body" and not rest:
+            problems.append(FieldProblem(detail="a JSON body is required", pointer=""))
+        elif where == "body":
+            pointer = "".join(f"/{_escape(p)}" for p in rest)
+            problems.append(FieldProblem(detail=str(err.get("msg", "invalid")), pointer=pointer))
+        else:
+            name = str(rest[0]) if rest else str(where)
+            problems.append(FieldProblem(detail=str(err.get("msg", "invalid")), parameter=name))
+    return problems

@@ -5,25 +5,37 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from kap_outcomes.assessments import service
 from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
+from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, current_principal
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.http import PROBLEMS, ResourceId, created
+from kap_outcomes.db import Database
+from kap_outcomes.http import PROBLEMS, ResourceId, created, json_body, json_request_body
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import ToUTC
 
 router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS)
 
 
-@router.post("/patients/{patient_id}/assessments", status_code=201, response_model=AssessmentPublic)
-async def submit_assessment(
-    patient_id: ResourceId, data: AssessmentCreate, principal: PrincipalDep, db: DbDep
-) -> Response:
+@router.post(
+    "/patients/{patient_id}/assessments",
+    status_code=201,
+    response_model=AssessmentPublic,
+    responses={415: PROBLEMS[415]},
+    openapi_extra=json_request_body(AssessmentCreate),
+)
+async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:
+    """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
+    # The busiest route authenticates and parses its body itself rather than through FastAPI
+    # dependencies, which the ingest benchmark showed cost more than the database work
+    # (bench/README.md). Same checks, same order (401 before 422), same problem documents.
+    principal = await current_principal(request)
+    data = await json_body(request, AssessmentCreate)
+    db: Database = request.app.state.db
     return created(
         await db.write(
             partial(

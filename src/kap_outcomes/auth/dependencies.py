@@ -6,14 +6,22 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.db import Database
 from kap_outcomes.errors import forbidden, unauthorized
 
-bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `Bearer kap_…`")
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API token: `Authorization: Bearer kap_…`",
+}
+"""Declared in the OpenAPI document by app.py for every route that needs a principal.
+
+The header is read here directly rather than through ``fastapi.security.HTTPBearer``: that
+is one dependency fewer on every request, which the ingest benchmark shows.
+"""
 
 
 async def get_db(request: Request) -> Database:
@@ -21,15 +29,13 @@ async def get_db(request: Request) -> Database:
     return db
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
-    if credentials is None:
+async def current_principal(request: Request) -> Principal:
+    """The caller of a protected route, from its ``Authorization: Bearer`` header."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
         raise unauthorized()
     db: Database = request.app.state.db
-    principal = await db.read_small(partial(authenticate, token=credentials.credentials))
-    request.state.principal = principal
+    principal = await db.read_small(partial(authenticate, token=token.strip()))
     return principal
 
 
