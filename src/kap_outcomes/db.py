@@ -8,9 +8,11 @@ only answer 201 for data that is durably committed. Services never commit.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,7 +46,17 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A UUIDv7 (RFC 9562 §5.7): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Still an opaque, unguessable id to clients; for the database, new rows land at the end of
+    every primary-key index instead of on a random page, so a commit writes a few pages, not
+    one per row (the ingest benchmark slowed down as the table grew with UUIDv4).
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10))
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    return str(uuid.UUID(int=value))
 
 
 def utcnow() -> datetime:

@@ -1,0 +1,113 @@
+"""The embedded database's settings, and how a write waits for (or gives up on) the lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from kap_outcomes.app import create_app
+from kap_outcomes.auth.models import Role
+from kap_outcomes.auth.service import ensure_organisation, issue_token
+from kap_outcomes.config import Settings
+from kap_outcomes.db import Database, make_engine
+from kap_outcomes.migrate import upgrade
+
+from .conftest import PG_URL
+
+sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="SQLite settings")
+
+
+@sqlite_only
+def test_sqlite_runs_in_wal_with_foreign_keys_and_durable_commits(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    engine.dispose()
+
+
+def _app_and_token(tmp_path, busy_timeout_ms: int) -> tuple[str, Settings, str]:
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    upgrade(url)
+    db = Database(make_engine(url))
+    token = db.run_write(
+        lambda c: issue_token(c, organisation_id=ensure_organisation(c, "o"), role=Role.clinician)[
+            1
+        ]
+    )
+    db.dispose()
+    return url, Settings(database_url=url, sqlite_busy_timeout_ms=busy_timeout_ms), token
+
+
+def _hold_write_lock(path: str, seconds: float) -> threading.Thread:
+    ready = threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        ready.set()
+        time.sleep(seconds)
+        other.execute("ROLLBACK")
+        other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait()
+    return thread
+
+
+@sqlite_only
+def test_a_write_waits_for_another_process_lock_then_succeeds(tmp_path) -> None:
+    url, settings, token = _app_and_token(tmp_path, busy_timeout_ms=3000)
+    with TestClient(create_app(settings)) as client:
+        holder = _hold_write_lock(url.removeprefix("sqlite:///"), 0.5)
+        resp = client.post(
+            "/v1/patients",
+            json={"external_id": "waited"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        holder.join()
+    assert resp.status_code == 201
+
+
+@sqlite_only
+def test_a_lock_held_past_the_busy_timeout_is_503_with_retry_after(tmp_path) -> None:
+    url, settings, token = _app_and_token(tmp_path, busy_timeout_ms=200)
+    with TestClient(create_app(settings)) as client:
+        holder = _hold_write_lock(url.removeprefix("sqlite:///"), 1.5)
+        resp = client.post(
+            "/v1/patients",
+            json={"external_id": "gave-up"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        holder.join()
+        assert resp.status_code == 503
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.headers["retry-after"]
+        # the writer recovers: the next write goes through
+        again = client.post(
+            "/v1/patients",
+            json={"external_id": "after"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert again.status_code == 201
+
+
+def test_new_ids_are_uuid7_and_time_ordered() -> None:
+    import uuid
+
+    from kap_outcomes.db import new_id
+
+    first = new_id()
+    time.sleep(0.002)
+    second = new_id()
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert first < second  # later milliseconds sort later
+    assert len({new_id() for _ in range(10_000)}) == 10_000
