@@ -132,17 +132,18 @@ def _induction_doses(data: PatientData, policy: Policy) -> int:
 
 
 def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -> BoosterSignal:
-    signal = booster_signal if instrument == "phq9" else gad7_booster_signal
+    """Section 5 for the active course: the PHQ-9 status, or its GAD-7 analogue."""
     scores = _points(data.scores[instrument])
-    kwargs: dict[str, Any] = {"phq9_scores" if instrument == "phq9" else "gad7_scores": scores}
-    return signal(
-        **kwargs,
-        dose_times=data.doses,
-        induction_doses=_induction_doses(data, policy),
-        baseline=_baseline(data, instrument, policy),
-        now=now,
-        policy=policy,
-    )
+    common: dict[str, Any] = {
+        "dose_times": data.doses,
+        "induction_doses": _induction_doses(data, policy),
+        "baseline": _baseline(data, instrument, policy),
+        "now": now,
+        "policy": policy,
+    }
+    if instrument == "phq9":
+        return booster_signal(phq9_scores=scores, **common)
+    return gad7_booster_signal(gad7_scores=scores, **common)
 
 
 def induction_completed_at(data: PatientData, policy: Policy) -> datetime | None:
