@@ -28,6 +28,7 @@ TABLES = {
     "alerts",
     "policy_versions",
     "patient_summaries",
+    "idempotency_records",
 }
 
 

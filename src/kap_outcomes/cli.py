@@ -65,6 +65,18 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     typer.echo(f"database at {revision}")
 
 
+@db_app.command("purge-idempotency-keys")
+def db_purge_idempotency_keys() -> None:
+    """Delete Idempotency-Key records past their retention (48 hours); run it daily."""
+    from kap_outcomes.db import Database, make_engine
+    from kap_outcomes.idempotency.service import purge
+
+    db = Database(make_engine(get_settings().database_url))
+    removed = db.run_write(purge)
+    db.dispose()
+    typer.echo(f"removed {removed} lapsed idempotency records")
+
+
 @token_app.command("create")
 def token_create(
     org: Annotated[str, typer.Option(help="Organisation slug; created if new.")],

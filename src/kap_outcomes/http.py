@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Path, Request
+from fastapi import Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
@@ -14,6 +14,7 @@ from kap_outcomes.errors import (
     problems_from_errors,
     unsupported_media_type,
 )
+from kap_outcomes.idempotency.service import Outcome
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,6 +54,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     415: _problem("The body is not application/json"),
     403: _problem("The token's role may not do this"),
     404: _problem("Not found in the caller's organisation"),
+    409: _problem("Conflicts with what is stored (a duplicate, or a request still in flight)"),
     422: _problem("The request is not valid; `errors` points at each problem"),
     503: _problem("The database is unreachable; retry after `Retry-After` seconds"),
 }
@@ -110,3 +112,27 @@ async def json_body(request: Request, model: type[M]) -> M:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
         raise invalid(problems_from_errors(errors)) from None
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description=(
+            "Makes a create safe to retry: the same key with the same body replays the first "
+            "response; with a different body it is a 422. Kept at least 24 hours per token."
+        ),
+    ),
+]
+
+
+def outcome_response(outcome: Outcome) -> Response:
+    """The response of an idempotent create; a replay says so in ``Idempotent-Replayed``."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(
+        outcome.body,
+        status_code=outcome.status_code,
+        media_type="application/json",
+        headers=headers,
+    )

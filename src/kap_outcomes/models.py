@@ -5,6 +5,7 @@ from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.auth.models import ApiToken, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.idempotency.models import IdempotencyRecord
 from kap_outcomes.patients.models import Patient
 from kap_outcomes.policy.models import PolicyVersion
 
@@ -14,6 +15,7 @@ __all__ = [
     "Assessment",
     "CareSession",
     "Course",
+    "IdempotencyRecord",
     "Organisation",
     "Patient",
     "PatientSummary",

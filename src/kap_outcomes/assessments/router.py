@@ -14,7 +14,16 @@ from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, current_principal
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import Database
-from kap_outcomes.http import PROBLEMS, ResourceId, created, json_body, json_request_body
+from kap_outcomes.http import (
+    PROBLEMS,
+    IdempotencyKey,
+    ResourceId,
+    created,
+    json_body,
+    json_request_body,
+    outcome_response,
+)
+from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import ToUTC
 
@@ -28,18 +37,29 @@ router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS)
     responses={415: PROBLEMS[415]},
     openapi_extra=json_request_body(AssessmentCreate),
 )
-async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:
+async def submit_assessment(
+    patient_id: ResourceId, request: Request, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
     # The busiest route authenticates and parses its body itself rather than through FastAPI
     # dependencies, which the ingest benchmark showed cost more than the database work
     # (bench/README.md). Same checks, same order (401 before 422), same problem documents.
     principal = await current_principal(request)
+    key = check_key(idempotency_key)
     data = await json_body(request, AssessmentCreate)
     db: Database = request.app.state.db
-    return created(
+    submit = partial(
+        service.submit_assessment, principal=principal, patient_id=patient_id, data=data
+    )
+    if key is None:  # the common case: no second serialization, no lookup
+        return created(await db.write(submit))
+    return outcome_response(
         await db.write(
-            partial(
-                service.submit_assessment, principal=principal, patient_id=patient_id, data=data
+            idempotent(
+                submit,
+                principal=principal,
+                key=key,
+                fingerprint=fingerprint(request.method, request.url.path, data),
             )
         )
     )

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.care import service
 from kap_outcomes.care.models import CourseCreate, CoursePublic, SessionCreate, SessionPublic
-from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, outcome_response
+from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
 from kap_outcomes.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], responses=PROBLEMS)
 
 
-@router.post("/courses", status_code=201)
+@router.post("/courses", status_code=201, response_model=CoursePublic)
 async def open_course(
-    patient_id: ResourceId, data: CourseCreate, principal: StaffDep, db: DbDep
-) -> CoursePublic:
-    return await db.write(
-        partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
+    patient_id: ResourceId,
+    data: CourseCreate,
+    principal: StaffDep,
+    db: DbDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
+    return outcome_response(
+        await db.write(
+            idempotent(
+                create,
+                principal=principal,
+                key=check_key(idempotency_key),
+                fingerprint=fingerprint(request.method, request.url.path, data),
+            )
+        )
     )
 
 
@@ -31,12 +46,25 @@ async def list_courses(
     return await db.read(partial(service.list_courses, principal=principal, patient_id=patient_id))
 
 
-@router.post("/sessions", status_code=201)
+@router.post("/sessions", status_code=201, response_model=SessionPublic)
 async def record_session(
-    patient_id: ResourceId, data: SessionCreate, principal: StaffDep, db: DbDep
-) -> SessionPublic:
-    return await db.write(
-        partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
+    patient_id: ResourceId,
+    data: SessionCreate,
+    principal: StaffDep,
+    db: DbDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
+    return outcome_response(
+        await db.write(
+            idempotent(
+                create,
+                principal=principal,
+                key=check_key(idempotency_key),
+                fingerprint=fingerprint(request.method, request.url.path, data),
+            )
+        )
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, outcome_response
+from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
@@ -16,9 +18,30 @@ from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, Pat
 router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=PROBLEMS)
 
 
-@router.post("", status_code=201, responses={409: PROBLEMS[404] | {"description": "Duplicate"}})
-async def create_patient(data: PatientCreate, principal: StaffDep, db: DbDep) -> PatientPublic:
-    return await db.write(partial(service.create_patient, principal=principal, data=data))
+@router.post(
+    "",
+    status_code=201,
+    response_model=PatientPublic,
+    responses={409: PROBLEMS[409]},
+)
+async def create_patient(
+    data: PatientCreate,
+    principal: StaffDep,
+    db: DbDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    create = partial(service.create_patient, principal=principal, data=data)
+    return outcome_response(
+        await db.write(
+            idempotent(
+                create,
+                principal=principal,
+                key=check_key(idempotency_key),
+                fingerprint=fingerprint(request.method, request.url.path, data),
+            )
+        )
+    )
 
 
 @router.get("")

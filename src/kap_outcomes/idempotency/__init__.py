@@ -1,0 +1,1 @@
+"""Idempotency-Key: a retried create replays its first response instead of creating twice."""

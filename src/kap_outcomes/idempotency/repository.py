@@ -1,0 +1,52 @@
+"""All queries on idempotency records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kap_outcomes.idempotency.models import IdempotencyRecord
+
+records = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+
+def find(conn: Connection, *, token_id: str, key: str) -> Any | None:
+    return conn.execute(
+        select(
+            records.c.id,
+            records.c.fingerprint,
+            records.c.status_code,
+            records.c.response_body,
+            records.c.created_at,
+        ).where(records.c.token_id == token_id, records.c.key == key)
+    ).first()
+
+
+def claim(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert the key; False when another request holds it (its insert won)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(records).values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def complete(conn: Connection, *, record_id: str, status_code: int, body: str) -> None:
+    conn.execute(
+        update(records)
+        .where(records.c.id == record_id)
+        .values(status_code=status_code, response_body=body)
+    )
+
+
+def forget(conn: Connection, *, record_id: str) -> None:
+    conn.execute(delete(records).where(records.c.id == record_id))
+
+
+def purge_before(conn: Connection, *, cutoff: datetime) -> int:
+    result = conn.execute(delete(records).where(records.c.created_at < cutoff))
+    return int(result.rowcount or 0)
