@@ -29,6 +29,7 @@ TABLES = {
     "policy_versions",
     "patient_summaries",
     "idempotency_records",
+    "assessment_revisions",
 }
 
 
@@ -87,3 +88,31 @@ def test_one_head() -> None:
     from alembic.script import ScriptDirectory
 
     assert len(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()) == 1
+
+
+def test_assessments_recorded_before_versions_become_version_1(scratch_url: str) -> None:
+    """The versioning migration keeps existing rows: version 1, final, recorded when first
+    recorded."""
+    upgrade(scratch_url, "c5b1a377af05")
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO organisations VALUES ('o', 'o', '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO patients VALUES ('p', 'o', 'x', '2026-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO assessments (id, organisation_id, patient_id, instrument, items,"
+                " administered_at, recorded_at, source, valid, total, raw_total, prorated,"
+                " missing_items, severity, subscores, flags) VALUES ('a', 'o', 'p', 'phq9',"
+                " '[1,1,1,1,1,1,1,1,1]', '2026-01-02 00:00:00', '2026-01-03 00:00:00',"
+                " 'clinician', true, 9, 9.0, false, 0, 'mild', '{}', '[]')"
+            )
+        )
+    upgrade(scratch_url, "e1aea59ffe68")
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT version, status, version_at, recorded_at FROM assessments")
+        ).one()
+    engine.dispose()
+    assert (row.version, row.status) == (1, "final")
+    assert row.version_at == row.recorded_at
+    downgrade(scratch_url, "base")

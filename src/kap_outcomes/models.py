@@ -1,7 +1,7 @@
 """Every table, imported in one place so the metadata (and Alembic) sees them all."""
 
 from kap_outcomes.alerts.models import Alert
-from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.auth.models import ApiToken, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
@@ -13,6 +13,7 @@ __all__ = [
     "Alert",
     "ApiToken",
     "Assessment",
+    "AssessmentRevision",
     "CareSession",
     "Course",
     "IdempotencyRecord",

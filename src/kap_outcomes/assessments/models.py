@@ -6,10 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from sqlalchemy import Column, Index, String
 from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, UniqueConstraint
 
 from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
@@ -24,7 +24,17 @@ class Source(StrEnum):
     ehr = "ehr"
 
 
+class AssessmentStatus(StrEnum):
+    """The FHIR QuestionnaireResponse/Observation statuses a version can have."""
+
+    final = "final"
+    amended = "amended"
+    entered_in_error = "entered-in-error"
+
+
 class Assessment(SQLModel, table=True):
+    """The current version of an assessment; earlier versions live in assessment_revisions."""
+
     __tablename__ = "assessments"
     __table_args__ = (
         Index("ix_assessments_patient_administered", "patient_id", "administered_at", "id"),
@@ -50,9 +60,43 @@ class Assessment(SQLModel, table=True):
     risk: str | None = SQLField(default=None, max_length=16)
     subscores: dict[str, int] = SQLField(sa_column=Column(JSONType, nullable=False))
     flags: list[str] = SQLField(sa_column=Column(JSONType, nullable=False))
+    version: int = 1
+    status: AssessmentStatus = SQLField(default=AssessmentStatus.final, sa_type=String(16))
+    version_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_by: str | None = SQLField(default=None, max_length=36)
+    version_reason: str | None = SQLField(default=None, max_length=500)
+
+
+class AssessmentRevision(SQLModel, table=True):
+    """A superseded version of an assessment, kept as it was (corrections never overwrite)."""
+
+    __tablename__ = "assessment_revisions"
+    __table_args__ = (UniqueConstraint("assessment_id", "version"),)
+
+    id: str = SQLField(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = SQLField(foreign_key="organisations.id", max_length=36)
+    assessment_id: str = SQLField(foreign_key="assessments.id", max_length=36)
+    version: int
+    status: AssessmentStatus = SQLField(sa_type=String(16))
+    items: list[int | None] = SQLField(sa_column=Column(JSONType, nullable=False))
+    difficulty: int | None = None
+    administered_at: datetime = SQLField(sa_type=UTCDateTime)
+    valid: bool
+    total: int | None = None
+    raw_total: float | None = None
+    prorated: bool = False
+    missing_items: int = 0
+    severity: str | None = SQLField(default=None, max_length=24)
+    risk: str | None = SQLField(default=None, max_length=16)
+    subscores: dict[str, int] = SQLField(sa_column=Column(JSONType, nullable=False))
+    flags: list[str] = SQLField(sa_column=Column(JSONType, nullable=False))
+    version_at: datetime = SQLField(sa_type=UTCDateTime)
+    recorded_by: str | None = SQLField(default=None, max_length=36)
+    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
 Item = StrictInt | None
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class AssessmentCreate(BaseModel):
@@ -89,6 +133,8 @@ class AssessmentPublic(BaseModel):
     subscores: dict[str, int]
     risk: str | None
     flags: list[str]
+    version: int = Field(description="1 for the form as first recorded; +1 per correction")
+    status: AssessmentStatus
     alerts: list[AlertSummary]
 
     @classmethod
@@ -113,5 +159,50 @@ class AssessmentPublic(BaseModel):
             subscores=row.subscores,
             risk=row.risk,
             flags=row.flags,
+            version=row.version,
+            status=row.status,
             alerts=alerts,
         )
+
+
+class AssessmentAmend(BaseModel):
+    """A correction: the answers as they should have been recorded, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Item] = Field(max_length=64)
+    reason: Reason
+    difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
+    administered_at: Annotated[AwareDatetime, NotInFuture] | None = None
+
+
+class AssessmentRetract(BaseModel):
+    """Marks an assessment entered in error (for example, recorded for the wrong patient)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class AssessmentVersion(BaseModel):
+    """One version in an assessment's history: what was recorded, when, by whom and why."""
+
+    version: int
+    status: AssessmentStatus
+    items: list[int | None]
+    difficulty: int | None
+    administered_at: datetime
+    valid: bool
+    total: int | None
+    severity: str | None
+    risk: str | None
+    flags: list[str]
+    recorded_at: datetime
+    recorded_by: str | None
+    reason: str | None
+
+
+class AssessmentHistory(BaseModel):
+    assessment_id: str
+    current_version: int
+    versions: list[AssessmentVersion]

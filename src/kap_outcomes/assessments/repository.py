@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.care.models import Course
 from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
@@ -31,6 +31,10 @@ _PATIENT_AND_ACTIVE_COURSE = HotStatement(
     .order_by(_courses.c.started_at.desc())
     .limit(1)
 )
+revisions = AssessmentRevision.__table__  # type: ignore[attr-defined]
+
+_REVISION_COLUMNS = [c.name for c in revisions.columns if c.name not in ("id", "assessment_id")]
+
 _INSERT = HotStatement(insert(assessments), keys=[c.name for c in assessments.columns])
 
 
@@ -87,3 +91,44 @@ def page(
         )
     query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
     return list(conn.execute(query.limit(limit)).all())
+
+
+def get_for_update(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
+    """The current version, locked until the transaction ends (PostgreSQL; SQLite's single
+    writer serialises corrections anyway)."""
+    return conn.execute(
+        select(assessments)
+        .where(
+            assessments.c.id == assessment_id,
+            assessments.c.organisation_id == organisation_id,
+        )
+        .with_for_update()
+    ).first()
+
+
+def keep_revision(conn: Connection, *, current: Any, revision_id: str) -> None:
+    """Copy the current version, unchanged, into the history before it is superseded."""
+    values = {name: getattr(current, name) for name in _REVISION_COLUMNS}
+    conn.execute(insert(revisions).values(id=revision_id, assessment_id=current.id, **values))
+
+
+def replace_current(
+    conn: Connection, *, assessment_id: str, expected_version: int, values: dict[str, Any]
+) -> bool:
+    """Write the next version; False if another correction got there first."""
+    result = conn.execute(
+        update(assessments)
+        .where(assessments.c.id == assessment_id, assessments.c.version == expected_version)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def revisions_of(conn: Connection, *, assessment_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(revisions)
+            .where(revisions.c.assessment_id == assessment_id)
+            .order_by(revisions.c.version)
+        ).all()
+    )

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from kap_outcomes.assessments import service
-from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, current_principal
+from kap_outcomes.assessments import corrections, service
+from kap_outcomes.assessments.models import (
+    AssessmentAmend,
+    AssessmentCreate,
+    AssessmentHistory,
+    AssessmentPublic,
+    AssessmentRetract,
+)
+from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, current_principal
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import Database
 from kap_outcomes.http import (
@@ -92,8 +98,78 @@ async def list_assessments(
 
 @router.get("/assessments/{assessment_id}")
 async def get_assessment(
-    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep
+    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
 ) -> AssessmentPublic:
-    return await db.read(
+    """The current version, with its ``ETag`` (send it as ``If-Match`` to correct it)."""
+    result = await db.read(
         partial(service.get_assessment, principal=principal, assessment_id=assessment_id)
+    )
+    response.headers["ETag"] = corrections.etag(result.version)
+    return result
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=200, description="The ETag of the version corrected"),
+]
+PRECONDITIONS: dict[int | str, dict[str, Any]] = {
+    409: PROBLEMS[409],
+    412: PROBLEMS[412],
+    428: PROBLEMS[428],
+}
+
+
+@router.post("/assessments/{assessment_id}/amend", responses=PRECONDITIONS)
+async def amend_assessment(
+    assessment_id: ResourceId,
+    data: AssessmentAmend,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AssessmentPublic:
+    """Record corrected answers as a new version (scored again, safety re-evaluated)."""
+    result = await db.write(
+        partial(
+            corrections.amend_assessment,
+            principal=principal,
+            assessment_id=assessment_id,
+            if_match=if_match,
+            data=data,
+        )
+    )
+    response.headers["ETag"] = corrections.etag(result.version)
+    return result
+
+
+@router.post("/assessments/{assessment_id}/retract", responses=PRECONDITIONS)
+async def retract_assessment(
+    assessment_id: ResourceId,
+    data: AssessmentRetract,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AssessmentPublic:
+    """Mark the assessment entered in error; it leaves trends and signals, its history stays."""
+    result = await db.write(
+        partial(
+            corrections.retract_assessment,
+            principal=principal,
+            assessment_id=assessment_id,
+            if_match=if_match,
+            data=data,
+        )
+    )
+    response.headers["ETag"] = corrections.etag(result.version)
+    return result
+
+
+@router.get("/assessments/{assessment_id}/history")
+async def assessment_history(
+    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep
+) -> AssessmentHistory:
+    """Every version, oldest first: what was recorded, when, by which token and why."""
+    return await db.read(
+        partial(corrections.assessment_history, principal=principal, assessment_id=assessment_id)
     )

@@ -12,7 +12,12 @@ from sqlalchemy import Connection
 
 from kap_outcomes.alerts import service as alerts_service
 from kap_outcomes.assessments import repository
-from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic, Source
+from kap_outcomes.assessments.models import (
+    AssessmentCreate,
+    AssessmentPublic,
+    AssessmentStatus,
+    Source,
+)
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.caseload import repository as caseload_repository
@@ -25,9 +30,9 @@ from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
 from kap_outcomes.patients.service import require_patient
 
 
-def check_items(data: AssessmentCreate) -> None:
+def check_items(instrument: Instrument, items: list[int | None], difficulty: int | None) -> None:
     """Count and range of the items for the instrument; 422 with a pointer per problem."""
-    problems = item_problems(data.instrument, data.items)
+    problems = item_problems(instrument, items)
     if problems:
         raise invalid(
             [
@@ -35,7 +40,7 @@ def check_items(data: AssessmentCreate) -> None:
                 for i, detail in problems
             ]
         )
-    if data.difficulty is not None and data.instrument is not Instrument.PHQ9:
+    if difficulty is not None and instrument is not Instrument.PHQ9:
         raise invalid(
             [FieldProblem(pointer="/difficulty", detail="only the PHQ-9 has a difficulty item")]
         )
@@ -62,7 +67,7 @@ def _resolve_course(
 def submit_assessment(
     conn: Connection, *, principal: Principal, patient_id: str, data: AssessmentCreate
 ) -> AssessmentPublic:
-    check_items(data)
+    check_items(data.instrument, data.items, data.difficulty)
     result = score(data.instrument, data.items)
     triggers = evaluate_safety(data.instrument, data.items, result)
 
@@ -105,6 +110,11 @@ def submit_assessment(
             "risk": result.risk.value if result.risk else None,
             "subscores": subscores,
             "flags": flags,
+            "version": 1,
+            "status": AssessmentStatus.final.value,
+            "version_at": now,
+            "recorded_by": principal.token_id,
+            "version_reason": None,
         },
     )
     alerts = alerts_service.open_alerts(
@@ -138,6 +148,8 @@ def submit_assessment(
         subscores=subscores,
         risk=result.risk.value if result.risk else None,
         flags=flags,
+        version=1,
+        status=AssessmentStatus.final,
         alerts=alerts,
     )
 

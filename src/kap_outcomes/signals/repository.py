@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, func, select, true
 from sqlalchemy.sql import Select
 
 from kap_outcomes.alerts.models import Alert, AlertStatus
-from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.assessments.models import Assessment, AssessmentStatus
 from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
 
 _assessments = Assessment.__table__  # type: ignore[attr-defined]
@@ -64,11 +64,16 @@ def valid_scores(
     patients: Patients,
     instrument: str | None = None,
 ) -> list[Any]:
-    """Valid PHQ-9 / GAD-7 totals, oldest first (invalid forms never take part)."""
+    """Valid PHQ-9 / GAD-7 totals, oldest first: the latest version of each assessment that
+    was not retracted (invalid forms never take part)."""
     a = _assessments.c
     query = select(
         a.id, a.patient_id, a.course_id, a.instrument, a.administered_at, a.total, a.severity
-    ).where(a.valid == true(), a.total.is_not(None))
+    ).where(
+        a.valid == true(),
+        a.total.is_not(None),
+        a.status != AssessmentStatus.entered_in_error.value,  # retracted: out of every signal
+    )
     query = query.where(a.instrument == instrument if instrument else a.instrument.in_(_SCORED))
     query = _for(query, a.patient_id, patients)
     return list(conn.execute(query.order_by(a.patient_id, a.administered_at, a.id)).all())

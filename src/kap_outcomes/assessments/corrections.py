@@ -1,0 +1,209 @@
+"""Corrections never overwrite: amending or retracting records a new version of the
+assessment and keeps every earlier one, with who changed it, when and why.
+
+Optimistic concurrency: a correction names the version it corrects (``If-Match`` with the
+assessment's ``ETag``); without it the request is a 428, against a newer version a 412.
+Amending re-evaluates safety: a trigger the assessment had not raised yet opens its alert;
+alerts already opened are never closed by a correction (a clinician closes them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kap_outcomes.alerts import service as alerts_service
+from kap_outcomes.assessments import repository
+from kap_outcomes.assessments.models import (
+    AssessmentAmend,
+    AssessmentHistory,
+    AssessmentPublic,
+    AssessmentRetract,
+    AssessmentStatus,
+    AssessmentVersion,
+)
+from kap_outcomes.assessments.service import check_items
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.caseload import repository as caseload_repository
+from kap_outcomes.clinical.instruments import Instrument
+from kap_outcomes.clinical.safety import evaluate_safety
+from kap_outcomes.clinical.scoring import score
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import DomainError, conflict, not_found
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def precondition_required() -> DomainError:
+    return DomainError(
+        detail="Send If-Match with the assessment's ETag (read it with GET first).",
+        status=428,
+        slug="precondition-required",
+        title="Precondition required",
+    )
+
+
+def precondition_failed() -> DomainError:
+    return DomainError(
+        detail="The assessment changed since that ETag; read it again, then correct it.",
+        status=412,
+        slug="precondition-failed",
+        title="Precondition failed",
+    )
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    if if_match is None or not if_match.strip():
+        raise precondition_required()
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return
+    if etag(version) not in (tag.removeprefix("W/") for tag in tags):
+        raise precondition_failed()
+
+
+def _current(
+    conn: Connection, principal: Principal, assessment_id: str, if_match: str | None
+) -> Any:
+    row = repository.get_for_update(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
+    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
+        raise not_found("Assessment")
+    check_if_match(if_match, row.version)
+    if row.status == AssessmentStatus.entered_in_error.value:
+        raise conflict("This assessment was retracted (entered in error); record a new one.")
+    return row
+
+
+def _supersede(conn: Connection, current: Any, values: dict[str, Any]) -> None:
+    repository.keep_revision(conn, current=current, revision_id=new_id())
+    if not repository.replace_current(
+        conn, assessment_id=current.id, expected_version=current.version, values=values
+    ):
+        raise precondition_failed()
+    caseload_repository.mark_stale(conn, patient_id=current.patient_id)
+
+
+def _public(conn: Connection, principal: Principal, assessment_id: str) -> AssessmentPublic:
+    row = repository.get(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
+    assert row is not None  # written in this transaction
+    alerts = alerts_service.summaries_by_assessment(conn, [assessment_id])
+    return AssessmentPublic.from_row(row, alerts.get(assessment_id, []))
+
+
+def amend_assessment(
+    conn: Connection,
+    *,
+    principal: Principal,
+    assessment_id: str,
+    if_match: str | None,
+    data: AssessmentAmend,
+) -> AssessmentPublic:
+    current = _current(conn, principal, assessment_id, if_match)
+    instrument = Instrument(current.instrument)
+    difficulty = data.difficulty if "difficulty" in data.model_fields_set else current.difficulty
+    check_items(instrument, data.items, difficulty)
+    result = score(instrument, data.items)
+    triggers = evaluate_safety(instrument, data.items, result)
+    now = utcnow()
+    _supersede(
+        conn,
+        current,
+        {
+            "items": data.items,
+            "difficulty": difficulty,
+            "administered_at": data.administered_at or current.administered_at,
+            "valid": result.valid,
+            "total": result.total,
+            "raw_total": result.raw_total,
+            "prorated": result.prorated,
+            "missing_items": result.missing_items,
+            "severity": result.severity.value if result.severity else None,
+            "risk": result.risk.value if result.risk else None,
+            "subscores": dict(result.subscores),
+            "flags": list(result.flags),
+            "version": current.version + 1,
+            "status": AssessmentStatus.amended.value,
+            "version_at": now,
+            "recorded_by": principal.token_id,
+            "version_reason": data.reason,
+        },
+    )
+    raised = {
+        (alert.kind, alert.level)
+        for alert in alerts_service.summaries_by_assessment(conn, [assessment_id]).get(
+            assessment_id, []
+        )
+    }
+    alerts_service.open_alerts(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=current.patient_id,
+        assessment_id=assessment_id,
+        triggers=[t for t in triggers if (t.kind.value, t.level.value) not in raised],
+        at=now,
+    )
+    return _public(conn, principal, assessment_id)
+
+
+def retract_assessment(
+    conn: Connection,
+    *,
+    principal: Principal,
+    assessment_id: str,
+    if_match: str | None,
+    data: AssessmentRetract,
+) -> AssessmentPublic:
+    current = _current(conn, principal, assessment_id, if_match)
+    _supersede(
+        conn,
+        current,
+        {
+            "version": current.version + 1,
+            "status": AssessmentStatus.entered_in_error.value,
+            "version_at": utcnow(),
+            "recorded_by": principal.token_id,
+            "version_reason": data.reason,
+        },
+    )
+    return _public(conn, principal, assessment_id)
+
+
+def _version(row: Any) -> AssessmentVersion:
+    return AssessmentVersion(
+        version=row.version,
+        status=row.status,
+        items=row.items,
+        difficulty=row.difficulty,
+        administered_at=row.administered_at,
+        valid=row.valid,
+        total=row.total,
+        severity=row.severity,
+        risk=row.risk,
+        flags=row.flags,
+        recorded_at=row.version_at,
+        recorded_by=row.recorded_by,
+        reason=row.version_reason,
+    )
+
+
+def assessment_history(
+    conn: Connection, *, principal: Principal, assessment_id: str
+) -> AssessmentHistory:
+    row = repository.get(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
+    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
+        raise not_found("Assessment")
+    versions = [_version(r) for r in repository.revisions_of(conn, assessment_id=assessment_id)]
+    return AssessmentHistory(
+        assessment_id=assessment_id,
+        current_version=row.version,
+        versions=[*versions, _version(row)],
+    )
