@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from kap_outcomes.app import freeze_startup_objects
-from kap_outcomes.assessments.models import AssessmentCreate, AssessmentPublic, Source
+from kap_outcomes.assessments.models import (
+    AssessmentCreate,
+    AssessmentPublic,
+    AssessmentStatus,
+    Source,
+)
 from kap_outcomes.clinical.scoring import score
 
 
@@ -48,5 +53,7 @@ async def submit(patient_id: str, data: AssessmentCreate) -> AssessmentPublic:
         subscores=dict(result.subscores),
         risk=None,
         flags=list(result.flags),
+        version=1,
+        status=AssessmentStatus.final,
         alerts=[],
     )
