@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 import orjson
+import psycopg
 from sqlalchemy import JSON, Connection, DateTime, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
@@ -209,9 +210,19 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("kap_write", False) else "BEGIN")
 
 
+_UNAVAILABLE = (
+    OperationalError,
+    PoolTimeoutError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+)
+"""SQLAlchemy's wrappers, and the drivers' own errors: the hot statements run on the DBAPI
+cursor, so a lost connection or a deadlock there reaches us unwrapped."""
+
+
 def _translate(exc: BaseException) -> BaseException:
     """A database that cannot be reached or is locked is a 503, never a 500."""
-    if isinstance(exc, (OperationalError, PoolTimeoutError, sqlite3.OperationalError)):
+    if isinstance(exc, _UNAVAILABLE):
         return unavailable()
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return unavailable()

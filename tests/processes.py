@@ -1,0 +1,170 @@
+"""Real processes for the resilience tests: the service (`kap-outcomes serve`) and a
+throwaway PostgreSQL cluster of a test's own, which a test may stop and start at will."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+PG_BIN = Path(os.environ.get("KAP_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, step: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)
+
+
+def service_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
+    env["KAP_DATABASE_URL"] = database_url
+    return env
+
+
+class ServiceProcess:
+    """``python -m kap_outcomes.cli serve`` on a free port, its output in a log file."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"serve-{self.port}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)],
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(self._ready, timeout=ready_timeout, what="the service to become ready")
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            pytest.fail(f"the service exited with {self.proc.returncode}:\n{self.output()}")
+        try:
+            return httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary directory on a free port: initdb, pg_ctl start/stop.
+
+    initdb refuses to run as root, so as root every command runs as the ``postgres`` system
+    user (``runuser``) on a data directory it owns. Nothing outside the directory is touched.
+    """
+
+    def __init__(self) -> None:
+        for tool in ("initdb", "pg_ctl"):
+            if not (PG_BIN / tool).is_file():
+                pytest.skip(f"PostgreSQL server binaries not found ({PG_BIN / tool} is missing)")
+        self._prefix: list[str] = []
+        owner: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            if shutil.which("runuser") is None:
+                pytest.skip("running as root and runuser is missing (initdb refuses root)")
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root and there is no 'postgres' user for initdb")
+            self._prefix = ["runuser", "-u", "postgres", "--"]
+        # /tmp, not pytest's tmp_path: the postgres user must be able to reach the directory
+        self.root = Path(tempfile.mkdtemp(prefix="kap-pg-"))
+        if owner is not None:
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        self.data = self.root / "data"
+        self.logfile = self.root / "server.log"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            timeout=120,
+        )
+
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
+        out = subprocess.run(
+            [*self._prefix, str(PG_BIN / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            check=False,
+        )
+        if out.returncode != 0:
+            log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+            raise RuntimeError(f"{tool} failed ({out.returncode}): {out.stderr}\n{log}")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            "-c fsync=off -c max_connections=50"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-o", options, "-w", "start"
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError):
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
