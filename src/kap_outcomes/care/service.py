@@ -24,6 +24,7 @@ from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
 
@@ -61,6 +62,9 @@ def open_course(
     conn: Connection, *, principal: Principal, patient_id: str, data: CourseCreate
 ) -> CoursePublic:
     require_patient(conn, principal=principal, patient_id=patient_id)
+    # Without the lock, courses created at once each close only the courses committed
+    # before them, and several stay active.
+    patients_repository.lock(conn, patient_id=patient_id)
     return _open_course(
         conn,
         organisation_id=principal.organisation_id,
@@ -123,6 +127,8 @@ def record_session(
             raise not_found("Course")
         course_id: str | None = data.course_id
     else:
+        # Racing first doses would each find no active course and each open one.
+        patients_repository.lock(conn, patient_id=patient_id)
         active = repository.active_course(conn, patient_id=patient_id)
         if active is not None:
             course_id = active.id

@@ -22,6 +22,16 @@ def exists(conn: Connection, *, organisation_id: str, patient_id: str) -> bool:
     return found is not None
 
 
+def lock(conn: Connection, *, patient_id: str) -> None:
+    """Hold the patient's row until the transaction ends: the writes that read and change a
+    patient's courses run one at a time per patient (PostgreSQL ``FOR NO KEY UPDATE``, which
+    foreign-key checks, such as an assessment insert, do not wait for). SQLite needs no row
+    lock: its writers take the database's write lock at BEGIN."""
+    conn.execute(
+        select(patients.c.id).where(patients.c.id == patient_id).with_for_update(key_share=True)
+    )
+
+
 def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
     return conn.execute(
         select(patients).where(
