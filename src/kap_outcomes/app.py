@@ -28,6 +28,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
+from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.signals.router import router as signals_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     app.state.db = db
     app.state.settings = settings
 
@@ -94,7 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {
+            400: "Bad request",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Content too large",
+            415: "Unsupported media type",
+        }
         body = problem_body(
             status=exc.status_code,
             slug="not-found" if exc.status_code == 404 else "http-error",

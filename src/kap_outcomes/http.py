@@ -15,11 +15,17 @@ from kap_outcomes.errors import (
     unsupported_media_type,
 )
 from kap_outcomes.idempotency.service import Outcome
+from kap_outcomes.middleware import is_json_media_type
 
 M = TypeVar("M", bound=BaseModel)
 
 ID_PATTERN = r"^[A-Za-z0-9\-]+$"
 """What an id of this service looks like (UUIDs); anything else cannot name a row."""
+
+FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$"
+"""Free text (labels, notes, reasons): any printable text, tabs and line breaks, but no
+control characters and no bidirectional overrides (which can make a note read differently
+from what is stored)."""
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
@@ -90,13 +96,6 @@ def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _is_json(content_type: str) -> bool:
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
 async def json_body(request: Request, model: type[M]) -> M:
     """Parse and validate a JSON body in one pass of pydantic-core.
 
@@ -107,7 +106,7 @@ async def json_body(request: Request, model: type[M]) -> M:
     body = await request.body()
     if not body:
         raise invalid([FieldProblem(detail="a JSON body is required", pointer="")])
-    if not _is_json(request.headers.get("content-type", "")):
+    if not is_json_media_type(request.headers.get("content-type", "")):
         raise unsupported_media_type()
     try:
         return model.model_validate_json(body)

@@ -11,6 +11,7 @@ from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
+from kap_outcomes.http import FREE_TEXT_PATTERN
 
 
 class AlertStatus(StrEnum):
@@ -70,7 +71,7 @@ class AlertPublic(BaseModel):
 
 
 # No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).
-Note = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00]*$")]
+Note = Annotated[str, StringConstraints(max_length=2000, pattern=FREE_TEXT_PATTERN)]
 
 
 class AlertAction(BaseModel):

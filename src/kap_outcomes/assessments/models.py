@@ -14,7 +14,7 @@ from sqlmodel import SQLModel, UniqueConstraint
 from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import JSONType, UTCDateTime, new_id, utcnow
-from kap_outcomes.http import ID_PATTERN
+from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import NotInFuture
 
 
@@ -96,7 +96,7 @@ class AssessmentRevision(SQLModel, table=True):
 
 
 Item = StrictInt | None
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=FREE_TEXT_PATTERN)]
 
 
 class AssessmentCreate(BaseModel):

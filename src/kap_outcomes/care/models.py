@@ -12,7 +12,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
-from kap_outcomes.http import ID_PATTERN
+from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import NotInFuture
 
 
@@ -68,7 +68,7 @@ class CareSession(SQLModel, table=True):
 
 
 # No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).
-Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
+Label = Annotated[str, StringConstraints(max_length=200, pattern=FREE_TEXT_PATTERN)]
 
 
 class CourseCreate(BaseModel):
