@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import kap_outcomes.db
-from sqlalchemy.dialects import postgresql
 
 revision: str = "e1aea59ffe68"
 down_revision: str | None = "c5b1a377af05"
