@@ -163,7 +163,34 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
+    def _processes(self) -> list[int]:
+        """The postmaster, then its children (backends, checkpointer, walwriter …)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole cluster: connections stay open and nothing answers (a hung or
+        failing-over server), unlike a stop, which refuses connections at once."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+        self._frozen = False
+
     def destroy(self) -> None:
+        if getattr(self, "_frozen", False):
+            self.thaw()
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(RuntimeError):
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

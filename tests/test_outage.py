@@ -244,3 +244,38 @@ def test_driver_level_database_errors_are_503(error: Exception, tmp_path: Path) 
             assert caught.value.__cause__ is error
     finally:
         db.dispose()
+
+
+def test_readyz_answers_quickly_while_the_database_hangs(
+    postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """A server that accepts connections but never answers (frozen): /readyz says 503 within
+    a few seconds instead of hanging in a pooled connection's pre-ping, and 200 once it
+    answers again."""
+    upgrade(postgres.url)
+    headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
+    server = ServiceProcess(service_env(postgres.url), tmp_path)
+    try:
+        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+            # the pool holds idle connections to the server
+            assert http.post("/v1/patients", json={"external_id": "p-1"}).status_code == 201
+            assert http.get("/readyz").status_code == 200
+            postgres.freeze()
+            try:
+                for _ in range(2):
+                    readyz = _timed(http, "GET", "/readyz")
+                    assert readyz.status_code == 503, readyz.text
+                    assert readyz.headers["content-type"].startswith("application/problem+json")
+                assert _timed(http, "GET", "/healthz").status_code == 200
+            finally:
+                postgres.thaw()
+            wait_for(
+                lambda: http.get("/readyz").status_code == 200,
+                timeout=20,
+                what="/readyz to recover",
+                step=0.2,
+            )
+            assert http.get("/v1/patients").status_code == 200
+            assert server.alive, server.output()
+    finally:
+        server.stop()

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel, create_engine
 
@@ -210,6 +210,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("kap_write", False) else "BEGIN")
 
 
+PING_CONNECT_TIMEOUT_S = 2
+"""How long the readiness check waits for a new connection to a server database."""
+
 _UNAVAILABLE = (
     OperationalError,
     PoolTimeoutError,
@@ -382,6 +385,7 @@ class Database:
         self.sqlite = engine.dialect.name == "sqlite"
         self._writer: GroupCommitWriter | None = None
         self._loop_reader: Connection | None = None
+        self._ping_engine: Engine | None = None
 
     def connect(self, *, write: bool) -> Connection:
         conn = self.engine.connect()
@@ -449,12 +453,29 @@ class Database:
                 conn.rollback()
 
     def ping(self) -> bool:
+        """Does the database answer? On a server database, on a new connection of its own.
+
+        Not a pooled one: a pooled connection to a server that has stopped answering (frozen,
+        failing over) waits forever in the pool's pre-ping, and /readyz with it; a new
+        connection gives up after ``PING_CONNECT_TIMEOUT_S``.
+        """
         try:
-            with self.engine.connect() as conn:
+            with self._pinger().connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
         except Exception:
             return False
+
+    def _pinger(self) -> Engine:
+        if self.sqlite:
+            return self.engine
+        if self._ping_engine is None:
+            self._ping_engine = create_engine(
+                self.engine.url,
+                poolclass=NullPool,
+                connect_args={"connect_timeout": PING_CONNECT_TIMEOUT_S},
+            )
+        return self._ping_engine
 
     def dispose(self) -> None:
         if self._writer is not None:
@@ -463,4 +484,7 @@ class Database:
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None
+        if self._ping_engine is not None:
+            self._ping_engine.dispose()
+            self._ping_engine = None
         self.engine.dispose()

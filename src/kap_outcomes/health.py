@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -10,6 +11,9 @@ from kap_outcomes.auth.dependencies import DbDep
 from kap_outcomes.http import PROBLEMS
 
 router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_S = 3.0
+"""/readyz answers within this, whatever the database does (a probe must not hang)."""
 
 
 @router.get("/healthz")
@@ -21,8 +25,10 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: PROBLEMS[503]})
 async def readyz(db: DbDep) -> JSONResponse:
     """The database answers; 503 while it does not."""
-    if await anyio.to_thread.run_sync(db.ping):
-        return JSONResponse({"status": "ready"})
+    with anyio.move_on_after(READY_TIMEOUT_S):
+        # abandoned, not waited for, if the database hangs past the deadline
+        if await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True):
+            return JSONResponse({"status": "ready"})
     return JSONResponse(
         {
             "type": "https://kap-outcomes.dev/problems/unavailable",
