@@ -127,8 +127,7 @@ def submit_assessment(
     )
     # The caseload's summary of this patient is recomputed on its next read (one cheap UPDATE).
     caseload_repository.mark_stale(conn, patient_id=patient_id)
-    # Built from values this function just validated and stored: no second validation.
-    return AssessmentPublic.model_construct(
+    return AssessmentPublic(
         id=assessment_id,
         patient_id=patient_id,
         course_id=course_id,
