@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Float, Index, String
+from sqlalchemy import Float, Index, String, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -38,7 +38,17 @@ class DoseRoute(StrEnum):
 
 class Course(SQLModel, table=True):
     __tablename__ = "courses"
-    __table_args__ = (Index("ix_courses_patient_started", "patient_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_courses_patient_started", "patient_id", "started_at"),
+        # at most one active course per patient, whatever races the service may lose
+        Index(
+            "uq_courses_patient_active",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: str = SQLField(default_factory=new_id, primary_key=True, max_length=36)
     organisation_id: str = SQLField(foreign_key="organisations.id", index=True, max_length=36)
