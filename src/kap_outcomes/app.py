@@ -21,6 +21,7 @@ from kap_outcomes import __version__
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.auth.dependencies import BEARER_SCHEME, current_principal
+from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy_router,
         signals_router,
         caseload_router,
+        auth_router,
         health_router,
     ):
         app.include_router(router)

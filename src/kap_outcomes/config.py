@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    enrollment_code_minutes: int = Field(default=15, ge=1, le=1440)
     log_level: str = "INFO"
 
 

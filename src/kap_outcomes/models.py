@@ -2,7 +2,7 @@
 
 from kap_outcomes.alerts.models import Alert
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
-from kap_outcomes.auth.models import ApiToken, Organisation
+from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.idempotency.models import IdempotencyRecord
@@ -16,6 +16,7 @@ __all__ = [
     "AssessmentRevision",
     "CareSession",
     "Course",
+    "EnrollmentCode",
     "IdempotencyRecord",
     "Organisation",
     "Patient",

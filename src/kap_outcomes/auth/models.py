@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
@@ -41,3 +44,68 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class EnrollmentCode(SQLModel, table=True):
+    """A single-use, short-lived code a patient's app exchanges for its own token (hashed)."""
+
+    __tablename__ = "enrollment_codes"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = Field(foreign_key="organisations.id", max_length=36)
+    patient_id: str = Field(foreign_key="patients.id", index=True, max_length=36)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_by: str = Field(max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    token_id: str | None = Field(default=None, max_length=36)
+
+
+TokenLabel = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1F\x7F]*$")
+]
+
+
+class TokenCreate(BaseModel):
+    """A new API token of the caller's organisation. ``patient_id`` for, and only for, the
+    patient role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    label: TokenLabel | None = None
+    expires_at: AwareDatetime | None = None
+    patient_id: str | None = PydanticField(default=None, max_length=36, pattern=r"^[A-Za-z0-9\-]+$")
+
+
+class TokenPublic(BaseModel):
+    """A token's metadata: never its secret."""
+
+    id: str
+    role: Role
+    label: str | None
+    patient_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenIssued(TokenPublic):
+    token: str = PydanticField(description="The secret, shown this once and never again.")
+
+
+class EnrollmentIssued(BaseModel):
+    code: str = PydanticField(description="Single use; give it to the patient's app only.")
+    expires_at: datetime
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = PydanticField(min_length=1, max_length=64)
+
+
+class Enrolled(BaseModel):
+    token: str = PydanticField(description="The app's own patient token, shown this once.")
+    patient_id: str

@@ -1,0 +1,84 @@
+"""HTTP routes for tokens and patient app enrollment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from kap_outcomes.auth import admin, enrollment
+from kap_outcomes.auth.dependencies import AdminDep, DbDep, current_principal
+from kap_outcomes.auth.models import (
+    Enrolled,
+    EnrollmentIssued,
+    EnrollRequest,
+    Role,
+    TokenCreate,
+    TokenIssued,
+    TokenPublic,
+)
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.errors import forbidden
+from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.pagination import Cursor, Limit, Page
+
+router = APIRouter(tags=["auth"], responses=PROBLEMS)
+
+
+@router.post("/v1/tokens", status_code=201)
+async def create_token(data: TokenCreate, principal: AdminDep, db: DbDep) -> TokenIssued:
+    """Issue a token of this organisation; its secret is in this response only."""
+    return await db.write(partial(admin.create_token, principal=principal, data=data))
+
+
+@router.get("/v1/tokens")
+async def list_tokens(
+    principal: AdminDep, db: DbDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[TokenPublic]:
+    """The organisation's tokens: metadata only, never a secret."""
+    return await db.read(
+        partial(admin.list_tokens, principal=principal, cursor=cursor, limit=limit)
+    )
+
+
+@router.delete("/v1/tokens/{token_id}", status_code=204)
+async def revoke_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+    """Revoke a token: it answers 401 from the next request on."""
+    await db.write(partial(admin.revoke_token, principal=principal, token_id=token_id))
+    return Response(status_code=204)
+
+
+async def _enroller(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """Clinicians and admins hand out enrollment codes (not integrations, not patients)."""
+    if principal.role not in (Role.admin, Role.clinician):
+        raise forbidden()
+    return principal
+
+
+@router.post("/v1/patients/{patient_id}/enrollments", status_code=201)
+async def create_enrollment(
+    patient_id: ResourceId,
+    principal: Annotated[Principal, Depends(_enroller)],
+    db: DbDep,
+    request: Request,
+) -> EnrollmentIssued:
+    """A single-use code for the patient's app, valid for a few minutes."""
+    ttl = timedelta(minutes=request.app.state.settings.enrollment_code_minutes)
+    return await db.write(
+        partial(enrollment.create_enrollment, principal=principal, patient_id=patient_id, ttl=ttl)
+    )
+
+
+@router.post(
+    "/v1/auth/enroll",
+    status_code=201,
+    responses={400: PROBLEMS[422] | {"description": "Unknown, used or expired code"}},
+)
+async def enroll(data: EnrollRequest, db: DbDep) -> Enrolled:
+    """Exchange an enrollment code for the app's own patient token (no token needed)."""
+    return await db.write(partial(enrollment.enroll, code=data.code))

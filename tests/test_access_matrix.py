@@ -1,0 +1,212 @@
+"""The access matrix: every operation of the OpenAPI document, for every kind of caller.
+
+One declared table (``RULES``) says, for each operation, which roles may use it. The test
+walks the app's own OpenAPI document, so a new route without a rule fails the suite. Callers:
+the four roles, a patient token on *another* patient, and no, expired, revoked, forged and
+malformed tokens (always 401 on a protected route).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from kap_outcomes.auth.models import Role
+from kap_outcomes.auth.service import issue_token
+
+# What a role gets: "ok" means past authentication and authorisation (any status but 401,
+# 403 and 404), "403" a role that may not use the operation at all, "404" a patient token on
+# a resource of another patient (it must not learn that it exists).
+OK, FORBIDDEN, HIDDEN = "ok", "403", "404"
+STAFF = {
+    "admin": OK,
+    "clinician": OK,
+    "integration": OK,
+    "patient": FORBIDDEN,
+    "other_patient": FORBIDDEN,
+}
+STAFF_AND_OWN_PATIENT = {
+    "admin": OK,
+    "clinician": OK,
+    "integration": OK,
+    "patient": OK,
+    "other_patient": HIDDEN,
+}
+ADMIN_ONLY = {
+    "admin": OK,
+    "clinician": FORBIDDEN,
+    "integration": FORBIDDEN,
+    "patient": FORBIDDEN,
+    "other_patient": FORBIDDEN,
+}
+ADMIN_AND_CLINICIAN = {
+    "admin": OK,
+    "clinician": OK,
+    "integration": FORBIDDEN,
+    "patient": FORBIDDEN,
+    "other_patient": FORBIDDEN,
+}
+PUBLIC = "public"
+
+RULES: dict[tuple[str, str], Any] = {
+    ("get", "/healthz"): PUBLIC,
+    ("get", "/readyz"): PUBLIC,
+    ("post", "/v1/auth/enroll"): PUBLIC,
+    ("post", "/v1/patients"): STAFF,
+    ("get", "/v1/patients"): STAFF,
+    ("get", "/v1/patients/{patient_id}"): STAFF_AND_OWN_PATIENT,
+    ("post", "/v1/patients/{patient_id}/courses"): STAFF,
+    ("get", "/v1/patients/{patient_id}/courses"): STAFF,
+    ("post", "/v1/patients/{patient_id}/sessions"): STAFF,
+    ("get", "/v1/patients/{patient_id}/sessions"): STAFF,
+    ("post", "/v1/patients/{patient_id}/assessments"): STAFF_AND_OWN_PATIENT,
+    ("get", "/v1/patients/{patient_id}/assessments"): STAFF_AND_OWN_PATIENT,
+    ("get", "/v1/patients/{patient_id}/trends"): STAFF_AND_OWN_PATIENT,
+    ("get", "/v1/patients/{patient_id}/signals"): STAFF_AND_OWN_PATIENT,
+    ("post", "/v1/patients/{patient_id}/enrollments"): ADMIN_AND_CLINICIAN,
+    ("get", "/v1/assessments/{assessment_id}"): STAFF_AND_OWN_PATIENT,
+    ("get", "/v1/assessments/{assessment_id}/history"): STAFF_AND_OWN_PATIENT,
+    ("post", "/v1/assessments/{assessment_id}/amend"): STAFF,
+    ("post", "/v1/assessments/{assessment_id}/retract"): STAFF,
+    ("get", "/v1/alerts"): STAFF,
+    ("post", "/v1/alerts/{alert_id}/acknowledge"): STAFF,
+    ("post", "/v1/alerts/{alert_id}/resolve"): STAFF,
+    ("get", "/v1/caseload"): STAFF,
+    ("get", "/v1/policy"): ADMIN_ONLY,
+    ("put", "/v1/policy"): ADMIN_ONLY,
+    ("post", "/v1/tokens"): ADMIN_ONLY,
+    ("get", "/v1/tokens"): ADMIN_ONLY,
+    ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
+}
+
+BODIES: dict[tuple[str, str], Any] = {
+    ("post", "/v1/auth/enroll"): {"code": "0000-0000-0000-0000"},
+    ("post", "/v1/patients"): {"external_id": "matrix"},
+    ("post", "/v1/patients/{patient_id}/courses"): {},
+    ("post", "/v1/patients/{patient_id}/sessions"): {
+        "kind": "intake",
+        "occurred_at": "2026-03-01T15:00:00Z",
+    },
+    ("post", "/v1/patients/{patient_id}/assessments"): {
+        "instrument": "phq9",
+        "items": [1, 1, 1, 1, 1, 1, 1, 1, 1],
+        "administered_at": "2026-03-02T15:04:05Z",
+    },
+    ("post", "/v1/assessments/{assessment_id}/amend"): {"items": [0] * 9, "reason": "matrix"},
+    ("post", "/v1/assessments/{assessment_id}/retract"): {"reason": "matrix"},
+    ("post", "/v1/alerts/{alert_id}/acknowledge"): {},
+    ("post", "/v1/alerts/{alert_id}/resolve"): {},
+    ("put", "/v1/policy"): {},
+    ("post", "/v1/tokens"): {"role": "clinician"},
+}
+QUERIES: dict[tuple[str, str], str] = {
+    ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",
+}
+ROLES = ["admin", "clinician", "integration", "patient", "other_patient"]
+UNAUTHENTICATED = ["none", "expired", "revoked", "forged", "malformed"]
+
+
+def _operations(client) -> list[tuple[str, str]]:
+    doc = client.get("/openapi.json").json()
+    return sorted((method, path) for path, ops in doc["paths"].items() for method in ops)
+
+
+@pytest.fixture
+def world(tenant, db):
+    """A patient with an assessment that opened an alert, another patient, and every caller."""
+    pid = tenant.patient()
+    other = tenant.patient()
+    created = tenant.post(
+        f"/v1/patients/{pid}/assessments",
+        {"instrument": "phq9", "items": [1] * 9, "administered_at": "2026-03-02T15:04:05Z"},
+    ).json()
+
+    def tokens(conn: Any) -> dict[str, str]:
+        org = tenant.org_id
+        past = datetime.now(UTC) - timedelta(days=1)
+        expired_id, expired = issue_token(
+            conn, organisation_id=org, role=Role.clinician, expires_at=past
+        )
+        revoked_id, revoked = issue_token(conn, organisation_id=org, role=Role.clinician)
+        conn.execute(
+            text("UPDATE api_tokens SET revoked_at = expires_at WHERE id = :i"), {"i": expired_id}
+        )
+        conn.execute(
+            text("UPDATE api_tokens SET revoked_at = created_at WHERE id = :i"), {"i": revoked_id}
+        )
+        disposable_id, _ = issue_token(conn, organisation_id=org, role=Role.clinician)
+        return {
+            "disposable": disposable_id,
+            "patient": issue_token(conn, organisation_id=org, role=Role.patient, patient_id=pid)[1],
+            "other_patient": issue_token(
+                conn, organisation_id=org, role=Role.patient, patient_id=other
+            )[1],
+            "expired": expired,
+            "revoked": revoked,
+        }
+
+    made = db.run_write(tokens)
+    token_id = made.pop("disposable")
+    headers = {role: tenant.headers(Role(role)) for role in ("admin", "clinician", "integration")}
+    headers |= {name: {"Authorization": f"Bearer {tok}"} for name, tok in made.items()}
+    headers["none"] = {}
+    headers["forged"] = {"Authorization": "Bearer kap_" + "A" * 43}
+    headers["malformed"] = {"Authorization": "Basic dXNlcjpwYXNz"}
+    return {
+        "tenant": tenant,
+        "params": {
+            "patient_id": pid,
+            "assessment_id": created["id"],
+            "alert_id": created["alerts"][0]["id"],
+            "token_id": token_id,
+        },
+        "headers": headers,
+    }
+
+
+def _call(world, method: str, path: str, caller: str):
+    tenant = world["tenant"]
+    url = path.format(**world["params"]) + QUERIES.get((method, path), "")
+    headers = world["headers"][caller] | {"If-Match": "*"}
+    body = BODIES.get((method, path))
+    kwargs: dict[str, Any] = {}
+    if body is not None:
+        kwargs["content"] = json.dumps(body)
+        headers = headers | {"content-type": "application/json"}
+    return tenant.client.request(method.upper(), url, headers=headers, **kwargs)
+
+
+def test_every_operation_has_a_rule(client):
+    missing = [op for op in _operations(client) if op not in RULES]
+    assert not missing, f"routes without an access rule in tests/test_access_matrix.py: {missing}"
+    stale = [op for op in RULES if op not in _operations(client)]
+    assert not stale, f"rules for routes that no longer exist: {stale}"
+
+
+def test_the_matrix(world, client):
+    failures = []
+    for method, path in _operations(client):
+        rule = RULES.get((method, path))
+        if rule is None:
+            continue
+        for caller in UNAUTHENTICATED:
+            status = _call(world, method, path, caller).status_code
+            if rule == PUBLIC:
+                if status in (401, 403):
+                    failures.append((method, path, caller, status, "public"))
+            elif status != 401:
+                failures.append((method, path, caller, status, "401"))
+        if rule == PUBLIC:
+            continue
+        for caller in ROLES:
+            status = _call(world, method, path, caller).status_code
+            expected = rule[caller]
+            if expected == OK and status in (401, 403, 404):
+                failures.append((method, path, caller, status, "allowed"))
+            elif expected in (FORBIDDEN, HIDDEN) and status != int(expected):
+                failures.append((method, path, caller, status, expected))
+    assert not failures, "\n".join(map(str, failures))
