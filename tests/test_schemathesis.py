@@ -34,7 +34,11 @@ if PG_URL:
 else:
     URL = f"sqlite:///{tempfile.mkdtemp(prefix='kap-schemathesis-')}/api.db"
     upgrade(URL)
-app = create_app(Settings(database_url=URL, environment="test"))
+app = create_app(
+    Settings(
+        database_url=URL, environment="test", rate_limit_per_minute=0, failed_auth_per_minute=0
+    )
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 CHECKS = [not_a_server_error, response_schema_conformance, ignored_auth]

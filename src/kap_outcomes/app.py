@@ -12,6 +12,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
@@ -26,6 +27,7 @@ from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
+from kap_outcomes.edge import Edge, Limits
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
@@ -74,6 +76,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+            max_age=600,
+        )
+    app.add_middleware(
+        Edge,
+        limits=Limits(
+            requests_per_minute=settings.rate_limit_per_minute,
+            failed_auth_per_minute=settings.failed_auth_per_minute,
+        ),
+    )
     app.state.db = db
     app.state.settings = settings
 

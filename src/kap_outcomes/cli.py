@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,7 +45,27 @@ def serve(
         proxy_headers=False,
         server_header=False,
         log_level=settings.log_level.lower(),
+        log_config=log_config(settings.log_level),
     )
+
+
+def log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging plus ours: one JSON line per request on stdout (``kap_outcomes``)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["kap_json"] = {"format": "%(message)s"}
+    config["handlers"]["kap_stdout"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "kap_json",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["kap_outcomes"] = {
+        "handlers": ["kap_stdout"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 @db_app.command("upgrade")

@@ -22,6 +22,16 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     enrollment_code_minutes: int = Field(default=15, ge=1, le=1440)
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=0, description="Requests per token per minute (per process); 0: off."
+    )
+    failed_auth_per_minute: int = Field(
+        default=20, ge=0, description="Failed authentications per client address; 0: off."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API, e.g. ["https://dash.example"].',
+    )
     log_level: str = "INFO"
 
 

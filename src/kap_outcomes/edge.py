@@ -1,0 +1,207 @@
+"""What every request passes through first: its id, its log line, security headers, and the
+abuse limits (per-token rate limit, throttling of failed authentication per client address).
+
+Pure ASGI and in-process: it adds a few microseconds to every request. The limits are per
+process; behind several instances they hold per instance (put a shared limiter at the load
+balancer when that matters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import math
+import os
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kap_outcomes.errors import DomainError
+
+log = logging.getLogger("kap_outcomes.access")
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._\-]{1,64}$")
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+_DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
+_ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
+
+
+class _Window:
+    """A fixed-window counter per key, bounded in memory (oldest keys dropped first)."""
+
+    def __init__(self, limit: int, seconds: float, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.max_keys = max_keys
+        self._counts: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+
+    def retry_after(self, key: bytes, now: float) -> int:
+        """0 if ``key`` is under the limit (and count it), else seconds until it is again."""
+        start, count = self._counts.get(key, (now, 0))
+        if now - start >= self.seconds:
+            start, count = now, 0
+        if count >= self.limit:
+            return max(1, math.ceil(start + self.seconds - now))
+        self._counts[key] = (start, count + 1)
+        self._counts.move_to_end(key)
+        if len(self._counts) > self.max_keys:
+            self._counts.popitem(last=False)
+        return 0
+
+    def blocked_for(self, key: bytes, now: float) -> int:
+        start, count = self._counts.get(key, (now, 0))
+        if now - start >= self.seconds or count < self.limit:
+            return 0
+        return max(1, math.ceil(start + self.seconds - now))
+
+    def add(self, key: bytes, now: float) -> None:
+        self.retry_after(key, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int  # per token; 0: no limit
+    failed_auth_per_minute: int  # per client address; 0: no throttling
+
+
+def _too_many(retry_after: int, detail: str) -> DomainError:
+    return DomainError(
+        detail=detail,
+        status=429,
+        slug="too-many-requests",
+        title="Too many requests",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+class AccessLog:
+    """One JSON line per request on the ``kap_outcomes.access`` logger, written in batches.
+
+    A ``logging`` call costs several microseconds (a record, a lock, a flush), as much as a
+    fifth of the ingest path's own work; so the lines of the requests answered within
+    :data:`FLUSH_SECONDS` go out as one record (still one line per request in the output).
+    The price: lines of the last few milliseconds before a crash can be lost.
+    """
+
+    FLUSH_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) == 1:
+            try:
+                asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+            except RuntimeError:  # pragma: no cover - no loop: write at once
+                self.flush()
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines:
+            log.info("\n".join(lines))
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self._access = AccessLog()
+        # request ids: unique per process and cheap (no syscall per request)
+        self._id_prefix = os.urandom(4).hex().encode()
+        self._id_counter = itertools.count()
+        self._per_token = (
+            _Window(limits.requests_per_minute, 60.0) if limits.requests_per_minute else None
+        )
+        self._failures = (
+            _Window(limits.failed_auth_per_minute, 60.0) if limits.failed_auth_per_minute else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = b""
+        authorization = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _REQUEST_ID.match(value):
+                request_id = value
+            elif name == b"authorization":
+                authorization = value
+        if not request_id:
+            request_id = b"%s%08x" % (self._id_prefix, next(self._id_counter) & 0xFFFFFFFF)
+        client = (scope.get("client") or ("-", 0))[0].encode()
+        status = 500
+        headers_out = [(b"x-request-id", request_id), *_SECURITY_HEADERS]
+        if scope["path"].startswith(_DOCS):
+            headers_out = headers_out[:-1]
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *headers_out]
+            await send(message)
+
+        now = time.monotonic()
+        refusal = self._refusal(client, authorization, now)
+        try:
+            if refusal is not None:
+                await _send_problem(send_with_headers, refusal, scope["path"])
+            else:
+                await self.app(scope, receive, send_with_headers)
+        finally:
+            if self._failures is not None and (
+                status == 401 or (status == 400 and scope["path"] == _ENROLL)
+            ):
+                self._failures.add(client, now)
+            if log.isEnabledFor(logging.INFO):
+                route = scope.get("route")
+                self._access.add(
+                    orjson.dumps(
+                        {
+                            "request_id": request_id.decode(),
+                            "method": scope["method"],
+                            "route": getattr(route, "path", None) or "-",
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        }
+                    ).decode()
+                )
+
+    def _refusal(self, client: bytes, authorization: bytes, now: float) -> DomainError | None:
+        if self._failures is not None:
+            wait = self._failures.blocked_for(client, now)
+            if wait:
+                return _too_many(wait, "Too many failed authentications from this address.")
+        if self._per_token is not None and authorization:
+            # keyed by a hash: the token itself is never kept in memory longer than the request
+            key = hashlib.blake2b(authorization, digest_size=16).digest()
+            wait = self._per_token.retry_after(key, now)
+            if wait:
+                return _too_many(wait, "This token's request rate is over its limit.")
+        return None
+
+
+async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
+    body = orjson.dumps(problem.body(path))
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
