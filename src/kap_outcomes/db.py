@@ -395,18 +395,14 @@ class Database:
 
     def run_write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction and commit it; roll back on any error."""
-        try:
-            with self.connect(write=True) as conn, conn.begin():
-                return fn(conn)
-        except Exception as exc:
-            translated = _translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+        return self._run(fn, write=True)
 
     def run_read(self, fn: Callable[[Connection], T]) -> T:
+        return self._run(fn, write=False)
+
+    def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         try:
-            with self.connect(write=False) as conn, conn.begin():
+            with self.connect(write=write) as conn, conn.begin():
                 return fn(conn)
         except Exception as exc:
             translated = _translate(exc)

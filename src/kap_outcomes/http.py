@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.db import Database
 from kap_outcomes.errors import (
     FieldProblem,
     invalid,
     problems_from_errors,
     unsupported_media_type,
 )
-from kap_outcomes.idempotency.service import Outcome
+from kap_outcomes.idempotency.service import Outcome, check_key, fingerprint, idempotent
 from kap_outcomes.middleware import is_json_media_type
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,4 +140,26 @@ def outcome_response(outcome: Outcome) -> Response:
         status_code=outcome.status_code,
         media_type="application/json",
         headers=headers,
+    )
+
+
+async def create_once(
+    request: Request,
+    *,
+    principal: Principal,
+    data: BaseModel,
+    key: str | None,
+    create: Callable[[Connection], BaseModel],
+) -> Response:
+    """A creating POST, idempotent under ``Idempotency-Key`` (see idempotency.service)."""
+    db: Database = request.app.state.db
+    return outcome_response(
+        await db.write(
+            idempotent(
+                create,
+                principal=principal,
+                key=check_key(key),
+                fingerprint=fingerprint(request.method, request.url.path, data),
+            )
+        )
     )

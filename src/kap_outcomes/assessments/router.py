@@ -24,12 +24,12 @@ from kap_outcomes.http import (
     PROBLEMS,
     IdempotencyKey,
     ResourceId,
+    create_once,
     created,
     json_body,
     json_request_body,
-    outcome_response,
 )
-from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
+from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import ToUTC
 
@@ -59,16 +59,7 @@ async def submit_assessment(
     )
     if key is None:  # the common case: no second serialization, no lookup
         return created(await db.write(submit))
-    return outcome_response(
-        await db.write(
-            idempotent(
-                submit,
-                principal=principal,
-                key=key,
-                fingerprint=fingerprint(request.method, request.url.path, data),
-            )
-        )
-    )
+    return await create_once(request, principal=principal, data=data, key=key, create=submit)
 
 
 @router.get("/patients/{patient_id}/assessments")

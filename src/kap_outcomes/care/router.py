@@ -10,8 +10,7 @@ from fastapi.responses import Response
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.care import service
 from kap_outcomes.care.models import CourseCreate, CoursePublic, SessionCreate, SessionPublic
-from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, outcome_response
-from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
+from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
 from kap_outcomes.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], responses=PROBLEMS)
@@ -22,20 +21,12 @@ async def open_course(
     patient_id: ResourceId,
     data: CourseCreate,
     principal: StaffDep,
-    db: DbDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
-    return outcome_response(
-        await db.write(
-            idempotent(
-                create,
-                principal=principal,
-                key=check_key(idempotency_key),
-                fingerprint=fingerprint(request.method, request.url.path, data),
-            )
-        )
+    return await create_once(
+        request, principal=principal, data=data, key=idempotency_key, create=create
     )
 
 
@@ -51,20 +42,12 @@ async def record_session(
     patient_id: ResourceId,
     data: SessionCreate,
     principal: StaffDep,
-    db: DbDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
-    return outcome_response(
-        await db.write(
-            idempotent(
-                create,
-                principal=principal,
-                key=check_key(idempotency_key),
-                fingerprint=fingerprint(request.method, request.url.path, data),
-            )
-        )
+    return await create_once(
+        request, principal=principal, data=data, key=idempotency_key, create=create
     )
 
 

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, outcome_response
-from kap_outcomes.idempotency.service import check_key, fingerprint, idempotent
+from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
@@ -27,20 +26,12 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=PROBLEMS)
 async def create_patient(
     data: PatientCreate,
     principal: StaffDep,
-    db: DbDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     create = partial(service.create_patient, principal=principal, data=data)
-    return outcome_response(
-        await db.write(
-            idempotent(
-                create,
-                principal=principal,
-                key=check_key(idempotency_key),
-                fingerprint=fingerprint(request.method, request.url.path, data),
-            )
-        )
+    return await create_once(
+        request, principal=principal, data=data, key=idempotency_key, create=create
     )
 
 
