@@ -51,6 +51,9 @@ ADMIN_AND_CLINICIAN = {
     "other_patient": FORBIDDEN,
 }
 PUBLIC = "public"
+ANY_TOKEN = {role: OK for role in STAFF}
+"""Questionnaires, and FHIR searches: a patient token searches its own patient's data only
+(tests/fhir), so another patient's token gets its own (empty) results, not a 404."""
 
 RULES: dict[tuple[str, str], Any] = {
     ("get", "/healthz"): PUBLIC,
@@ -81,6 +84,18 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/tokens"): ADMIN_ONLY,
     ("get", "/v1/tokens"): ADMIN_ONLY,
     ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
+    ("get", "/fhir/R4/metadata"): PUBLIC,
+    ("get", "/fhir/R4/Questionnaire"): ANY_TOKEN,
+    ("get", "/fhir/R4/Questionnaire/{questionnaire_id}"): ANY_TOKEN,
+    # Without a body every caller gets past authentication to a 400; that a patient token
+    # cannot file a form for another patient is tested in tests/fhir (subject → 422).
+    ("post", "/fhir/R4/QuestionnaireResponse"): ANY_TOKEN,
+    ("get", "/fhir/R4/QuestionnaireResponse"): ANY_TOKEN,
+    ("get", "/fhir/R4/QuestionnaireResponse/{response_id}"): STAFF_AND_OWN_PATIENT,
+    ("get", "/fhir/R4/Observation"): ANY_TOKEN,
+    ("get", "/fhir/R4/Observation/{observation_id}"): STAFF_AND_OWN_PATIENT,
+    ("get", "/fhir/R4/Patient"): ANY_TOKEN,
+    ("get", "/fhir/R4/Patient/{patient_id}"): STAFF_AND_OWN_PATIENT,
 }
 
 BODIES: dict[tuple[str, str], Any] = {
@@ -163,6 +178,9 @@ def world(tenant, db):
             "assessment_id": created["id"],
             "alert_id": created["alerts"][0]["id"],
             "token_id": token_id,
+            "response_id": created["id"],
+            "observation_id": f"{created['id']}-total",
+            "questionnaire_id": "phq-9",
         },
         "headers": headers,
     }

@@ -30,6 +30,7 @@ TABLES = {
     "patient_summaries",
     "idempotency_records",
     "assessment_revisions",
+    "fhir_identifiers",
     "enrollment_codes",
 }
 

@@ -29,6 +29,13 @@ from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.edge import Edge, Limits
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
+from kap_outcomes.fhir.outcome import (
+    FHIR_MEDIA_TYPE,
+    is_fhir_path,
+    outcome_for,
+    outcome_for_validation,
+)
+from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
 from kap_outcomes.middleware import RequestBodyRules
@@ -44,6 +51,12 @@ class ProblemResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class OutcomeResponse(ProblemResponse):
+    """An error on a FHIR route: an OperationOutcome (never problem+json)."""
+
+    media_type = FHIR_MEDIA_TYPE
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -97,12 +110,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
+        if is_fhir_path(request.url.path):
+            return OutcomeResponse(
+                outcome_for(exc.status, exc.detail, exc),
+                status_code=exc.status,
+                headers=exc.headers or None,
+            )
         return ProblemResponse(
             exc.body(request.url.path), status_code=exc.status, headers=exc.headers or None
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if is_fhir_path(request.url.path):
+            status, outcome = outcome_for_validation(exc.errors())
+            return OutcomeResponse(outcome, status_code=status)
         body = problem_body(
             status=422,
             slug="validation",
@@ -122,6 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             413: "Content too large",
             415: "Unsupported media type",
         }
+        if is_fhir_path(request.url.path):
+            detail = str(exc.detail) if exc.status_code != 404 else "No such resource."
+            return OutcomeResponse(
+                outcome_for(exc.status_code, detail), status_code=exc.status_code
+            )
         body = problem_body(
             status=exc.status_code,
             slug="not-found" if exc.status_code == 404 else "http-error",
@@ -139,6 +166,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request.scope.get("route"),
             type(exc).__name__,
         )
+        if is_fhir_path(request.url.path):
+            return OutcomeResponse(
+                outcome_for(500, "Something went wrong on our side."), status_code=500
+            )
         body = problem_body(
             status=500,
             slug="internal",
@@ -159,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         caseload_router,
         auth_router,
         health_router,
+        fhir_router,
     ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

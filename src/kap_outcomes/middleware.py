@@ -6,6 +6,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes.errors import DomainError, unsupported_media_type
+from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -95,13 +96,19 @@ class RequestBodyRules:
 
 
 async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
-    body = orjson.dumps(problem.body(path))
+    # FHIR routes answer every error with an OperationOutcome.
+    media_type = b"application/problem+json"
+    if is_fhir_path(path):
+        body = orjson.dumps(outcome_for(problem.status, problem.detail))
+        media_type = FHIR_MEDIA_TYPE.encode()
+    else:
+        body = orjson.dumps(problem.body(path))
     await send(
         {
             "type": "http.response.start",
             "status": problem.status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", media_type),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

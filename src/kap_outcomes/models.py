@@ -5,6 +5,7 @@ from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.idempotency.models import IdempotencyRecord
 from kap_outcomes.patients.models import Patient
 from kap_outcomes.policy.models import PolicyVersion
@@ -17,6 +18,7 @@ __all__ = [
     "CareSession",
     "Course",
     "EnrollmentCode",
+    "FhirIdentifier",
     "IdempotencyRecord",
     "Organisation",
     "Patient",

@@ -1,0 +1,98 @@
+"""The CapabilityStatement: exactly what this server supports, and nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kap_outcomes import __version__
+from kap_outcomes.fhir.questionnaires import PUBLISHED_DATE
+
+
+def _param(name: str, kind: str, doc: str) -> dict[str, str]:
+    return {"name": name, "type": kind, "documentation": doc}
+
+
+_COMMON = [
+    _param("_lastUpdated", "date", "When the resource was last changed (prefixes eq ge gt le lt)."),
+    _param("_count", "number", "Page size, 1-500 (default 50); follow link[next]."),
+]
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": PUBLISHED_DATE,
+        "publisher": "kap-outcomes",
+        "kind": "instance",
+        "software": {"name": "kap-outcomes", "version": __version__},
+        "implementation": {"description": "kap-outcomes FHIR R4 interface", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Bearer tokens as on /v1 (staff roles; a patient token reaches "
+                "only its own patient). Another organisation's resource is a 404.",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/"
+                                    "restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ]
+                },
+                "resource": [
+                    {
+                        "type": "Questionnaire",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            _param("url", "uri", "Canonical URL, optionally |version.")
+                        ],
+                    },
+                    {
+                        "type": "QuestionnaireResponse",
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                        ],
+                        "conditionalCreate": True,
+                        "searchParam": [
+                            _param("patient", "reference", "Patient/{id} or {id}."),
+                            _param("authored", "date", "When the form was completed."),
+                            _param("questionnaire", "reference", "The Questionnaire canonical."),
+                            *_COMMON,
+                        ],
+                    },
+                    {
+                        "type": "Observation",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            _param("patient", "reference", "Patient/{id} or {id}."),
+                            _param("code", "token", "LOINC code, e.g. http://loinc.org|44261-6."),
+                            _param("category", "token", "survey."),
+                            _param("date", "date", "effective date (prefixes eq ge gt le lt)."),
+                            *_COMMON,
+                        ],
+                    },
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            _param(
+                                "identifier",
+                                "token",
+                                "https://kap-outcomes.dev/fhir/sid/external-id|{external_id}",
+                            )
+                        ],
+                    },
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,120 @@
+"""All queries of the FHIR adapter (reads of assessments and patients, form identifiers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select
+
+from kap_outcomes.assessments.models import Assessment
+from kap_outcomes.fhir.models import FhirIdentifier
+from kap_outcomes.patients.models import Patient
+
+assessments = Assessment.__table__  # type: ignore[attr-defined]
+patients = Patient.__table__  # type: ignore[attr-defined]
+identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class AssessmentFilter:
+    """What a FHIR search asks of the assessments behind the resources."""
+
+    organisation_id: str
+    patient_id: str | None = None
+    instruments: list[str] | None = None
+    with_total: bool = False
+    administered: list[tuple[str, datetime]] = field(default_factory=list)
+    updated: list[tuple[str, datetime]] = field(default_factory=list)
+
+
+_OPS = {
+    ">=": lambda c, v: c >= v,
+    ">": lambda c, v: c > v,
+    "<=": lambda c, v: c <= v,
+    "<": lambda c, v: c < v,
+}
+
+
+def search_assessments(
+    conn: Connection,
+    *,
+    where: AssessmentFilter,
+    at_or_before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Newest first, keyset on (administered_at, id), the cursor's row included."""
+    query = select(assessments).where(assessments.c.organisation_id == where.organisation_id)
+    if where.patient_id is not None:
+        query = query.where(assessments.c.patient_id == where.patient_id)
+    if where.instruments is not None:
+        query = query.where(assessments.c.instrument.in_(where.instruments))
+    if where.with_total:
+        query = query.where(assessments.c.total.is_not(None))
+    for op, value in where.administered:
+        query = query.where(_OPS[op](assessments.c.administered_at, value))
+    for op, value in where.updated:
+        query = query.where(_OPS[op](assessments.c.version_at, value))
+    if at_or_before is not None:
+        at, row_id = at_or_before
+        query = query.where(
+            or_(
+                assessments.c.administered_at < at,
+                and_(assessments.c.administered_at == at, assessments.c.id <= row_id),
+            )
+        )
+    query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
+    return list(conn.execute(query.limit(limit)).all())
+
+
+def get_assessment(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
+    return conn.execute(
+        select(assessments).where(
+            assessments.c.id == assessment_id, assessments.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
+def get_patient(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
+    return conn.execute(
+        select(patients).where(
+            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
+def patient_by_external_id(
+    conn: Connection, *, organisation_id: str, external_id: str
+) -> Any | None:
+    return conn.execute(
+        select(patients).where(
+            patients.c.organisation_id == organisation_id, patients.c.external_id == external_id
+        )
+    ).first()
+
+
+def assessments_with_identifier(
+    conn: Connection, *, organisation_id: str, system: str | None, value: str
+) -> list[str]:
+    query = select(identifiers.c.assessment_id).where(
+        identifiers.c.organisation_id == organisation_id, identifiers.c.value == value
+    )
+    if system is not None:
+        query = query.where(identifiers.c.system == system)
+    return sorted({row[0] for row in conn.execute(query.limit(10)).all()})
+
+
+def identifiers_of(conn: Connection, *, assessment_ids: list[str]) -> dict[str, tuple[str, str]]:
+    if not assessment_ids:
+        return {}
+    rows = conn.execute(
+        select(identifiers.c.assessment_id, identifiers.c.system, identifiers.c.value).where(
+            identifiers.c.assessment_id.in_(assessment_ids)
+        )
+    ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def insert_identifier(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(identifiers).values(**values))

@@ -1,0 +1,239 @@
+"""Stored rows as FHIR R4 resources: QuestionnaireResponse, derived Observations, Patient.
+
+The QuestionnaireResponse is the source of truth; Observations are derived from it (US Core
+screening and assessment pattern): the total score (PHQ-9, GAD-7), PHQ-9 item 9 and the
+seven C-SSRS screener answers. An Observation's id is ``{assessment id}-{kind}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from kap_outcomes.clinical.instruments import (
+    CSSRS_POSITIONS,
+    DIFFICULTY_LOINC,
+    ITEM_LOINC,
+    PHQ9_ITEM9,
+    TOTAL_LOINC,
+    Instrument,
+)
+from kap_outcomes.fhir.questionnaires import (
+    DIFFICULTY,
+    ITEM_WEIGHT,
+    LOINC,
+    ORDINAL_VALUE,
+    TITLES,
+    Answer,
+    answer_for_weight,
+    versioned_canonical,
+)
+
+EXTERNAL_ID_SYSTEM = "https://kap-outcomes.dev/fhir/sid/external-id"
+"""``Patient.identifier.system`` of our patients' ``external_id`` (the EHR's own reference)."""
+SEVERITY_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/severity"
+"""Our own severity bands: LOINC has no codes for them (interop.md)."""
+RISK_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/cssrs-risk"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+UCUM = "http://unitsofmeasure.org"
+
+QR_STATUS: Mapping[str, str] = MappingProxyType(
+    {"final": "completed", "amended": "amended", "entered-in-error": "entered-in-error"}
+)
+OBSERVATION_STATUS: Mapping[str, str] = MappingProxyType(
+    {"final": "final", "amended": "amended", "entered-in-error": "entered-in-error"}
+)
+SEVERITY_TEXT: Mapping[str, str] = MappingProxyType(
+    {
+        "minimal": "Minimal",
+        "mild": "Mild",
+        "moderate": "Moderate",
+        "moderately_severe": "Moderately severe",
+        "severe": "Severe",
+    }
+)
+
+TOTAL = "total"
+ITEM9 = "item9"
+
+
+def observation_kinds(instrument: Instrument) -> tuple[str, ...]:
+    """The derived Observations of an assessment of this instrument, in order."""
+    if instrument is Instrument.PHQ9:
+        return (TOTAL, ITEM9)
+    if instrument is Instrument.GAD7:
+        return (TOTAL,)
+    return CSSRS_POSITIONS
+
+
+def observation_code(instrument: Instrument, kind: str) -> str:
+    if kind == TOTAL:
+        code = TOTAL_LOINC[instrument]
+        assert code is not None
+        return code
+    if kind == ITEM9:
+        return ITEM_LOINC[Instrument.PHQ9][PHQ9_ITEM9]
+    return ITEM_LOINC[Instrument.CSSRS][CSSRS_POSITIONS.index(kind)]
+
+
+def instant(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _meta(row: Any) -> dict[str, Any]:
+    return {"versionId": str(row.version), "lastUpdated": instant(row.version_at)}
+
+
+def _loinc(code: str, display: str | None = None) -> dict[str, Any]:
+    coding = {"system": LOINC, "code": code}
+    if display:
+        coding["display"] = display
+    return coding
+
+
+def _answer_coding(answer: Answer) -> dict[str, Any]:
+    return {
+        "extension": [
+            {"url": ITEM_WEIGHT, "valueDecimal": answer.weight},
+            {"url": ORDINAL_VALUE, "valueDecimal": answer.weight},
+        ],
+        **_loinc(answer.code, answer.display),
+    }
+
+
+def patient_reference(patient_id: str) -> dict[str, str]:
+    return {"reference": f"Patient/{patient_id}"}
+
+
+def questionnaire_response(row: Any, identifier: tuple[str, str] | None) -> dict[str, Any]:
+    instrument = Instrument(row.instrument)
+    items: list[dict[str, Any]] = []
+    for code, value in zip(ITEM_LOINC[instrument], row.items, strict=False):
+        # R4 QuestionnaireResponse items carry no code: the linkId is the LOINC code, as in
+        # our Questionnaires.
+        item: dict[str, Any] = {"linkId": code}
+        answer = answer_for_weight(instrument, value) if value is not None else None
+        if answer is not None:
+            item["answer"] = [{"valueCoding": _answer_coding(answer)}]
+        items.append(item)
+    if instrument is Instrument.PHQ9 and row.difficulty is not None:
+        items.append(
+            {
+                "linkId": DIFFICULTY_LOINC,
+                "answer": [{"valueCoding": _answer_coding(DIFFICULTY[row.difficulty])}],
+            }
+        )
+    total = TOTAL_LOINC[instrument]
+    if total is not None and row.total is not None:
+        items.append({"linkId": total, "answer": [{"valueInteger": row.total}]})
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": row.id,
+        "meta": _meta(row),
+    }
+    if identifier is not None:
+        resource["identifier"] = {"system": identifier[0], "value": identifier[1]}
+    resource.update(
+        {
+            "questionnaire": versioned_canonical(instrument),
+            "status": QR_STATUS[row.status],
+            "subject": patient_reference(row.patient_id),
+            "authored": instant(row.administered_at),
+            "item": items,
+        }
+    )
+    return resource
+
+
+def observation(row: Any, kind: str) -> dict[str, Any]:
+    instrument = Instrument(row.instrument)
+    code = observation_code(instrument, kind)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"{row.id}-{kind}",
+        "meta": _meta(row),
+        "status": OBSERVATION_STATUS[row.status],
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
+        ],
+        "code": {"coding": [_loinc(code)], "text": _code_text(instrument, kind)},
+        "subject": patient_reference(row.patient_id),
+        "effectiveDateTime": instant(row.administered_at),
+        "issued": instant(row.version_at),
+    }
+    if kind == TOTAL:
+        if row.total is None:
+            resource["dataAbsentReason"] = _absent("error", "Error")
+        else:
+            resource["valueQuantity"] = {
+                "value": row.total,
+                "unit": "{score}",
+                "system": UCUM,
+                "code": "{score}",
+            }
+        if row.severity is not None:
+            resource["interpretation"] = [
+                {
+                    "coding": [
+                        {
+                            "system": SEVERITY_SYSTEM,
+                            "code": row.severity,
+                            "display": SEVERITY_TEXT.get(row.severity, row.severity),
+                        }
+                    ],
+                    "text": SEVERITY_TEXT.get(row.severity, row.severity),
+                }
+            ]
+    else:
+        position = PHQ9_ITEM9 if kind == ITEM9 else CSSRS_POSITIONS.index(kind)
+        value = row.items[position] if position < len(row.items) else None
+        answer = answer_for_weight(instrument, value) if value is not None else None
+        if answer is None:
+            absent = ("not-asked", "Not Asked") if instrument is Instrument.CSSRS else None
+            resource["dataAbsentReason"] = _absent(
+                *(absent or ("asked-unknown", "Asked But Unknown"))
+            )
+        else:
+            resource["valueCodeableConcept"] = {
+                "coding": [_loinc(answer.code, answer.display)],
+                "text": answer.display,
+            }
+    resource["derivedFrom"] = [{"reference": f"QuestionnaireResponse/{row.id}"}]
+    return resource
+
+
+def _absent(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": DATA_ABSENT, "code": code, "display": display}]}
+
+
+def _code_text(instrument: Instrument, kind: str) -> str:
+    if kind == TOTAL:
+        return f"{TITLES[instrument]} total score"
+    if kind == ITEM9:
+        return "PHQ-9 item 9: thoughts of being better off dead or of self-harm"
+    return f"C-SSRS screener {kind}"
+
+
+def observations(row: Any) -> list[dict[str, Any]]:
+    """Every Observation derived from one assessment (no total when none was computed)."""
+    instrument = Instrument(row.instrument)
+    return [
+        observation(row, kind)
+        for kind in observation_kinds(instrument)
+        if kind != TOTAL or row.total is not None
+    ]
+
+
+def patient(row: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": row.id,
+        "meta": {"versionId": "1", "lastUpdated": instant(row.created_at)},
+        "identifier": [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}],
+        "active": True,
+    }

@@ -1,0 +1,427 @@
+"""FHIR use cases, mapped onto the same data and services as /v1.
+
+A form ingested here is created by ``assessments.service.submit_assessment``: the same
+scoring, safety alerts and caseload hook as a form posted on /v1 (source ``ehr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import RootModel, ValidationError
+from sqlalchemy import Connection
+
+from kap_outcomes.assessments import service as assessments_service
+from kap_outcomes.assessments.models import AssessmentCreate, Source
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.errors import DomainError, not_found
+from kap_outcomes.fhir import ingest, repository, resources, search
+from kap_outcomes.fhir.outcome import fhir_error
+from kap_outcomes.fhir.questionnaires import (
+    LOINC,
+    QUESTIONNAIRES,
+    instrument_of_canonical,
+)
+from kap_outcomes.fhir.repository import AssessmentFilter
+from kap_outcomes.idempotency import service as idempotency_service
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    base: str
+    params: list[tuple[str, str]]
+    count: int
+    cursor: str | None
+
+
+def _scope_patient(principal: Principal, patient: str | None) -> str | None:
+    """A patient token searches its own patient only; another patient is a 404."""
+    if principal.is_patient:
+        if patient is not None and patient != principal.patient_id:
+            raise not_found("Patient")
+        return principal.patient_id
+    return patient
+
+
+def _visible(principal: Principal, row: Any | None) -> Any:
+    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
+        raise not_found("Resource")
+    return row
+
+
+# Questionnaires -------------------------------------------------------------------------
+
+
+def read_questionnaire(questionnaire_id: str) -> dict[str, Any]:
+    found = QUESTIONNAIRES.get(questionnaire_id)
+    if found is None:
+        raise not_found("Questionnaire")
+    return found
+
+
+def search_questionnaires(
+    *, base: str, url: str | None, params: list[tuple[str, str]]
+) -> dict[str, Any]:
+    matches = list(QUESTIONNAIRES.values())
+    if url is not None:
+        canonical, _, version = url.partition("|")
+        matches = [q for q in matches if q["url"] == canonical and version in ("", q["version"])]
+    return search.bundle(
+        base=base, path="Questionnaire", params=params, resources=matches, next_cursor=None
+    )
+
+
+# Patients --------------------------------------------------------------------------------
+
+
+def read_patient(conn: Connection, *, principal: Principal, patient_id: str) -> dict[str, Any]:
+    if principal.is_patient and principal.patient_id != patient_id:
+        raise not_found("Patient")
+    row = repository.get_patient(
+        conn, organisation_id=principal.organisation_id, patient_id=patient_id
+    )
+    if row is None:
+        raise not_found("Patient")
+    return resources.patient(row)
+
+
+def search_patients(
+    conn: Connection, *, principal: Principal, request: SearchRequest, identifier: str | None
+) -> dict[str, Any]:
+    rows: list[Any] = []
+    if identifier is not None:
+        system, value = search.token(identifier, "identifier")
+        if system in (None, resources.EXTERNAL_ID_SYSTEM):
+            row = repository.patient_by_external_id(
+                conn, organisation_id=principal.organisation_id, external_id=value
+            )
+            rows = [row] if row is not None else []
+    elif principal.is_patient and principal.patient_id is not None:
+        row = repository.get_patient(
+            conn, organisation_id=principal.organisation_id, patient_id=principal.patient_id
+        )
+        rows = [row] if row is not None else []
+    else:
+        raise fhir_error(400, "required", "search Patient by identifier", "identifier")
+    if principal.is_patient:
+        rows = [r for r in rows if r.id == principal.patient_id]
+    return search.bundle(
+        base=request.base,
+        path="Patient",
+        params=request.params,
+        resources=[resources.patient(r) for r in rows],
+        next_cursor=None,
+    )
+
+
+# QuestionnaireResponses --------------------------------------------------------------------
+
+
+def _qr(conn: Connection, row: Any) -> dict[str, Any]:
+    identifier = repository.identifiers_of(conn, assessment_ids=[row.id]).get(row.id)
+    return resources.questionnaire_response(row, identifier)
+
+
+def read_questionnaire_response(
+    conn: Connection, *, principal: Principal, response_id: str
+) -> dict[str, Any]:
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=response_id
+    )
+    return _qr(conn, _visible(principal, row))
+
+
+def _page(
+    conn: Connection,
+    *,
+    where: AssessmentFilter,
+    request: SearchRequest,
+    expand: Callable[[Any], list[dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``count`` resources, newest assessment first, and the cursor of the rest."""
+    at_or_before: tuple[datetime, str] | None = None
+    skip = 0
+    if request.cursor is not None:
+        at, row_id, skip = search.decode_cursor(request.cursor)
+        at_or_before = (at, row_id)
+    rows = repository.search_assessments(
+        conn, where=where, at_or_before=at_or_before, limit=request.count + 1
+    )
+    out: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        produced = expand(row)
+        start = skip if index == 0 and at_or_before is not None and row.id == at_or_before[1] else 0
+        for position in range(start, len(produced)):
+            if len(out) == request.count:
+                return out, search.encode_cursor(row.administered_at, row.id, position)
+            out.append(produced[position])
+    return out, None
+
+
+def search_questionnaire_responses(
+    conn: Connection,
+    *,
+    principal: Principal,
+    request: SearchRequest,
+    patient: str | None,
+    authored: list[str] | None,
+    questionnaire: str | None,
+    last_updated: list[str] | None,
+) -> dict[str, Any]:
+    patient_id = _scope_patient(
+        principal, search.reference_id(patient, "Patient", "patient") if patient else None
+    )
+    where = AssessmentFilter(
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        administered=search.date_bounds(authored, "authored"),
+        updated=search.date_bounds(last_updated, "_lastUpdated"),
+    )
+    if questionnaire is not None:
+        instrument = instrument_of_canonical(questionnaire)
+        where.instruments = [instrument.value] if instrument is not None else []
+    found, next_cursor = _page(
+        conn,
+        where=where,
+        request=request,
+        expand=lambda row: [resources.questionnaire_response(row, None)],
+    )
+    identifiers = repository.identifiers_of(conn, assessment_ids=[r["id"] for r in found])
+    for resource in found:
+        if resource["id"] in identifiers:
+            system, value = identifiers[resource["id"]]
+            resource["identifier"] = {"system": system, "value": value}
+    return search.bundle(
+        base=request.base,
+        path="QuestionnaireResponse",
+        params=request.params,
+        resources=found,
+        next_cursor=next_cursor,
+    )
+
+
+# Observations --------------------------------------------------------------------------------
+
+_CODES: dict[str, tuple[Instrument, str]] = {}
+for _instrument in (Instrument.PHQ9, Instrument.GAD7):
+    _total = TOTAL_LOINC[_instrument]
+    if _total is not None:
+        _CODES[_total] = (_instrument, resources.TOTAL)
+_CODES[ITEM_LOINC[Instrument.PHQ9][PHQ9_ITEM9]] = (Instrument.PHQ9, resources.ITEM9)
+for _kind, _code in zip(
+    resources.observation_kinds(Instrument.CSSRS), ITEM_LOINC[Instrument.CSSRS], strict=True
+):
+    _CODES[_code] = (Instrument.CSSRS, _kind)
+
+
+def read_observation(
+    conn: Connection, *, principal: Principal, observation_id: str
+) -> dict[str, Any]:
+    assessment_id, _, kind = observation_id.rpartition("-")
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
+    row = _visible(principal, row)
+    if kind not in resources.observation_kinds(Instrument(row.instrument)) or (
+        kind == resources.TOTAL and row.total is None
+    ):
+        raise not_found("Observation")
+    return resources.observation(row, kind)
+
+
+def search_observations(
+    conn: Connection,
+    *,
+    principal: Principal,
+    request: SearchRequest,
+    patient: str | None,
+    code: str | None,
+    category: str | None,
+    dates: list[str] | None,
+    last_updated: list[str] | None,
+) -> dict[str, Any]:
+    patient_id = _scope_patient(
+        principal, search.reference_id(patient, "Patient", "patient") if patient else None
+    )
+    where = AssessmentFilter(
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        administered=search.date_bounds(dates, "date"),
+        updated=search.date_bounds(last_updated, "_lastUpdated"),
+    )
+    kinds: set[tuple[Instrument, str]] | None = None
+    if code is not None:
+        kinds = set()
+        for one in code.split(","):
+            system, value = search.token(one, "code")
+            if system in (None, LOINC) and value in _CODES:
+                kinds.add(_CODES[value])
+        where.instruments = sorted({i.value for i, _ in kinds})
+        if kinds and all(kind == resources.TOTAL for _, kind in kinds):
+            where.with_total = True
+    if category is not None:
+        wanted = [search.token(one, "category") for one in category.split(",")]
+        if not any(
+            value == "survey" and system in (None, resources.OBSERVATION_CATEGORY)
+            for system, value in wanted
+        ):
+            where.instruments = []
+
+    def expand(row: Any) -> list[dict[str, Any]]:
+        found = resources.observations(row)
+        if kinds is None:
+            return found
+        instrument = Instrument(row.instrument)
+        return [o for o in found if (instrument, o["id"].rpartition("-")[2]) in kinds]
+
+    found, next_cursor = _page(conn, where=where, request=request, expand=expand)
+    return search.bundle(
+        base=request.base,
+        path="Observation",
+        params=request.params,
+        resources=found,
+        next_cursor=next_cursor,
+    )
+
+
+# Ingest ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    status_code: int
+    body: str
+
+
+def _conditional_matches(conn: Connection, *, principal: Principal, condition: str) -> list[str]:
+    name, sep, value = condition.partition("=")
+    if name != "identifier" or not sep or "&" in value:
+        raise fhir_error(
+            400,
+            "not-supported",
+            "If-None-Exist supports identifier=system|value only",
+            "If-None-Exist",
+        )
+    system, code = search.token(value, "If-None-Exist")
+    return repository.assessments_with_identifier(
+        conn, organisation_id=principal.organisation_id, system=system, value=code
+    )
+
+
+def _resolve_subject(conn: Connection, *, principal: Principal, subject: ingest.SubjectRef) -> str:
+    where = "QuestionnaireResponse.subject"
+    if subject.patient_id is not None:
+        row = repository.get_patient(
+            conn, organisation_id=principal.organisation_id, patient_id=subject.patient_id
+        )
+    else:
+        if subject.identifier_system not in (None, resources.EXTERNAL_ID_SYSTEM):
+            raise fhir_error(
+                422,
+                "not-found",
+                f"patient identifiers use the system {resources.EXTERNAL_ID_SYSTEM}",
+                f"{where}.identifier.system",
+            )
+        row = repository.patient_by_external_id(
+            conn,
+            organisation_id=principal.organisation_id,
+            external_id=subject.identifier_value or "",
+        )
+    if row is None or (principal.is_patient and row.id != principal.patient_id):
+        raise fhir_error(422, "not-found", "no such patient in this organisation", where)
+    return str(row.id)
+
+
+def _to_create(form: ingest.IngestedForm) -> AssessmentCreate:
+    try:
+        return AssessmentCreate.model_validate(
+            {
+                "instrument": form.instrument,
+                "items": form.items,
+                "difficulty": form.difficulty,
+                "administered_at": form.authored,
+                "source": Source.ehr,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        expression = "QuestionnaireResponse." + (
+            "authored" if field == "administered_at" else "item"
+        )
+        raise fhir_error(422, "value", str(first["msg"]), expression) from None
+
+
+def create_questionnaire_response(
+    conn: Connection,
+    *,
+    principal: Principal,
+    body: bytes,
+    if_none_exist: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    """Conditional create (If-None-Exist), idempotent under an Idempotency-Key."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise fhir_error(
+            400, "structure", "the body is not JSON", "QuestionnaireResponse"
+        ) from None
+    form = ingest.read_form(document)
+    if if_none_exist is not None:
+        matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
+        if len(matches) > 1:
+            raise fhir_error(
+                412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
+            )
+        if matches:
+            row = repository.get_assessment(
+                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+            )
+            return Created(200, orjson.dumps(_qr(conn, _visible(principal, row))).decode())
+    data = _to_create(form)
+    patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
+    identifier = form.identifier
+    if identifier is None and if_none_exist is not None:
+        system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
+        identifier = (system or "", value)
+
+    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+        created = assessments_service.submit_assessment(
+            conn, principal=principal, patient_id=patient_id, data=data
+        )
+        if identifier is not None:
+            repository.insert_identifier(
+                conn,
+                {
+                    "id": new_id(),
+                    "organisation_id": principal.organisation_id,
+                    "assessment_id": created.id,
+                    "system": identifier[0],
+                    "value": identifier[1],
+                    "created_at": utcnow(),
+                },
+            )
+        row = repository.get_assessment(
+            conn, organisation_id=principal.organisation_id, assessment_id=created.id
+        )
+        return RootModel[dict[str, Any]](resources.questionnaire_response(row, identifier))
+
+    try:
+        outcome = idempotency_service.run(
+            conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
+        )
+    except DomainError as exc:
+        if exc.status == 422 and exc.errors:  # the scoring's range checks: point at the item
+            raise fhir_error(
+                422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
+            ) from None
+        raise
+    return Created(outcome.status_code, outcome.body)

@@ -1,0 +1,97 @@
+"""QuestionnaireResponses written the ways other systems write them (interop.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kap_outcomes.clinical.instruments import ITEM_LOINC, Instrument
+
+LOINC = "http://loinc.org"
+FREQ = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
+AUTHORED = "2026-03-02T15:00:00Z"
+
+
+def us_core_phq9(patient_id: str, answers: list[int | None], total: Any = None) -> dict[str, Any]:
+    """US Core / LHC-Forms: linkId "/44250-9", answers as LOINC codings, valueDecimal total."""
+    items: list[dict[str, Any]] = []
+    for code, value in zip(ITEM_LOINC[Instrument.PHQ9], answers, strict=True):
+        item: dict[str, Any] = {"linkId": f"/{code}", "text": "question"}
+        if value is not None:
+            item["answer"] = [{"valueCoding": {"system": LOINC, "code": FREQ[value]}}]
+        items.append(item)
+    if total is not None:
+        items.append({"linkId": "/44261-6", "answer": [{"valueDecimal": total}]})
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://loinc.org/q/44249-1",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "authored": AUTHORED,
+        "item": items,
+    }
+
+
+def loinc_gad7(subject: dict[str, Any], answers: list[int], total: Any = None) -> dict[str, Any]:
+    """LOINC's own style: opaque numeric linkIds, item.code, nested in a group; item 2 may be
+    answered "more days than not" (LA18938-3)."""
+    items: list[dict[str, Any]] = []
+    for index, (code, value) in enumerate(zip(ITEM_LOINC[Instrument.GAD7], answers, strict=True)):
+        answer_code = "LA18938-3" if index == 1 and value == 2 else FREQ[value]
+        items.append(
+            {
+                "linkId": f"/{index + 100}",
+                "code": [{"system": LOINC, "code": code}],
+                "answer": [{"valueCoding": {"system": LOINC, "code": answer_code}}],
+            }
+        )
+    if total is not None:
+        items.append(
+            {
+                "linkId": "/999",
+                "code": [{"system": LOINC, "code": "70274-6"}],
+                "answer": [{"valueQuantity": {"value": total, "unit": "{score}"}}],
+            }
+        )
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": subject,
+        "authored": AUTHORED,
+        "item": [{"linkId": "/0", "code": [{"system": LOINC, "code": "69737-5"}], "item": items}],
+    }
+
+
+def bare_phq9(patient_id: str, answers: list[int | None], total: Any = None) -> dict[str, Any]:
+    """HL7 PHR style: bare-code linkIds, answers by weight (valueInteger, or a coding with
+    only an itemWeight extension), a numeric-string total."""
+    items: list[dict[str, Any]] = []
+    for index, (code, value) in enumerate(zip(ITEM_LOINC[Instrument.PHQ9], answers, strict=True)):
+        item: dict[str, Any] = {"linkId": code}
+        if value is not None:
+            if index % 2:
+                item["answer"] = [{"valueInteger": value}]
+            else:
+                item["answer"] = [
+                    {
+                        "valueCoding": {
+                            "extension": [
+                                {
+                                    "url": "http://hl7.org/fhir/StructureDefinition/itemWeight",
+                                    "valueDecimal": value,
+                                }
+                            ],
+                            "system": "urn:example:local-answers",
+                            "code": f"A{value}",
+                        }
+                    }
+                ]
+        items.append(item)
+    if total is not None:
+        items.append({"linkId": "44261-6", "answer": [{"valueString": str(total)}]})
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "authored": AUTHORED,
+        "item": items,
+    }
