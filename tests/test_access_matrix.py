@@ -84,6 +84,9 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/tokens"): ADMIN_ONLY,
     ("get", "/v1/tokens"): ADMIN_ONLY,
     ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
+    ("post", "/v1/clients"): ADMIN_ONLY,
+    ("post", "/oauth/token"): PUBLIC,
+    ("get", "/.well-known/smart-configuration"): PUBLIC,
     ("get", "/fhir/R4/metadata"): PUBLIC,
     ("get", "/fhir/R4/Questionnaire"): ANY_TOKEN,
     ("get", "/fhir/R4/Questionnaire/{questionnaire_id}"): ANY_TOKEN,
@@ -117,6 +120,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v1/alerts/{alert_id}/resolve"): {},
     ("put", "/v1/policy"): {},
     ("post", "/v1/tokens"): {"role": "clinician"},
+    ("post", "/v1/clients"): {"name": "matrix", "jwks": {"keys": []}, "scope": "system/*.rs"},
 }
 QUERIES: dict[tuple[str, str], str] = {
     ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",

@@ -30,6 +30,8 @@ TABLES = {
     "patient_summaries",
     "idempotency_records",
     "assessment_revisions",
+    "smart_clients",
+    "smart_jtis",
     "fhir_identifiers",
     "enrollment_codes",
 }

@@ -42,6 +42,8 @@ from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.signals.router import router as signals_router
+from kap_outcomes.smart.router import clients_router, oauth_router
+from kap_outcomes.smart.tokens import TokenIssuer
 
 log = logging.getLogger("kap_outcomes")
 
@@ -65,6 +67,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
     db = Database(
         make_engine(
             settings.database_url,
@@ -107,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.token_issuer = token_issuer
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
@@ -188,6 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy_router,
         signals_router,
         caseload_router,
+        clients_router,
+        oauth_router,
         auth_router,
         health_router,
         fhir_router,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,23 @@ class Settings(BaseSettings):
         description='Browser origins allowed to call the API, e.g. ["https://dash.example"].',
     )
     log_level: str = "INFO"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description=(
+            "The service's public address; SMART client assertions must name "
+            "<public_base_url>/oauth/token as their audience."
+        ),
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description=(
+            "HS256 key of the SMART access tokens (at least 32 characters). Required in "
+            "production; elsewhere each process generates one at start-up, so tokens do not "
+            "survive a restart and are not shared between worker processes."
+        ),
+    )
 
 
 @lru_cache(maxsize=1)

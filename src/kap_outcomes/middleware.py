@@ -9,6 +9,8 @@ from kap_outcomes.errors import DomainError, unsupported_media_type
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+FORM_PATH = "/oauth/token"
+"""The one route whose body is not JSON: OAuth 2.0 token requests are form-encoded."""
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -35,7 +37,7 @@ class RequestBodyRules:
     """What every request body must be, before any route reads it.
 
     - JSON (``application/json`` or any ``application/*+json``) when there is a body, else
-      415; bodiless POSTs pass.
+      415; bodiless POSTs pass. Exempt: :data:`FORM_PATH`, which reads its form itself.
     - At most ``max_body_bytes``, else 413: at once when Content-Length says so, otherwise
       as soon as the bytes read go past it (a chunked body), whatever the route then does.
     Both answer with a problem document.
@@ -59,7 +61,11 @@ class RequestBodyRules:
                 declared = int(value) if value.strip().isdigit() else None
             elif name == b"transfer-encoding":
                 chunked = True
-        if (chunked or (declared or 0) > 0) and not is_json_media_type(content_type):
+        if (
+            (chunked or (declared or 0) > 0)
+            and not is_json_media_type(content_type)
+            and scope["path"] != FORM_PATH
+        ):
             await _send_problem(send, unsupported_media_type(), scope["path"])
             return
         if declared is not None and declared > self.max_body_bytes:

@@ -9,6 +9,7 @@ from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.idempotency.models import IdempotencyRecord
 from kap_outcomes.patients.models import Patient
 from kap_outcomes.policy.models import PolicyVersion
+from kap_outcomes.smart.models import SmartClient, SmartJti
 
 __all__ = [
     "Alert",
@@ -24,4 +25,6 @@ __all__ = [
     "Patient",
     "PatientSummary",
     "PolicyVersion",
+    "SmartClient",
+    "SmartJti",
 ]

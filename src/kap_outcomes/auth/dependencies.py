@@ -9,13 +9,20 @@ from fastapi import Depends, Request
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
+from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
 from kap_outcomes.errors import forbidden, unauthorized
+from kap_outcomes.smart import repository as smart_clients
+from kap_outcomes.smart.scopes import allows_writes
+from kap_outcomes.smart.tokens import TokenIssuer
 
 BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
-    "description": "An API token: `Authorization: Bearer kap_…`",
+    "description": (
+        "An API token (`Authorization: Bearer kap_…`), or an access token from "
+        "`POST /oauth/token` (SMART Backend Services, a JWT)."
+    ),
 }
 """Declared in the OpenAPI document by app.py for every route that needs a principal.
 
@@ -34,9 +41,43 @@ async def current_principal(request: Request) -> Principal:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
+    token = token.strip()
+    if not token.startswith(TOKEN_PREFIX) and token.count(".") == 2:
+        return await _access_token_principal(request, token)
     db: Database = request.app.state.db
-    principal = await db.read_small(partial(authenticate, token=token.strip()))
+    principal = await db.read_small(partial(authenticate, token=token))
     return principal
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _access_token_principal(request: Request, token: str) -> Principal:
+    """The integration behind a SMART access token (a JWT of ours, see ``smart.tokens``).
+
+    Signature, issuer and expiry are checked without the database; then one lookup by primary
+    key confirms that the client is still registered, so revoking a client stops its tokens
+    from the next request on. The principal's ``token_id`` is the client id: what it records
+    and its Idempotency-Keys belong to the client.
+    """
+    issuer: TokenIssuer = request.app.state.token_issuer
+    claims = issuer.verify(token)
+    if claims is None:
+        raise unauthorized()
+    db: Database = request.app.state.db
+    organisation_id = await db.read_small(
+        partial(smart_clients.active_client_organisation, client_id=claims.client_id)
+    )
+    if organisation_id is None or organisation_id != claims.organisation_id:
+        raise unauthorized()
+    if request.method not in _READ_METHODS and not allows_writes(claims.scope):
+        raise forbidden("The access token's scopes allow reading only.")
+    return Principal(
+        token_id=claims.client_id,
+        organisation_id=claims.organisation_id,
+        role=Role.integration,
+        patient_id=None,
+    )
 
 
 STAFF_ROLES = frozenset({Role.admin, Role.clinician, Role.integration})

@@ -1,0 +1,85 @@
+"""The public keys of a backend client (a JWK Set): what may be registered, and the key that
+verifies an assertion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from kap_outcomes.errors import FieldProblem
+
+ALGORITHMS = {"RS384": "RSA", "ES384": "EC"}
+"""The assertion algorithms accepted (SMART Backend Services) and the key type of each."""
+
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+"""JWK members that carry secret material (RFC 7518 §6.2.2, §6.3.2, §6.4)."""
+
+MIN_RSA_BITS = 2048
+MAX_KID_LENGTH = 255
+
+
+def _key_problems(key: dict[str, Any], pointer: str) -> list[FieldProblem]:
+    private = [m for m in PRIVATE_MEMBERS if m in key]
+    if private:
+        return [
+            FieldProblem(
+                pointer=f"{pointer}/{private[0]}",
+                detail="private key material is refused: register the public key only",
+            )
+        ]
+    kty = key.get("kty")
+    if kty not in ("RSA", "EC"):
+        return [FieldProblem(pointer=f"{pointer}/kty", detail="kty must be RSA or EC")]
+    kid = key.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+        return [FieldProblem(pointer=f"{pointer}/kid", detail="a kid of 1 to 255 characters")]
+    algorithm = "RS384" if kty == "RSA" else "ES384"
+    if key.get("alg", algorithm) != algorithm:
+        return [FieldProblem(pointer=f"{pointer}/alg", detail=f"alg must be {algorithm}")]
+    if key.get("use", "sig") != "sig":
+        return [FieldProblem(pointer=f"{pointer}/use", detail="use must be sig")]
+    if kty == "EC" and key.get("crv") != "P-384":
+        return [FieldProblem(pointer=f"{pointer}/crv", detail="crv must be P-384")]
+    parsed = load_key(key, algorithm)
+    if parsed is None:
+        return [FieldProblem(pointer=pointer, detail=f"not a valid {kty} public key")]
+    if isinstance(parsed.key, RSAPublicKey) and parsed.key.key_size < MIN_RSA_BITS:
+        return [FieldProblem(pointer=f"{pointer}/n", detail="RSA keys of 2048 bits or more")]
+    return []
+
+
+def jwks_problems(keys: list[dict[str, Any]]) -> list[FieldProblem]:
+    """Everything wrong with a JWK Set offered for registration (empty: it is fine)."""
+    problems: list[FieldProblem] = []
+    kids: set[Any] = set()
+    for index, key in enumerate(keys):
+        pointer = f"/jwks/keys/{index}"
+        found = _key_problems(key, pointer)
+        if not found and key["kid"] in kids:
+            found = [FieldProblem(pointer=f"{pointer}/kid", detail="kid must be unique")]
+        kids.add(key.get("kid"))
+        problems.extend(found)
+    return problems
+
+
+def load_key(key: dict[str, Any], algorithm: str) -> jwt.PyJWK | None:
+    """The public key of a JWK for ``algorithm``, or None when it is not one."""
+    try:
+        parsed = jwt.PyJWK(key, algorithm=algorithm)
+    except Exception:  # whatever the JWK holds, it is not a usable key
+        return None
+    if not isinstance(parsed.key, RSAPublicKey | EllipticCurvePublicKey):
+        return None
+    return parsed
+
+
+def find_key(jwks: dict[str, Any], kid: str, algorithm: str) -> jwt.PyJWK | None:
+    """The registered key named ``kid``, if its type fits ``algorithm``."""
+    kty = ALGORITHMS.get(algorithm)
+    for key in jwks.get("keys", ()):
+        if isinstance(key, dict) and key.get("kid") == kid and key.get("kty") == kty:
+            return load_key(key, algorithm)
+    return None

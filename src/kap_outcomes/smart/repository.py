@@ -1,0 +1,104 @@
+"""All queries on backend clients and their used assertion ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from kap_outcomes.auth.models import ApiToken, Role
+from kap_outcomes.auth.tokens import generate_token, hash_token
+from kap_outcomes.db import HotStatement
+from kap_outcomes.smart.models import SmartClient, SmartJti
+
+clients = SmartClient.__table__  # type: ignore[attr-defined]
+jtis = SmartJti.__table__  # type: ignore[attr-defined]
+_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+
+
+def insert_client(
+    conn: Connection,
+    *,
+    client_id: str,
+    organisation_id: str,
+    name: str,
+    jwks: dict[str, Any],
+    scope: str,
+    now: datetime,
+) -> None:
+    """The client, and the ``api_tokens`` row that is its identity: the hash of a secret that
+    is never kept nor shown, so no bearer value can match it. Revoking that token
+    (``DELETE /v1/tokens/{client_id}``) revokes the client too."""
+    conn.execute(
+        insert(_tokens).values(
+            id=client_id,
+            organisation_id=organisation_id,
+            role=Role.integration.value,
+            label=f"SMART backend client: {name}"[:200],
+            token_hash=hash_token(generate_token()),
+            patient_id=None,
+            created_at=now,
+            expires_at=None,
+            revoked_at=None,
+        )
+    )
+    conn.execute(
+        insert(clients).values(
+            id=client_id,
+            organisation_id=organisation_id,
+            name=name,
+            jwks=jwks,
+            scope=scope,
+            created_at=now,
+            revoked_at=None,
+        )
+    )
+
+
+def _active(client_id: Any) -> Any:
+    """Neither the client nor its identity token is revoked (two primary-key lookups)."""
+    return (
+        clients.c.id == client_id,
+        clients.c.revoked_at.is_(None),
+        _tokens.c.id == clients.c.id,
+        _tokens.c.revoked_at.is_(None),
+    )
+
+
+def active_client(conn: Connection, *, client_id: str) -> Any | None:
+    return conn.execute(
+        select(clients.c.id, clients.c.organisation_id, clients.c.jwks, clients.c.scope).where(
+            *_active(client_id)
+        )
+    ).first()
+
+
+_ACTIVE_ORGANISATION = HotStatement(
+    select(clients.c.organisation_id).where(*_active(bindparam("client_id")))
+)
+
+
+def active_client_organisation(conn: Connection, *, client_id: str) -> str | None:
+    """The organisation of a client that is still registered (by primary key: every request
+    made with an access token runs it)."""
+    row = _ACTIVE_ORGANISATION.first(conn, {"client_id": client_id})
+    return None if row is None else str(row[0])
+
+
+def record_jti(
+    conn: Connection, *, client_id: str, jti: str, keep_until: datetime, now: datetime
+) -> bool:
+    """Remember an assertion id; False when the client has used it before.
+
+    The client's lapsed ids go first: an assertion is refused once it has expired, so its id
+    need not be kept any longer.
+    """
+    conn.execute(delete(jtis).where(jtis.c.client_id == client_id, jtis.c.expires_at < now))
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(jtis).values(client_id=client_id, jti=jti, expires_at=keep_until))
+    except IntegrityError:
+        return False
+    return True

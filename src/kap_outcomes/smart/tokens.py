@@ -1,0 +1,102 @@
+"""The access tokens issued to backend clients: HS256 JWTs (RFC 9068 profile) of 5 minutes.
+
+They are self-contained, so reading one costs no query; whether its client is still
+registered is checked on every use (:mod:`kap_outcomes.auth.dependencies`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import jwt
+
+from kap_outcomes.config import Settings
+from kap_outcomes.db import new_id
+
+ACCESS_TOKEN_LIFETIME = timedelta(seconds=300)
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105  (a media type, not a secret)
+_ALGORITHM = "HS256"
+_MAX_TOKEN_LENGTH = 4096
+TOKEN_PATH = "/oauth/token"  # noqa: S105  (a path)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    client_id: str
+    organisation_id: str
+    scope: str
+
+
+@lru_cache(maxsize=1)
+def _process_key() -> bytes:
+    """The development and test default: random per process (see ``Settings.signing_key``)."""
+    return secrets.token_bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    """Signs and verifies access tokens; ``issuer`` is the service's public base URL."""
+
+    signing_key: bytes
+    issuer: str
+
+    @property
+    def token_url(self) -> str:
+        return self.issuer + TOKEN_PATH
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenIssuer:
+        if settings.signing_key is not None:
+            key = settings.signing_key.get_secret_value().encode()
+        elif settings.environment == "production":
+            raise RuntimeError("KAP_SIGNING_KEY is required in production (32+ characters)")
+        else:
+            key = _process_key()
+        return cls(signing_key=key, issuer=settings.public_base_url.rstrip("/"))
+
+    def issue(self, *, client_id: str, organisation_id: str, scope: str, now: datetime) -> str:
+        claims = {
+            "iss": self.issuer,
+            "aud": self.issuer,
+            "sub": client_id,
+            "client_id": client_id,
+            "org": organisation_id,
+            "role": "integration",
+            "scope": scope,
+            "jti": new_id(),
+            "iat": int(now.timestamp()),
+            "exp": int((now + ACCESS_TOKEN_LIFETIME).timestamp()),
+        }
+        return jwt.encode(
+            claims, self.signing_key, algorithm=_ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE}
+        )
+
+    def verify(self, token: str) -> AccessClaims | None:
+        """The claims of a token of ours that is intact and unexpired; otherwise None."""
+        if len(token) > _MAX_TOKEN_LENGTH:
+            return None
+        try:
+            decoded = jwt.api_jwt.decode_complete(
+                token,
+                self.signing_key,
+                algorithms=[_ALGORITHM],
+                issuer=self.issuer,
+                audience=self.issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        claims = decoded["payload"]
+        client_id, org, scope = claims.get("sub"), claims.get("org"), claims.get("scope")
+        if (
+            decoded["header"].get("typ") != ACCESS_TOKEN_TYPE
+            or claims.get("role") != "integration"
+            or not isinstance(client_id, str)
+            or not isinstance(org, str)
+            or not isinstance(scope, str)
+        ):
+            return None
+        return AccessClaims(client_id=client_id, organisation_id=org, scope=scope)
