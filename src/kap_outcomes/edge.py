@@ -23,6 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes.errors import DomainError
+from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
 
 log = logging.getLogger("kap_outcomes.access")
 
@@ -197,9 +198,14 @@ class Edge:
 
 
 async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
-    body = orjson.dumps(problem.body(path))
+    media_type = b"application/problem+json"
+    if is_fhir_path(path):  # FHIR routes answer every error with an OperationOutcome
+        body = orjson.dumps(outcome_for(problem.status, problem.detail))
+        media_type = FHIR_MEDIA_TYPE.encode()
+    else:
+        body = orjson.dumps(problem.body(path))
     headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
     ]

@@ -28,6 +28,7 @@ ISSUE_BY_STATUS: Mapping[int, str] = {
     415: "not-supported",
     422: "invalid",
     428: "required",
+    429: "throttled",
     503: "transient",
 }
 """The issue code when a route raised no more specific one (FHIR R4 IssueType)."""
