@@ -183,12 +183,14 @@ class ThrowawayPostgres:
         """SIGSTOP the whole cluster: connections stay open and nothing answers (a hung or
         failing-over server), unlike a stop, which refuses connections at once."""
         for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):  # a backend that just exited
+                os.kill(pid, signal.SIGSTOP)
         self._frozen = True
 
     def thaw(self) -> None:
         for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # a backend that just exited
+                os.kill(pid, signal.SIGCONT)
         self._frozen = False
 
     def destroy(self) -> None:

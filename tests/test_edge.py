@@ -143,3 +143,13 @@ def test_wrong_enrollment_codes_count_as_failed_authentication(database_url):
         assert (
             client.post("/v1/auth/enroll", json={"code": "ABCD-EFGH-JKMN-PQRS"}).status_code == 429
         )
+
+
+def test_the_rate_limit_counts_authenticated_requests_per_principal(database_url, token):
+    with _client(database_url, rate_limit_per_minute=3) as client:
+        forged = _auth("kap_" + "F" * 43)
+        assert [client.get("/v1/patients", headers=forged).status_code for _ in range(5)] == [
+            401
+        ] * 5
+        codes = [client.get("/v1/patients", headers=_auth(token)).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]

@@ -27,7 +27,7 @@ from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import Edge, Limits
+from kap_outcomes.edge import Edge, Limits, RateWindow
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.fhir.outcome import (
     FHIR_MEDIA_TYPE,
@@ -101,12 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
             max_age=600,
         )
-    app.add_middleware(
-        Edge,
-        limits=Limits(
-            requests_per_minute=settings.rate_limit_per_minute,
-            failed_auth_per_minute=settings.failed_auth_per_minute,
-        ),
+    app.add_middleware(Edge, limits=Limits(failed_auth_per_minute=settings.failed_auth_per_minute))
+    app.state.token_rate = (
+        RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )
     app.state.db = db
     app.state.settings = settings

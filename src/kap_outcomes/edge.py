@@ -1,5 +1,7 @@
 """What every request passes through first: its id, its log line, security headers, and the
-abuse limits (per-token rate limit, throttling of failed authentication per client address).
+throttling of failed authentication per client address. (The per-token rate limit, which needs
+the authenticated principal, is applied in ``auth.dependencies.current_principal`` with the
+:class:`RateWindow` defined here.)
 
 Pure ASGI and in-process: it adds a few microseconds to every request. The limits are per
 process; behind several instances they hold per instance (put a shared limiter at the load
@@ -9,7 +11,6 @@ balancer when that matters).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
 import math
@@ -40,7 +41,7 @@ _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
 
 
-class _Window:
+class RateWindow:
     """A fixed-window counter per key, bounded in memory (oldest keys dropped first)."""
 
     def __init__(self, limit: int, seconds: float, max_keys: int = 100_000) -> None:
@@ -74,11 +75,10 @@ class _Window:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    requests_per_minute: int  # per token; 0: no limit
     failed_auth_per_minute: int  # per client address; 0: no throttling
 
 
-def _too_many(retry_after: int, detail: str) -> DomainError:
+def too_many_requests(retry_after: int, detail: str) -> DomainError:
     return DomainError(
         detail=detail,
         status=429,
@@ -123,11 +123,10 @@ class Edge:
         # request ids: unique per process and cheap (no syscall per request)
         self._id_prefix = os.urandom(4).hex().encode()
         self._id_counter = itertools.count()
-        self._per_token = (
-            _Window(limits.requests_per_minute, 60.0) if limits.requests_per_minute else None
-        )
         self._failures = (
-            _Window(limits.failed_auth_per_minute, 60.0) if limits.failed_auth_per_minute else None
+            RateWindow(limits.failed_auth_per_minute, 60.0)
+            if limits.failed_auth_per_minute
+            else None
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,12 +135,9 @@ class Edge:
             return
         started = time.perf_counter()
         request_id = b""
-        authorization = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _REQUEST_ID.match(value):
                 request_id = value
-            elif name == b"authorization":
-                authorization = value
         if not request_id:
             request_id = b"%s%08x" % (self._id_prefix, next(self._id_counter) & 0xFFFFFFFF)
         client = (scope.get("client") or ("-", 0))[0].encode()
@@ -158,7 +154,7 @@ class Edge:
             await send(message)
 
         now = time.monotonic()
-        refusal = self._refusal(client, authorization, now)
+        refusal = self._refusal(client, now)
         try:
             if refusal is not None:
                 await _send_problem(send_with_headers, refusal, scope["path"])
@@ -183,17 +179,11 @@ class Edge:
                     ).decode()
                 )
 
-    def _refusal(self, client: bytes, authorization: bytes, now: float) -> DomainError | None:
+    def _refusal(self, client: bytes, now: float) -> DomainError | None:
         if self._failures is not None:
             wait = self._failures.blocked_for(client, now)
             if wait:
-                return _too_many(wait, "Too many failed authentications from this address.")
-        if self._per_token is not None and authorization:
-            # keyed by a hash: the token itself is never kept in memory longer than the request
-            key = hashlib.blake2b(authorization, digest_size=16).digest()
-            wait = self._per_token.retry_after(key, now)
-            if wait:
-                return _too_many(wait, "This token's request rate is over its limit.")
+                return too_many_requests(wait, "Too many failed authentications from this address.")
         return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
+from kap_outcomes.edge import RateWindow, too_many_requests
 from kap_outcomes.errors import forbidden, unauthorized
 from kap_outcomes.smart import repository as smart_clients
 from kap_outcomes.smart.scopes import allows_writes
@@ -43,9 +45,17 @@ async def current_principal(request: Request) -> Principal:
         raise unauthorized()
     token = token.strip()
     if not token.startswith(TOKEN_PREFIX) and token.count(".") == 2:
-        return await _access_token_principal(request, token)
-    db: Database = request.app.state.db
-    principal = await db.read_small(partial(authenticate, token=token))
+        principal = await _access_token_principal(request, token)
+    else:
+        db: Database = request.app.state.db
+        principal = await db.read_small(partial(authenticate, token=token))
+    limiter: RateWindow | None = request.app.state.token_rate
+    if limiter is not None:
+        # per principal, after authentication: a forged token cannot use up someone's quota,
+        # and a SMART client's fresh access tokens share the client's one
+        wait = limiter.retry_after(principal.token_id.encode(), time.monotonic())
+        if wait:
+            raise too_many_requests(wait, "This token's request rate is over its limit.")
     return principal
 
 
