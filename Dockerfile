@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t kap-outcomes .
 # Migrate (a separate step, once per release):  docker run --rm -e KAP_DATABASE_URL=... kap-outcomes db upgrade
-# Serve:                                         docker run -p 8000:8000 -e KAP_DATABASE_URL=... kap-outcomes
+# Serve:                                         docker run -p 8000:8000 -e KAP_DATABASE_URL=... \
+#                                                  -e KAP_SIGNING_KEY="$(openssl rand -base64 48)" kap-outcomes
+# The image runs with KAP_ENVIRONMENT=production: it refuses to start without a real signing key.
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

@@ -493,10 +493,14 @@ def test_signing_key_is_required_in_production() -> None:
         Settings(signing_key="too short")
     with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
         TokenIssuer.from_settings(Settings(environment="production", signing_key=None))
+    for placeholder in ("k" * 32, "change-me-change-me-change-me-change-me", "my-secret-" * 4):
+        with pytest.raises(RuntimeError, match="placeholder"):
+            TokenIssuer.from_settings(Settings(environment="production", signing_key=placeholder))
+    key = "q3Vt9ZkL0wXa7RbN2yHc5JmP8sDf4GhE"
     issuer = TokenIssuer.from_settings(
-        Settings(
-            environment="production", signing_key="k" * 32, public_base_url="https://kap.example/"
-        )
+        Settings(environment="production", signing_key=key, public_base_url="https://kap.example/")
     )
     assert issuer.token_url == "https://kap.example/oauth/token"
-    assert issuer.signing_key == b"k" * 32
+    assert issuer.signing_key == key.encode()
+    # outside production a short-lived development key is tolerated
+    assert TokenIssuer.from_settings(Settings(signing_key="k" * 32)).signing_key == b"k" * 32

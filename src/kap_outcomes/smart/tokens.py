@@ -36,6 +36,16 @@ def _process_key() -> bytes:
     return secrets.token_bytes(32)
 
 
+_PLACEHOLDER_WORDS = ("change", "placeholder", "example", "secret", "password", "default", "xxx")
+
+
+def looks_like_placeholder(secret: str) -> bool:
+    """A value someone forgot to replace: a telltale word, or too few distinct characters
+    to be random (``openssl rand -base64 48`` gives a good one)."""
+    lowered = secret.lower()
+    return any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(secret)) < 12
+
+
 @dataclass(frozen=True, slots=True)
 class TokenIssuer:
     """Signs and verifies access tokens; ``issuer`` is the service's public base URL."""
@@ -50,7 +60,10 @@ class TokenIssuer:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenIssuer:
         if settings.signing_key is not None:
-            key = settings.signing_key.get_secret_value().encode()
+            secret = settings.signing_key.get_secret_value()
+            if settings.environment == "production" and looks_like_placeholder(secret):
+                raise RuntimeError("KAP_SIGNING_KEY looks like a placeholder; set a random one")
+            key = secret.encode()
         elif settings.environment == "production":
             raise RuntimeError("KAP_SIGNING_KEY is required in production (32+ characters)")
         else:
