@@ -22,7 +22,6 @@ from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import Database
 from kap_outcomes.http import (
     PROBLEMS,
-    IdempotencyKey,
     ResourceId,
     create_once,
     created,
@@ -43,15 +42,13 @@ router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS)
     responses={415: PROBLEMS[415]},
     openapi_extra=json_request_body(AssessmentCreate),
 )
-async def submit_assessment(
-    patient_id: ResourceId, request: Request, idempotency_key: IdempotencyKey = None
-) -> Response:
+async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:
     """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
     # The busiest route authenticates and parses its body itself rather than through FastAPI
     # dependencies, which the ingest benchmark showed cost more than the database work
     # (bench/README.md). Same checks, same order (401 before 422), same problem documents.
     principal = await current_principal(request)
-    key = check_key(idempotency_key)
+    key = check_key(request.headers.get("idempotency-key"))  # documented in openapi_extra
     data = await json_body(request, AssessmentCreate)
     db: Database = request.app.state.db
     submit = partial(
