@@ -84,6 +84,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/tokens"): ADMIN_ONLY,
     ("get", "/v1/tokens"): ADMIN_ONLY,
     ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
+    ("get", "/v1/audit-events"): ADMIN_ONLY,
     ("post", "/v1/clients"): ADMIN_ONLY,
     ("post", "/oauth/token"): PUBLIC,
     ("get", "/.well-known/smart-configuration"): PUBLIC,
@@ -232,3 +233,30 @@ def test_the_matrix(world, client):
             elif expected in (FORBIDDEN, HIDDEN) and status != int(expected):
                 failures.append((method, path, caller, status, expected))
     assert not failures, "\n".join(map(str, failures))
+
+
+def test_every_authenticated_call_leaves_one_audit_event(world, client, db):
+    """Audit completeness: each operation, called by a role allowed to, records one event with
+    its action, outcome status, role and request id (refusals are recorded too)."""
+    missing = []
+    for number, (method, path) in enumerate(_operations(client)):
+        rule = RULES.get((method, path))
+        if rule is None or rule == PUBLIC or path.startswith("/.well-known"):
+            continue
+        caller = "clinician" if rule.get("clinician") == OK else "admin"
+        request_id = f"audit-{number}-{method}"
+        world["headers"][caller] = world["headers"][caller] | {"X-Request-ID": request_id}
+        try:
+            status = _call(world, method, path, caller).status_code
+        finally:
+            del world["headers"][caller]["X-Request-ID"]
+        rows = db.run_read(
+            lambda c, rid=request_id: c.execute(
+                text("SELECT action, status, role FROM audit_events WHERE request_id = :r"),
+                {"r": rid},
+            ).all()
+        )
+        expected = [(f"{method.upper()} {path}", status, caller)]
+        if [tuple(r) for r in rows] != expected:
+            missing.append((method, path, status, [tuple(r) for r in rows]))
+    assert not missing, "\n".join(map(str, missing))

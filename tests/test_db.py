@@ -111,3 +111,27 @@ def test_new_ids_are_uuid7_and_time_ordered() -> None:
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert first < second  # later milliseconds sort later
     assert len({new_id() for _ in range(10_000)}) == 10_000
+
+
+def test_sqlite_timestamps_are_stored_exactly_as_sqlalchemy_stores_them() -> None:
+    """UTCDateTime formats SQLite text itself (a fast path); it must match SQLAlchemy's own
+    DATETIME text to the character, or comparisons and ordering would break."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from kap_outcomes.db import UTCDateTime
+
+    dialect = sqlite_dialect.dialect()
+    ours = UTCDateTime().bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    for value in [
+        datetime(2026, 3, 2, 15, 4, 5, tzinfo=UTC),
+        datetime(2026, 3, 2, 15, 4, 5, 123456, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]:
+        assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        ours(datetime(2026, 1, 1))  # the point: a naive value is refused

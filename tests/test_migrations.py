@@ -34,6 +34,7 @@ TABLES = {
     "smart_jtis",
     "fhir_identifiers",
     "enrollment_codes",
+    "audit_events",
 }
 
 

@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kap_outcomes import __version__
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
+from kap_outcomes.audit import service as audit_service
+from kap_outcomes.audit.router import router as audit_router
 from kap_outcomes.auth.dependencies import BEARER_SCHEME, current_principal
 from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )
     app.state.db = db
+    db.wrap_write = audit_service.in_transaction  # successful writes audit in-transaction
     app.state.settings = settings
     app.state.token_issuer = token_issuer
 
@@ -192,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients_router,
         oauth_router,
         auth_router,
+        audit_router,
         health_router,
         fhir_router,
     ):

@@ -85,6 +85,26 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, straight to the text SQLAlchemy's DATETIME stores (``2026-03-02
+        15:04:05.000000``, microseconds always), in one step: every ingest binds five."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime refused")
+            if value.utcoffset():
+                value = value.astimezone(UTC)
+            return (
+                f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+                f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+            )
+
+        return process
+
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -376,6 +396,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
+def _unchanged(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    return fn
+
+
 class Database:
     """The engine and the unit of work around it."""
 
@@ -385,6 +409,10 @@ class Database:
         self.sqlite = engine.dialect.name == "sqlite"
         self._writer: GroupCommitWriter | None = None
         self._loop_reader: Connection | None = None
+        # set by the app: wraps every unit of work of ``write`` (the audit trail's hook)
+        self.wrap_write: Callable[[Callable[[Connection], Any]], Callable[[Connection], Any]] = (
+            _unchanged
+        )
         self._ping_engine: Engine | None = None
 
     def connect(self, *, write: bool) -> Connection:
@@ -412,6 +440,7 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run a use case in its own committed transaction (grouped with others on SQLite)."""
+        fn = self.wrap_write(fn)
         if self.sqlite:
             if self._writer is None:
                 self._writer = GroupCommitWriter(self)

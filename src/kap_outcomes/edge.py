@@ -140,6 +140,7 @@ class Edge:
                 request_id = value
         if not request_id:
             request_id = b"%s%08x" % (self._id_prefix, next(self._id_counter) & 0xFFFFFFFF)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
         client = (scope.get("client") or ("-", 0))[0].encode()
         status = 500
         headers_out = [(b"x-request-id", request_id), *_SECURITY_HEADERS]

@@ -2,6 +2,7 @@
 
 from kap_outcomes.alerts.models import Alert
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
+from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
@@ -16,6 +17,7 @@ __all__ = [
     "ApiToken",
     "Assessment",
     "AssessmentRevision",
+    "AuditEvent",
     "CareSession",
     "Course",
     "EnrollmentCode",

@@ -9,11 +9,14 @@ from fastapi import APIRouter, Body, Query
 
 from kap_outcomes.alerts import service
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.http import ID_PATTERN, PROBLEMS, ResourceId
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS)
+router = APIRouter(
+    prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS, route_class=AuditedRoute
+)
 
 
 @router.get("")

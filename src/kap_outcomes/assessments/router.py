@@ -17,6 +17,7 @@ from kap_outcomes.assessments.models import (
     AssessmentPublic,
     AssessmentRetract,
 )
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, current_principal
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import Database
@@ -32,7 +33,7 @@ from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import ToUTC
 
-router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS)
+router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS, route_class=AuditedRoute)
 
 
 @router.post(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from kap_outcomes.audit.service import CURRENT as CURRENT_AUDIT
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.auth.tokens import TOKEN_PREFIX
@@ -49,6 +50,10 @@ async def current_principal(request: Request) -> Principal:
     else:
         db: Database = request.app.state.db
         principal = await db.read_small(partial(authenticate, token=token))
+    request.state.principal = principal
+    audit = CURRENT_AUDIT.get()
+    if audit is not None:
+        audit.principal = principal
     limiter: RateWindow | None = request.app.state.token_rate
     if limiter is not None:
         # per principal, after authentication: a forged token cannot use up someone's quota,

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth import admin, enrollment
 from kap_outcomes.auth.dependencies import AdminDep, DbDep, current_principal
 from kap_outcomes.auth.models import (
@@ -25,7 +26,7 @@ from kap_outcomes.errors import forbidden
 from kap_outcomes.http import PROBLEMS, ResourceId
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(tags=["auth"], responses=PROBLEMS)
+router = APIRouter(tags=["auth"], responses=PROBLEMS, route_class=AuditedRoute)
 
 
 @router.post("/v1/tokens", status_code=201)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.caseload import service
 from kap_outcomes.caseload.models import CaseloadRow
@@ -13,7 +14,7 @@ from kap_outcomes.clinical.booster import BoosterStatus
 from kap_outcomes.http import PROBLEMS
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(prefix="/v1", tags=["caseload"], responses=PROBLEMS)
+router = APIRouter(prefix="/v1", tags=["caseload"], responses=PROBLEMS, route_class=AuditedRoute)
 
 
 @router.get("/caseload")

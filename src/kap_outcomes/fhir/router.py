@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
 from kap_outcomes.fhir import service
 from kap_outcomes.fhir.capability import capability_statement
@@ -54,7 +55,11 @@ FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(
-    prefix=BASE, tags=["fhir"], responses=FHIR_ERRORS, default_response_class=FhirResponse
+    prefix=BASE,
+    tags=["fhir"],
+    responses=FHIR_ERRORS,
+    default_response_class=FhirResponse,
+    route_class=AuditedRoute,
 )
 
 FhirId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-.]+$")]

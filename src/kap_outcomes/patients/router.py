@@ -8,13 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
 from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
 
-router = APIRouter(prefix="/v1/patients", tags=["patients"], responses=PROBLEMS)
+router = APIRouter(
+    prefix="/v1/patients", tags=["patients"], responses=PROBLEMS, route_class=AuditedRoute
+)
 
 
 @router.post(

@@ -7,12 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.http import PROBLEMS
 from kap_outcomes.policy import service
 from kap_outcomes.policy.models import PolicyPublic
 
-router = APIRouter(prefix="/v1/policy", tags=["policy"], responses=PROBLEMS)
+router = APIRouter(
+    prefix="/v1/policy", tags=["policy"], responses=PROBLEMS, route_class=AuditedRoute
+)
 
 _PRECONDITIONS: dict[int | str, dict[str, Any]] = {
     412: PROBLEMS[404] | {"description": "If-Match does not name the current version"},

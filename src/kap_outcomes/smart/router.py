@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.http import PROBLEMS, created
 from kap_outcomes.smart import service
@@ -22,7 +23,9 @@ from kap_outcomes.smart.models import (
 )
 from kap_outcomes.smart.tokens import TOKEN_PATH, TokenIssuer
 
-clients_router = APIRouter(prefix="/v1/clients", tags=["smart"], responses=PROBLEMS)
+clients_router = APIRouter(
+    prefix="/v1/clients", tags=["smart"], responses=PROBLEMS, route_class=AuditedRoute
+)
 oauth_router = APIRouter(tags=["smart"])
 
 SCOPES_SUPPORTED = [

@@ -1,0 +1,1 @@
+"""The audit trail: who read or changed which patient's data, when, and with what outcome."""

@@ -1,0 +1,48 @@
+"""Queries on audit events: insert and read, nothing else (append-only by construction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select
+
+from kap_outcomes.audit.models import AuditEvent
+from kap_outcomes.db import HotStatement
+
+events = AuditEvent.__table__  # type: ignore[attr-defined]
+
+_INSERT = HotStatement(insert(events), keys=[c.name for c in events.columns])
+
+
+def append(conn: Connection, values: dict[str, Any]) -> None:
+    """``values`` holds every column."""
+    _INSERT.run(conn, values)
+
+
+def page(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_id: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Newest first, keyset on (at, id)."""
+    query = select(events).where(events.c.organisation_id == organisation_id)
+    if patient_id is not None:
+        query = query.where(events.c.patient_id == patient_id)
+    if actor is not None:
+        query = query.where(events.c.actor == actor)
+    if since is not None:
+        query = query.where(events.c.at >= since)
+    if until is not None:
+        query = query.where(events.c.at <= until)
+    if before is not None:
+        at, row_id = before
+        query = query.where(or_(events.c.at < at, and_(events.c.at == at, events.c.id < row_id)))
+    query = query.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit)
+    return list(conn.execute(query).all())

@@ -1,0 +1,77 @@
+"""``AuditedRoute``: the route class of every router that touches patient data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from kap_outcomes.audit.service import CURRENT, AuditScope, record
+from kap_outcomes.db import Database
+from kap_outcomes.errors import DomainError
+
+
+def _resource_type(path: str) -> str:
+    static = [part for part in path.split("/") if part and not part.startswith("{")]
+    return static[-1] if static else "-"
+
+
+class _Result:
+    """What a read answered, as far as the audit needs it (the patient it was about)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.patient_id: Any = None
+        try:
+            data = orjson.loads(body) if body[:1] == b"{" else None
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            self.patient_id = data.get("patient_id")
+
+
+class AuditedRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        method = next(iter(sorted(self.methods or {"GET"})))
+        action = f"{method} {self.path_format}"
+        resource_type = _resource_type(self.path_format)
+        success_status = self.status_code or 200
+
+        async def audited(request: Request) -> Response:
+            scope = AuditScope(
+                action=action,
+                resource_type=resource_type,
+                path_params={k: str(v) for k, v in request.path_params.items()},
+                success_status=success_status,
+                request_id=request.scope.get("state", {}).get("request_id"),
+            )
+            token = CURRENT.set(scope)
+            try:
+                response = await handler(request)
+            except (DomainError, HTTPException, RequestValidationError) as exc:
+                status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+                await _record(request, scope, status if isinstance(status, int) else 422, None)
+                raise
+            finally:
+                CURRENT.reset(token)
+            if not scope.recorded:
+                body = getattr(response, "body", b"")
+                await _record(request, scope, response.status_code, _Result(bytes(body)))
+            return response
+
+        return audited
+
+
+async def _record(request: Request, scope: AuditScope, status: int, result: Any) -> None:
+    principal = getattr(request.state, "principal", None)
+    if principal is None or status == 401:  # nobody to name: Edge throttles failed logins
+        return
+    scope.principal = principal
+    db: Database = request.app.state.db
+    await db.write(partial(record, scope=scope, status=status, result=result))

@@ -1,0 +1,47 @@
+"""HTTP route of the audit trail (admins)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from kap_outcomes.audit import service
+from kap_outcomes.audit.models import AuditEventPublic
+from kap_outcomes.audit.route import AuditedRoute
+from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.http import ID_PATTERN, PROBLEMS
+from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.timing import ToUTC
+
+router = APIRouter(
+    prefix="/v1/audit-events", tags=["audit"], responses=PROBLEMS, route_class=AuditedRoute
+)
+
+
+@router.get("")
+async def list_audit_events(
+    principal: AdminDep,
+    db: DbDep,
+    patient_id: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
+    actor: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
+    since: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
+    until: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[AuditEventPublic]:
+    """Who read or changed what, newest first (reading this list is audited too)."""
+    return await db.read(
+        partial(
+            service.list_events,
+            principal=principal,
+            patient_id=patient_id,
+            actor=actor,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )
+    )

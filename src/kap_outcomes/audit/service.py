@@ -1,0 +1,123 @@
+"""Recording audit events.
+
+Every authenticated request to an audited route leaves exactly one event: the principal, the
+operation (``POST /v1/patients/{patient_id}/assessments``), the resource and patient it
+touched, the outcome status and the request id. A successful write records its event inside
+its own transaction (the data and its audit commit together or not at all); a read, and a
+write that was refused, record theirs in a transaction of their own before the answer goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from kap_outcomes.audit import repository
+from kap_outcomes.audit.models import AuditEventPublic
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class AuditScope:
+    """What the route knows of the request; the principal arrives once authenticated."""
+
+    action: str
+    resource_type: str
+    path_params: dict[str, str]
+    success_status: int
+    request_id: str | None
+    principal: Principal | None = None
+    recorded: bool = field(default=False)
+
+
+CURRENT: ContextVar[AuditScope | None] = ContextVar("kap_audit_scope", default=None)
+
+
+def _values(
+    scope: AuditScope, principal: Principal, status: int, result: Any, at: datetime
+) -> dict[str, Any]:
+    params = scope.path_params
+    patient_id = params.get("patient_id") or getattr(result, "patient_id", None)
+    resource_id = getattr(result, "id", None) or (
+        next(reversed(params.values())) if params else None
+    )
+    return {
+        "id": new_id(),
+        "organisation_id": principal.organisation_id,
+        "at": at,
+        "actor": principal.token_id,
+        "role": principal.role.value,
+        "action": scope.action,
+        "resource_type": scope.resource_type,
+        "resource_id": str(resource_id)[:80] if resource_id is not None else None,
+        # only what can be one of our ids (a probe with a junk id keeps it in resource_id)
+        "patient_id": str(patient_id) if patient_id and len(str(patient_id)) <= 36 else None,
+        "status": status,
+        "request_id": scope.request_id,
+    }
+
+
+def in_transaction(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    """Wrap a unit of work so that, when it succeeds, its audit event is written in the same
+    transaction (``Database.write`` calls this for every write)."""
+    scope = CURRENT.get()
+    if scope is None:
+        return fn
+
+    def audited(conn: Connection) -> T:
+        result = fn(conn)
+        if scope.principal is not None and not scope.recorded:
+            repository.append(
+                conn, _values(scope, scope.principal, scope.success_status, result, utcnow())
+            )
+            scope.recorded = True
+        return result
+
+    return audited
+
+
+def record(conn: Connection, *, scope: AuditScope, status: int, result: Any = None) -> None:
+    """An event in a transaction of its own: a read, or a write that was refused."""
+    if scope.principal is not None:
+        repository.append(conn, _values(scope, scope.principal, status, result, utcnow()))
+        scope.recorded = True
+
+
+def list_events(
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[AuditEventPublic]:
+    before = decode_cursor(cursor) if cursor else None
+    rows = repository.page(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        actor=actor,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].at, rows[-1].id) if more else None
+    return Page[AuditEventPublic](
+        data=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )
