@@ -169,6 +169,49 @@ class HotStatement:
     def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
         self.execute(conn, params).close()
 
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        sql, processors, positional = self._compiled.get(conn.dialect.name) or self._prepare(
+            conn.dialect
+        )
+        names = [name for name, _ in processors]
+        batch: list[Any] = []
+        for params in rows:
+            merged = {**self._constants, **params} if self._constants else params
+            values = [proc(merged[n]) if proc else merged[n] for n, proc in processors]
+            batch.append(values if positional else dict(zip(names, values, strict=True)))
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, batch)
+        finally:
+            cursor.close()
+
+
+_DEFERRED = "kap_deferred_rows"
+
+
+def defer_rows(conn: Connection, statement: HotStatement, row: Mapping[str, Any]) -> None:
+    """Insert ``row`` with the transaction's other deferred rows, in one ``executemany`` per
+    statement just before the commit (same transaction; a unit of work that fails has its
+    rows dropped)."""
+    conn.info.setdefault(_DEFERRED, []).append((statement, row))
+
+
+def deferred_mark(conn: Connection) -> int:
+    return len(conn.info.get(_DEFERRED, ()))
+
+
+def drop_deferred_since(conn: Connection, mark: int) -> None:
+    if _DEFERRED in conn.info:
+        del conn.info[_DEFERRED][mark:]
+
+
+def flush_deferred(conn: Connection) -> None:
+    grouped: dict[HotStatement, list[Mapping[str, Any]]] = {}
+    for statement, row in conn.info.pop(_DEFERRED, ()):
+        grouped.setdefault(statement, []).append(row)
+    for statement, rows in grouped.items():
+        statement.run_many(conn, rows)
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -349,15 +392,18 @@ class GroupCommitWriter:
             conn, raw = await self._begin()
             for fn, future in batch:
                 raw.execute("SAVEPOINT job")
+                mark = deferred_mark(conn)
                 try:
                     result = fn(conn)
                 except Exception as exc:
                     raw.execute("ROLLBACK TO SAVEPOINT job")
                     raw.execute("RELEASE SAVEPOINT job")
+                    drop_deferred_since(conn, mark)
                     outcomes.append((future, None, exc))
                 else:
                     raw.execute("RELEASE SAVEPOINT job")
                     outcomes.append((future, result, None))
+            flush_deferred(conn)
             await self._commit(raw)
         except Exception as exc:
             self._abandon(raw)
@@ -370,6 +416,8 @@ class GroupCommitWriter:
 
     def _abandon(self, raw: Any) -> None:
         """After a failure: roll back whatever is open and start over on a new connection."""
+        if self._conn is not None:
+            self._conn.info.pop(_DEFERRED, None)
         try:
             if raw is not None and raw.in_transaction:
                 raw.execute("ROLLBACK")
@@ -431,7 +479,9 @@ class Database:
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         try:
             with self.connect(write=write) as conn, conn.begin():
-                return fn(conn)
+                result = fn(conn)
+                flush_deferred(conn)
+                return result
         except Exception as exc:
             translated = _translate(exc)
             if translated is exc:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select
 
 from kap_outcomes.audit.models import AuditEvent
-from kap_outcomes.db import HotStatement
+from kap_outcomes.db import HotStatement, defer_rows
 
 events = AuditEvent.__table__  # type: ignore[attr-defined]
 
@@ -16,8 +16,9 @@ _INSERT = HotStatement(insert(events), keys=[c.name for c in events.columns])
 
 
 def append(conn: Connection, values: dict[str, Any]) -> None:
-    """``values`` holds every column."""
-    _INSERT.run(conn, values)
+    """``values`` holds every column. Inserted with the transaction's other events just
+    before it commits (one executemany for a whole group commit)."""
+    defer_rows(conn, _INSERT, values)
 
 
 def page(
