@@ -26,6 +26,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import downgrade, upgrade
 
 PG_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+TEST_SIGNING_KEY = "kT9v2QmX7pLr4ZsW8nBc3HyD6fJg1AeU5oKi0RtN"  # outside development one is required
 
 
 def _reset_postgres(url: str) -> None:
@@ -55,6 +56,7 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         environment="test",
+        signing_key=TEST_SIGNING_KEY,
         rate_limit_per_minute=0,
         failed_auth_per_minute=0,
     )

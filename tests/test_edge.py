@@ -16,11 +16,14 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.config import Settings
 
+from .conftest import TEST_SIGNING_KEY
+
 
 def _client(database_url: str, **overrides: Any) -> TestClient:
     settings = Settings(
         database_url=database_url,
         environment="test",
+        signing_key=TEST_SIGNING_KEY,
         **({"rate_limit_per_minute": 0, "failed_auth_per_minute": 0} | overrides),
     )
     return TestClient(create_app(settings), raise_server_exceptions=False)

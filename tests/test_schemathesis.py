@@ -24,7 +24,7 @@ from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import upgrade
 
-from .conftest import PG_URL
+from .conftest import PG_URL, TEST_SIGNING_KEY
 
 # The schema is loaded when the module is imported, so the app exists then too. On SQLite it
 # gets a database of its own; on PostgreSQL it shares the suite's, which the
@@ -36,7 +36,11 @@ else:
     upgrade(URL)
 app = create_app(
     Settings(
-        database_url=URL, environment="test", rate_limit_per_minute=0, failed_auth_per_minute=0
+        database_url=URL,
+        environment="test",
+        signing_key=TEST_SIGNING_KEY,
+        rate_limit_per_minute=0,
+        failed_auth_per_minute=0,
     )
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -502,5 +502,9 @@ def test_signing_key_is_required_in_production() -> None:
     )
     assert issuer.token_url == "https://kap.example/oauth/token"
     assert issuer.signing_key == key.encode()
-    # outside production a short-lived development key is tolerated
+    # in development a weak key is tolerated and a missing one is made per process; a test
+    # environment needs a real one like production
     assert TokenIssuer.from_settings(Settings(signing_key="k" * 32)).signing_key == b"k" * 32
+    assert len(TokenIssuer.from_settings(Settings(signing_key=None)).signing_key) == 32
+    with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
+        TokenIssuer.from_settings(Settings(environment="test", signing_key=None))

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from kap_outcomes.app import create_app
 from kap_outcomes.auth.models import Role
 from kap_outcomes.config import Settings
+from tests.conftest import TEST_SIGNING_KEY
 
 from .conformance import check
 
@@ -17,6 +18,7 @@ def test_a_throttled_fhir_request_is_an_operation_outcome(database_url: str, ten
     settings = Settings(
         database_url=database_url,
         environment="test",
+        signing_key=TEST_SIGNING_KEY,
         rate_limit_per_minute=1,
         failed_auth_per_minute=0,
     )

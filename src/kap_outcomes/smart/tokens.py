@@ -61,11 +61,14 @@ class TokenIssuer:
     def from_settings(cls, settings: Settings) -> TokenIssuer:
         if settings.signing_key is not None:
             secret = settings.signing_key.get_secret_value()
-            if settings.environment == "production" and looks_like_placeholder(secret):
+            if settings.environment != "development" and looks_like_placeholder(secret):
                 raise RuntimeError("KAP_SIGNING_KEY looks like a placeholder; set a random one")
             key = secret.encode()
-        elif settings.environment == "production":
-            raise RuntimeError("KAP_SIGNING_KEY is required in production (32+ characters)")
+        elif settings.environment != "development":
+            raise RuntimeError(
+                f"KAP_SIGNING_KEY is required outside development ({settings.environment}); "
+                "32+ random characters"
+            )
         else:
             key = _process_key()
         return cls(signing_key=key, issuer=settings.public_base_url.rstrip("/"))
