@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -16,6 +17,7 @@ from kap_outcomes.errors import FieldProblem, invalid
 from kap_outcomes.http import ID_PATTERN
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
 Cursor = Annotated[
@@ -31,6 +33,16 @@ class Page(BaseModel, Generic[T]):
 def encode_cursor(at: datetime, row_id: str) -> str:
     raw = orjson.dumps([at.isoformat(), row_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cut(
+    rows: list[R], limit: int, key: Callable[[R], tuple[datetime, str]]
+) -> tuple[list[R], str | None]:
+    """Rows fetched with ``limit + 1``: the page, and the cursor after it if there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(*key(rows[-1]))
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:

@@ -23,7 +23,7 @@ from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.safety import AlertTrigger
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 
 
 def open_alerts(
@@ -91,9 +91,7 @@ def list_alerts(
         after=after,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
     return Page[AlertPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)
 
 

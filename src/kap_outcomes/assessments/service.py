@@ -26,7 +26,7 @@ from kap_outcomes.clinical.safety import evaluate_safety
 from kap_outcomes.clinical.scoring import score
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients.service import require_patient
 
 
@@ -189,10 +189,8 @@ def list_assessments(
         before=before,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = cut(rows, limit, lambda r: (r.administered_at, r.id))
     alerts = alerts_service.summaries_by_assessment(conn, [r.id for r in rows])
-    next_cursor = encode_cursor(rows[-1].administered_at, rows[-1].id) if more else None
     return Page[AssessmentPublic](
         data=[AssessmentPublic.from_row(r, alerts.get(r.id, [])) for r in rows],
         next_cursor=next_cursor,

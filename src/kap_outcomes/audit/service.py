@@ -21,7 +21,7 @@ from kap_outcomes.audit import repository
 from kap_outcomes.audit.models import AuditEventPublic
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 
 T = TypeVar("T")
 
@@ -114,9 +114,7 @@ def list_events(
         before=before,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].at, rows[-1].id) if more else None
+    rows, next_cursor = cut(rows, limit, lambda r: (r.at, r.id))
     return Page[AuditEventPublic](
         data=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor,

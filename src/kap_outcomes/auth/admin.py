@@ -11,7 +11,7 @@ from kap_outcomes.auth.models import Role, TokenCreate, TokenIssued, TokenPublic
 from kap_outcomes.auth.service import Principal, issue_token
 from kap_outcomes.db import utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 
 
@@ -52,9 +52,7 @@ def list_tokens(
     rows = repository.page_tokens(
         conn, organisation_id=principal.organisation_id, after=after, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
     return Page[TokenPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)
 
 

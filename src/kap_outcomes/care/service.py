@@ -23,7 +23,7 @@ from kap_outcomes.care.models import (
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
@@ -171,7 +171,5 @@ def list_sessions(
     require_patient(conn, principal=principal, patient_id=patient_id)
     after = decode_cursor(cursor) if cursor else None
     rows = repository.page_sessions(conn, patient_id=patient_id, after=after, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
+    rows, next_cursor = cut(rows, limit, lambda r: (r.occurred_at, r.id))
     return Page[SessionPublic](data=[_session_public(r) for r in rows], next_cursor=next_cursor)

@@ -11,7 +11,7 @@ from kap_outcomes.care import repository as care_repository
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
-from kap_outcomes.pagination import Page, decode_cursor, encode_cursor
+from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
 from kap_outcomes.patients.models import PatientCreate, PatientPublic
 
@@ -82,7 +82,5 @@ def list_patients(
         after=after,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
     return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)
