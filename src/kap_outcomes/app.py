@@ -103,7 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
             max_age=600,
         )
-    app.add_middleware(Edge, limits=Limits(failed_auth_per_minute=settings.failed_auth_per_minute))
+    app.add_middleware(
+        Edge,
+        limits=Limits(
+            failed_auth_per_minute=settings.failed_auth_per_minute,
+            trusted_proxies=tuple(settings.trusted_proxies),
+        ),
+    )
     app.state.token_rate = (
         RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     )
     failed_auth_per_minute: int = Field(
         default=20, ge=0, description="Failed authentications per client address; 0: off."
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies whose X-Forwarded-For is believed, a JSON list of CIDRs, e.g. "
+            '["10.0.0.0/8"]; empty: the client address is the peer\'s.'
+        ),
     )
     cors_origins: list[str] = Field(
         default_factory=list,
