@@ -31,8 +31,14 @@ def serve(
 
     from kap_outcomes.db import is_sqlite
     from kap_outcomes.migrate import upgrade
+    from kap_outcomes.smart.tokens import SigningKeyError, TokenIssuer
 
     settings = get_settings()
+    try:  # refused here in one line, before a worker would fail with a traceback
+        TokenIssuer.from_settings(settings)
+    except SigningKeyError as exc:
+        typer.echo(f"kap-outcomes: {exc}", err=True)
+        raise typer.Exit(2) from None
     if is_sqlite(settings.database_url):
         upgrade(settings.database_url)
     uvicorn.run(
