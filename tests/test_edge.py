@@ -24,11 +24,9 @@ from .conftest import TEST_SIGNING_KEY
 
 
 def _client(database_url: str, **overrides: Any) -> TestClient:
+    defaults = {"environment": "test", "rate_limit_per_minute": 0, "failed_auth_per_minute": 0}
     settings = Settings(
-        database_url=database_url,
-        environment="test",
-        signing_key=TEST_SIGNING_KEY,
-        **({"rate_limit_per_minute": 0, "failed_auth_per_minute": 0} | overrides),
+        database_url=database_url, signing_key=TEST_SIGNING_KEY, **(defaults | overrides)
     )
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
@@ -300,3 +298,23 @@ def test_trusted_proxies_must_be_a_json_list_of_networks(monkeypatch):
         monkeypatch.setenv("KAP_TRUSTED_PROXIES", wrong)
         with pytest.raises((ValidationError, SettingsError)):  # the service does not start
             Settings()
+
+
+DOCS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+@pytest.mark.parametrize(
+    ("environment", "api_docs", "served"),
+    [
+        ("production", None, False),  # off unless asked for
+        ("production", True, True),
+        ("test", None, True),
+        ("development", False, False),
+    ],
+)
+def test_the_api_docs_can_be_switched_off(database_url, environment, api_docs, served):
+    overrides = {} if api_docs is None else {"api_docs": api_docs}
+    with _client(database_url, environment=environment, **overrides) as client:
+        codes = {path: client.get(path).status_code for path in DOCS}
+        assert codes == {path: 200 if served else 404 for path in DOCS}
+        assert client.get("/healthz").status_code == 200

@@ -63,6 +63,9 @@ class OutcomeResponse(ProblemResponse):
     media_type = FHIR_MEDIA_TYPE
 
 
+_NO_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        **({} if settings.serves_api_docs else _NO_DOCS),
     )
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only

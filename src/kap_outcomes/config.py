@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         description='Browser origins allowed to call the API, e.g. ["https://dash.example"].',
     )
     log_level: str = "INFO"
+    api_docs: bool | None = Field(
+        default=None,
+        description=(
+            "Serve /docs, /redoc and /openapi.json. Unset: on in development and test, off in "
+            "production (the committed openapi/openapi.json documents the API there)."
+        ),
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
@@ -58,6 +65,10 @@ class Settings(BaseSettings):
             'one with `python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
         ),
     )
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
 
 
 @lru_cache(maxsize=1)
