@@ -115,7 +115,7 @@ class Dose(BaseModel):
         le=DOSE_MAX_MG,
         strict=True,  # a JSON number: not true, not "50"
         allow_inf_nan=False,
-        description="Milligrams of ketamine, 1 to 1000 (`clinical.dose`).",
+        description="Milligrams of ketamine, from 1 to 1000.",
     )
 
 
