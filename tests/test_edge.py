@@ -19,7 +19,9 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.config import Settings
 from kap_outcomes.edge import client_key
+from kap_outcomes.smart.service import JWT_BEARER
 
+from .api.test_smart import Backend, new_private_key
 from .conftest import TEST_SIGNING_KEY
 
 
@@ -158,6 +160,29 @@ def test_a_valid_enrollment_code_works_from_a_throttled_address(database_url, te
         assert again.status_code == 429
         enrolled = client.post("/v1/auth/enroll", json={"code": issued.json()["code"]})
         assert enrolled.status_code == 201, enrolled.text
+
+
+def test_a_backend_with_a_valid_assertion_gets_its_token_from_a_throttled_address(
+    database_url, tenant
+):
+    backend = Backend(tenant)
+    with _client(database_url, failed_auth_per_minute=2) as client:
+
+        def token_request(assertion: str) -> Any:
+            form = {
+                "grant_type": "client_credentials",
+                "scope": "system/Patient.rs",
+                "client_assertion_type": JWT_BEARER,
+                "client_assertion": assertion,
+            }
+            return client.post("/oauth/token", data=form)
+
+        forged = backend.assertion(key=new_private_key("RS384"))
+        assert [token_request(forged).status_code for _ in range(3)] == [401, 401, 429]
+        granted = token_request(backend.assertion())
+        assert granted.status_code == 200, granted.text
+        access = _auth(granted.json()["access_token"])
+        assert client.get("/v1/patients", headers=access).status_code == 200
 
 
 def _failures_until_throttled(client, forwarded_for: str | None) -> list[int]:

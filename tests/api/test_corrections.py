@@ -65,7 +65,7 @@ def test_if_match_star_is_refused_it_names_no_version(tenant):
     pid = tenant.patient()
     aid = _phq9(tenant, pid, [1] * 9)["id"]
     body = {"items": [2] * 8 + [0], "reason": "transcription error"}
-    for star in ("*", ' *', '"1", *'):
+    for star in ("*", " *", '"1", *'):
         amended = _amend(tenant, aid, body, etag=star)
         assert amended.status_code == 428, amended.text
         assert "ETag" in amended.json()["detail"]
