@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kap_outcomes import __version__
+from kap_outcomes import __version__, api_docs
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
@@ -29,7 +29,7 @@ from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import Edge, Limits, RateWindow
+from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.fhir.outcome import (
     FHIR_MEDIA_TYPE,
@@ -92,18 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by api_docs, from the package rather than a CDN
+        redoc_url=None,
     )
+    api_docs.install(app)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
-            max_age=600,
-        )
     app.add_middleware(Edge, limits=Limits(failed_auth_per_minute=settings.failed_auth_per_minute))
+    if settings.cors_origins:  # outermost: the edge's own answers (429) are readable too
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
     app.state.token_rate = (
         RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )

@@ -54,10 +54,11 @@ def create_enrollment(
     require_patient(conn, principal=principal, patient_id=patient_id)
     code = _new_code()
     now = utcnow()
+    enrollment_id = new_id()
     repository.insert_code(
         conn,
         {
-            "id": new_id(),
+            "id": enrollment_id,
             "organisation_id": principal.organisation_id,
             "patient_id": patient_id,
             "code_hash": code_hash(code),
@@ -68,7 +69,7 @@ def create_enrollment(
             "token_id": None,
         },
     )
-    return EnrollmentIssued(code=code, expires_at=now + ttl)
+    return EnrollmentIssued(id=enrollment_id, code=code, expires_at=now + ttl)
 
 
 def enroll(conn: Connection, *, code: str) -> Enrolled:
@@ -86,4 +87,4 @@ def enroll(conn: Connection, *, code: str) -> Enrolled:
         patient_id=row.patient_id,
     )
     repository.link_code_to_token(conn, code_id=row.id, token_id=token_id)
-    return Enrolled(token=secret, patient_id=row.patient_id)
+    return Enrolled(token=secret, token_id=token_id, patient_id=row.patient_id)

@@ -30,9 +30,13 @@ router = APIRouter(tags=["auth"], responses=PROBLEMS, route_class=AuditedRoute)
 
 
 @router.post("/v1/tokens", status_code=201)
-async def create_token(data: TokenCreate, principal: AdminDep, db: DbDep) -> TokenIssued:
+async def create_token(
+    data: TokenCreate, principal: AdminDep, db: DbDep, response: Response
+) -> TokenIssued:
     """Issue a token of this organisation; its secret is in this response only."""
-    return await db.write(partial(admin.create_token, principal=principal, data=data))
+    issued = await db.write(partial(admin.create_token, principal=principal, data=data))
+    response.headers["Location"] = f"/v1/tokens/{issued.id}"
+    return issued
 
 
 @router.get("/v1/tokens")
@@ -67,12 +71,15 @@ async def create_enrollment(
     principal: Annotated[Principal, Depends(_enroller)],
     db: DbDep,
     request: Request,
+    response: Response,
 ) -> EnrollmentIssued:
     """A single-use code for the patient's app, valid for a few minutes."""
     ttl = timedelta(minutes=request.app.state.settings.enrollment_code_minutes)
-    return await db.write(
+    issued = await db.write(
         partial(enrollment.create_enrollment, principal=principal, patient_id=patient_id, ttl=ttl)
     )
+    response.headers["Location"] = f"/v1/patients/{patient_id}/enrollments/{issued.id}"
+    return issued
 
 
 @router.post(
@@ -80,6 +87,8 @@ async def create_enrollment(
     status_code=201,
     responses={400: PROBLEMS[422] | {"description": "Unknown, used or expired code"}},
 )
-async def enroll(data: EnrollRequest, db: DbDep) -> Enrolled:
+async def enroll(data: EnrollRequest, db: DbDep, response: Response) -> Enrolled:
     """Exchange an enrollment code for the app's own patient token (no token needed)."""
-    return await db.write(partial(enrollment.enroll, code=data.code))
+    enrolled = await db.write(partial(enrollment.enroll, code=data.code))
+    response.headers["Location"] = f"/v1/tokens/{enrolled.token_id}"
+    return enrolled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +20,14 @@ router = APIRouter(
 )
 
 
+def course_location(course: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/patients/{course['patient_id']}/courses/{course['id']}"}
+
+
+def session_location(session: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}"}
+
+
 @router.post("/courses", status_code=201, response_model=CoursePublic)
 async def open_course(
     patient_id: ResourceId,
@@ -29,7 +38,12 @@ async def open_course(
 ) -> Response:
     create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
     return await create_once(
-        request, principal=principal, data=data, key=idempotency_key, create=create
+        request,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        create=create,
+        created_headers=course_location,
     )
 
 
@@ -50,7 +64,12 @@ async def record_session(
 ) -> Response:
     create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
     return await create_once(
-        request, principal=principal, data=data, key=idempotency_key, create=create
+        request,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        create=create,
+        created_headers=session_location,
     )
 
 

@@ -45,7 +45,8 @@ async def register_client(data: ClientCreate, principal: AdminDep, db: DbDep) ->
     """Register an EHR backend (SMART Backend Services) of the caller's organisation: its
     public keys and the `system/` scopes it may request. The `client_id` goes into the
     backend's configuration; it authenticates with its private key, never a shared secret."""
-    return created(await db.write(partial(service.register_client, principal=principal, data=data)))
+    client = await db.write(partial(service.register_client, principal=principal, data=data))
+    return created(client, {"Location": f"/v1/clients/{client.client_id}"})
 
 
 def _oauth_error(description: str) -> dict[str, Any]:
