@@ -88,16 +88,24 @@ def test_every_201_carries_location(client, tenant):
         _created(resp)
 
 
-def test_location_names_the_created_resource(tenant):
+# who reads each Location back (the creator's role, or admin for admin-only resources), and
+# the field of the 201 that holds the id the Location names
+READ_BACK: dict[tuple[str, str], tuple[Role, str]] = {
+    ("post", "/v1/patients"): (Role.clinician, "id"),
+    ("post", "/v1/patients/{patient_id}/courses"): (Role.clinician, "id"),
+    ("post", "/v1/patients/{patient_id}/sessions"): (Role.clinician, "id"),
+    ("post", "/v1/patients/{patient_id}/assessments"): (Role.clinician, "id"),
+    ("post", "/v1/tokens"): (Role.admin, "id"),
+    ("post", "/v1/patients/{patient_id}/enrollments"): (Role.clinician, "id"),
+    ("post", "/v1/auth/enroll"): (Role.admin, "token_id"),
+    ("post", "/v1/clients"): (Role.admin, "client_id"),
+}
+
+
+def test_location_names_the_created_resource(tenant, make_tenant):
     calls = _creates(tenant)
     patient = calls[("post", "/v1/patients")]
     assert _created(patient) == f"/v1/patients/{patient.json()['id']}"
-    # where the API reads the resource back, the Location reads exactly what was created
-    for key in (("post", "/v1/patients"), ("post", "/v1/patients/{patient_id}/assessments")):
-        created = calls[key]
-        again = tenant.get(_created(created))
-        assert again.status_code == 200
-        assert again.json()["id"] == created.json()["id"]
     course = calls[("post", "/v1/patients/{patient_id}/courses")].json()
     assert _created(calls[("post", "/v1/patients/{patient_id}/courses")]) == (
         f"/v1/patients/{course['patient_id']}/courses/{course['id']}"
@@ -106,18 +114,25 @@ def test_location_names_the_created_resource(tenant):
     assert _created(calls[("post", "/v1/patients/{patient_id}/sessions")]) == (
         f"/v1/patients/{session['patient_id']}/sessions/{session['id']}"
     )
-    token = calls[("post", "/v1/tokens")].json()
-    assert _created(calls[("post", "/v1/tokens")]) == f"/v1/tokens/{token['id']}"
-    client_id = calls[("post", "/v1/clients")].json()["client_id"]
-    assert _created(calls[("post", "/v1/clients")]) == f"/v1/clients/{client_id}"
-    enrolled = calls[("post", "/v1/auth/enroll")].json()
-    assert _created(calls[("post", "/v1/auth/enroll")]) == f"/v1/tokens/{enrolled['token_id']}"
+    stranger = make_tenant()
+    for key, (role, id_field) in READ_BACK.items():
+        created = calls[key]
+        location = _created(created)
+        again = tenant.get(location, role)
+        assert again.status_code == 200, (key, again.text)
+        read = again.json()
+        assert read.get("id", read.get("client_id")) == created.json()[id_field], key
+        # another organisation cannot read it: the same 404 as for an id that never existed
+        assert stranger.get(location, role).status_code == 404, key
+    assert (
+        "code"
+        not in tenant.get(_created(calls[("post", "/v1/patients/{patient_id}/enrollments")])).json()
+    )
     qr = calls[("post", "/fhir/R4/QuestionnaireResponse")]
     # FHIR names the version created (…/_history/1); the resource is read without it
     resource_url, _, version = _created(qr).rpartition("/_history/")
-    assert version == "1" and resource_url.endswith(
-        f"/fhir/R4/QuestionnaireResponse/{qr.json()['id']}"
-    )
+    assert version == "1"
+    assert resource_url.endswith(f"/fhir/R4/QuestionnaireResponse/{qr.json()['id']}")
     assert tenant.get(urlsplit(resource_url).path).json()["id"] == qr.json()["id"]
 
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 from sqlalchemy import Connection
 
 from kap_outcomes.auth import repository
-from kap_outcomes.auth.models import Enrolled, EnrollmentIssued, Role
+from kap_outcomes.auth.models import Enrolled, EnrollmentIssued, EnrollmentPublic, Role
 from kap_outcomes.auth.service import Principal, issue_token
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError
+from kap_outcomes.errors import DomainError, not_found
 from kap_outcomes.patients.service import require_patient
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -70,6 +70,16 @@ def create_enrollment(
         },
     )
     return EnrollmentIssued(id=enrollment_id, code=code, expires_at=now + ttl)
+
+
+def get_enrollment(
+    conn: Connection, *, principal: Principal, patient_id: str, enrollment_id: str
+) -> EnrollmentPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_code(conn, patient_id=patient_id, enrollment_id=enrollment_id)
+    if row is None:
+        raise not_found("Enrollment")
+    return EnrollmentPublic.model_validate(row, from_attributes=True)
 
 
 def enroll(conn: Connection, *, code: str) -> Enrolled:

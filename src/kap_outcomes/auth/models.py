@@ -101,6 +101,16 @@ class EnrollmentIssued(BaseModel):
     expires_at: datetime
 
 
+class EnrollmentPublic(BaseModel):
+    """An enrollment as it stands: never its code."""
+
+    id: str
+    patient_id: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
 class EnrollRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

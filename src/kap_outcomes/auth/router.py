@@ -15,6 +15,7 @@ from kap_outcomes.auth.dependencies import AdminDep, DbDep, current_principal
 from kap_outcomes.auth.models import (
     Enrolled,
     EnrollmentIssued,
+    EnrollmentPublic,
     EnrollRequest,
     Role,
     TokenCreate,
@@ -49,6 +50,12 @@ async def list_tokens(
     )
 
 
+@router.get("/v1/tokens/{token_id}")
+async def get_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> TokenPublic:
+    """One token's metadata (what a token's ``Location`` names), never its secret."""
+    return await db.read(partial(admin.get_token, principal=principal, token_id=token_id))
+
+
 @router.delete("/v1/tokens/{token_id}", status_code=204)
 async def revoke_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
     """Revoke a token: it answers 401 from the next request on."""
@@ -80,6 +87,24 @@ async def create_enrollment(
     )
     response.headers["Location"] = f"/v1/patients/{patient_id}/enrollments/{issued.id}"
     return issued
+
+
+@router.get("/v1/patients/{patient_id}/enrollments/{enrollment_id}")
+async def get_enrollment(
+    patient_id: ResourceId,
+    enrollment_id: ResourceId,
+    principal: Annotated[Principal, Depends(_enroller)],
+    db: DbDep,
+) -> EnrollmentPublic:
+    """Whether an enrollment was used and until when it is valid; never its code."""
+    return await db.read(
+        partial(
+            enrollment.get_enrollment,
+            principal=principal,
+            patient_id=patient_id,
+            enrollment_id=enrollment_id,
+        )
+    )
 
 
 @router.post(

@@ -54,6 +54,16 @@ async def list_courses(
     return await db.read(partial(service.list_courses, principal=principal, patient_id=patient_id))
 
 
+@router.get("/courses/{course_id}")
+async def get_course(
+    patient_id: ResourceId, course_id: ResourceId, principal: StaffDep, db: DbDep
+) -> CoursePublic:
+    """One course (what a course's ``Location`` names)."""
+    return await db.read(
+        partial(service.get_course, principal=principal, patient_id=patient_id, course_id=course_id)
+    )
+
+
 @router.post("/sessions", status_code=201, response_model=SessionPublic)
 async def record_session(
     patient_id: ResourceId,
@@ -88,5 +98,17 @@ async def list_sessions(
             patient_id=patient_id,
             cursor=cursor,
             limit=limit,
+        )
+    )
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(
+    patient_id: ResourceId, session_id: ResourceId, principal: StaffDep, db: DbDep
+) -> SessionPublic:
+    """One session (what a session's ``Location`` names)."""
+    return await db.read(
+        partial(
+            service.get_session, principal=principal, patient_id=patient_id, session_id=session_id
         )
     )
