@@ -40,6 +40,7 @@ from kap_outcomes.fhir.outcome import (
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
+from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
@@ -70,6 +71,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
+    require_public_base_url(settings)  # links come from configuration, never from Host
     db = Database(
         make_engine(
             settings.database_url,
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        redirect_slashes=False,  # its redirects would echo the client's Host header
     )
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
