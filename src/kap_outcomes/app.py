@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -44,6 +44,7 @@ from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
+from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         redirect_slashes=False,  # its redirects would echo the client's Host header
+        dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
