@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -40,9 +40,11 @@ from kap_outcomes.fhir.outcome import (
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
+from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
+from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -70,6 +72,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
+    require_public_base_url(settings)  # links come from configuration, never from Host
     db = Database(
         make_engine(
             settings.database_url,
@@ -94,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served by api_docs, from the package rather than a CDN
         redoc_url=None,
+        redirect_slashes=False,  # its redirects would echo the client's Host header
+        dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
     api_docs.install(app)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
