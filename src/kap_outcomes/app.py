@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kap_outcomes import __version__
+from kap_outcomes import __version__, api_docs
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
@@ -29,7 +29,7 @@ from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import Edge, Limits, RateWindow
+from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.fhir.outcome import (
     FHIR_MEDIA_TYPE,
@@ -40,9 +40,11 @@ from kap_outcomes.fhir.outcome import (
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
+from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
+from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -63,9 +65,6 @@ class OutcomeResponse(ProblemResponse):
     media_type = FHIR_MEDIA_TYPE
 
 
-_NO_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
-
-
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -73,6 +72,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
+    require_public_base_url(settings)  # links come from configuration, never from Host
     db = Database(
         make_engine(
             settings.database_url,
@@ -95,18 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        **({} if settings.serves_api_docs else _NO_DOCS),
+        docs_url=None,  # served by api_docs, from the package rather than a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.serves_api_docs else None,
+        redirect_slashes=False,  # its redirects would echo the client's Host header
+        dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
+    if settings.serves_api_docs:  # KAP_API_DOCS; off in production unless asked for
+        api_docs.install(app)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
-            max_age=600,
-        )
     app.add_middleware(
         Edge,
         limits=Limits(
@@ -114,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             trusted_proxies=tuple(settings.trusted_proxies),
         ),
     )
+    if settings.cors_origins:  # outermost: the edge's own answers (429) are readable too
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
     app.state.token_rate = (
         RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )

@@ -112,6 +112,26 @@ def list_courses(conn: Connection, *, principal: Principal, patient_id: str) -> 
     return [_course_public(r) for r in repository.list_courses(conn, patient_id=patient_id)]
 
 
+def get_course(
+    conn: Connection, *, principal: Principal, patient_id: str, course_id: str
+) -> CoursePublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_course(conn, patient_id=patient_id, course_id=course_id)
+    if row is None:
+        raise not_found("Course")
+    return _course_public(row)
+
+
+def get_session(
+    conn: Connection, *, principal: Principal, patient_id: str, session_id: str
+) -> SessionPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_session(conn, patient_id=patient_id, session_id=session_id)
+    if row is None:
+        raise not_found("Session")
+    return _session_public(row)
+
+
 def record_session(
     conn: Connection, *, principal: Principal, patient_id: str, data: SessionCreate
 ) -> SessionPublic:

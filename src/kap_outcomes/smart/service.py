@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.smart import repository, scopes
 from kap_outcomes.smart.jwks import ALGORITHMS, MAX_KID_LENGTH, find_key, jwks_problems
 from kap_outcomes.smart.models import ClientCreate, ClientPublic, TokenResponse
@@ -79,6 +79,15 @@ def register_client(conn: Connection, *, principal: Principal, data: ClientCreat
         now=now,
     )
     return ClientPublic(client_id=client_id, name=data.name, scope=scope, created_at=now)
+
+
+def get_client(conn: Connection, *, principal: Principal, client_id: str) -> ClientPublic:
+    row = repository.get_client(
+        conn, organisation_id=principal.organisation_id, client_id=client_id
+    )
+    if row is None:
+        raise not_found("Client")
+    return ClientPublic(client_id=row.id, name=row.name, scope=row.scope, created_at=row.created_at)
 
 
 # --- the token endpoint ---------------------------------------------------------------------
