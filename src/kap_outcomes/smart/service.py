@@ -3,14 +3,17 @@ grant authenticated by a signed assertion (RFC 7523 §2.2, SMART App Launch 2.0)
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import jwt
+from jwt.utils import base64url_decode
 from sqlalchemy import Connection
 
+from kap_outcomes import json_bodies
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid
@@ -25,6 +28,10 @@ CLOCK_SKEW = timedelta(seconds=30)
 """Tolerated difference between the client's clock and ours, on ``exp`` both ways."""
 MAX_JTI_LENGTH = 255
 _CLIENT_ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
+NUMERIC_DATES = ("exp", "iat", "nbf")
+LATEST_NUMERIC_DATE = 253402300799
+"""The last second a datetime can hold (9999-12-31T23:59:59Z): any NumericDate beyond it, or
+before 1970, is not a time an assertion could mean."""
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -104,6 +111,38 @@ class _Client:
     scope: str
 
 
+def _check_claims(assertion: str) -> None:
+    """The header's and the payload's JSON by the rules of every body (each name once,
+    numbers within the grammar, checked as text before anything converts them), and ``exp``,
+    ``iat`` and ``nbf`` NumericDates between 1970 and the year 9999 (RFC 7519 section 2):
+    else ``invalid_grant``, naming the claim and never echoing its value."""
+    for index, part in enumerate(("header", "claim")):
+        try:
+            segment = base64url_decode(assertion.split(".")[index].encode("ascii"))
+        except (IndexError, ValueError):
+            return  # not a JWS at all: the decoder says so
+        problems = json_bodies.check(segment)
+        if problems:
+            name = problems[0].pointer.lstrip("/").split("/")[0]
+            where = f"{part} {name[:40]}" if name else part.replace("claim", "claims")
+            raise _grant_error(f"The client assertion's {where}: {problems[0].detail}.")
+    claims = jwt.decode(assertion, options={"verify_signature": False})
+    for name in NUMERIC_DATES:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= LATEST_NUMERIC_DATE
+        ):
+            raise _grant_error(
+                f"The client assertion's {name} must be a NumericDate: a number of "
+                "seconds since 1970-01-01T00:00:00Z that names a calendar date."
+            )
+
+
 def _authenticate_client(
     conn: Connection, assertion: str, issuer: TokenIssuer
 ) -> tuple[_Client, str, datetime]:
@@ -118,6 +157,7 @@ def _authenticate_client(
         unverified = jwt.decode(assertion, options={"verify_signature": False})
     except (jwt.PyJWTError, ValueError, TypeError):
         raise _client_error("The client assertion is not a readable JWT.") from None
+    _check_claims(assertion)
     algorithm, kid, client_id = header.get("alg"), header.get("kid"), unverified.get("iss")
     if algorithm not in ALGORITHMS:
         raise _client_error("The client assertion must be signed with RS384 or ES384.")
