@@ -21,7 +21,7 @@ from kap_outcomes.numbers import MAX_DIGITS, NUMBER_RULE, is_json_number
 
 MAX_DEPTH = 32
 """Levels of objects and arrays: a FHIR QuestionnaireResponse with groups nested five deep
-needs about 16."""
+needs about 18."""
 
 MAX_VALUES = 10_000
 """Values (of any kind) in one document: the largest form we take (200 items) needs ~3,000."""

@@ -38,7 +38,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-INLINE_CHECK_BYTES = 16 * 1024
+INLINE_CHECK_BYTES = 8 * 1024
 """A JSON body up to this size is checked on the event loop (microseconds); a larger one in a
 worker thread, at most :data:`PARALLEL_CHECKS` at a time, so no body stalls the other requests
 (nor takes the worker threads the database calls need)."""

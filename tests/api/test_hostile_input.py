@@ -370,3 +370,11 @@ def test_a_body_of_too_many_values_is_refused_before_any_route_reads_it(
         assert problem["errors"][0]["pointer"] == ""
         assert "values" in problem["errors"][0]["detail"]
     assert _stored(count_rows, tenant.org_id) == before
+
+
+@pytest.mark.parametrize("count", [65, 5_000])
+def test_more_items_than_any_instrument_has_are_refused(tenant, patient, count_rows, count):
+    body = {"instrument": "phq9", "items": [0] * count, "administered_at": "2026-03-02T15:04:05Z"}
+    problem = _problem(tenant.post(f"/v1/patients/{patient}/assessments", body), 422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/items"]
+    _no_assessment_without_its_alert(count_rows, tenant.org_id)

@@ -275,3 +275,16 @@ def test_groups_nested_beyond_the_bound_are_refused(tenant, patient, count_rows)
     issue = _refused(tenant, count_rows, orjson.dumps(form))
     assert issue["code"] == "too-costly"
     assert issue["expression"][0].startswith("QuestionnaireResponse.item[8].item[0]")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_more_items_than_any_form_holds_are_refused(tenant, patient, count_rows, nested):
+    form = phq9(patient)
+    extra = [{"linkId": f"display-{n}", "text": "."} for n in range(200)]
+    if nested:
+        form["item"].append({"linkId": "group", "item": extra})
+    else:
+        form["item"].extend(extra)
+    issue = _refused(tenant, count_rows, orjson.dumps(form))
+    assert issue["code"] == "too-costly"
+    assert issue["expression"][0].startswith("QuestionnaireResponse.item")
