@@ -106,7 +106,9 @@ def _loinc_codes(item: dict[str, Any]) -> Iterator[str]:
     link_id = item.get("linkId")
     if isinstance(link_id, str):
         # The code after the last separator, or the whole linkId: "/44250-9", "Q/69725-0".
-        tail = re.split(r"[^0-9-]", link_id)[-1]
+        # Only the end is read (a LOINC code has at most 10 characters): a linkId of a
+        # megabyte costs no more than a short one.
+        tail = re.split(r"[^0-9-]", link_id[-16:])[-1]
         if _CODE_SHAPE.match(tail):
             yield tail
 
