@@ -3,6 +3,7 @@ grant authenticated by a signed assertion (RFC 7523 §2.2, SMART App Launch 2.0)
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -126,7 +127,12 @@ def _check_claims(assertion: str) -> None:
             name = problems[0].pointer.lstrip("/").split("/")[0]
             where = f"{part} {name[:40]}" if name else part.replace("claim", "claims")
             raise _grant_error(f"The client assertion's {where}: {problems[0].detail}.")
-    claims = jwt.decode(assertion, options={"verify_signature": False})
+    try:
+        claims = json.loads(segment)  # the payload, checked above
+    except ValueError:
+        return  # not JSON: the decoder says so
+    if not isinstance(claims, dict):
+        return
     for name in NUMERIC_DATES:
         if name not in claims:
             continue
@@ -152,12 +158,12 @@ def _authenticate_client(
     verified assertion whose claims do not hold (audience, expiry, ``jti``) is
     ``invalid_grant``. Neither description echoes the assertion.
     """
+    _check_claims(assertion)  # as text, before any JSON library converts a number
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
     except (jwt.PyJWTError, ValueError, TypeError):
         raise _client_error("The client assertion is not a readable JWT.") from None
-    _check_claims(assertion)
     algorithm, kid, client_id = header.get("alg"), header.get("kid"), unverified.get("iss")
     if algorithm not in ALGORITHMS:
         raise _client_error("The client assertion must be signed with RS384 or ES384.")
