@@ -30,7 +30,10 @@ from kap_outcomes.webhooks.egress import EgressPolicy, new_client, post
 
 log = logging.getLogger("kap_outcomes.worker")
 
-SIGNAL_WATCH_INTERVAL_S = 1.0
+ROUND_INTERVAL_S = 0.05
+"""The shortest time between two rounds of the worker (what a delivery may wait at most for
+the round that takes it; a round takes every event written since the last)."""
+SIGNAL_WATCH_INTERVAL_S = 2.0
 """The signal watch runs at most this often: it reloads every patient a batch touched, which
 under a stream of submissions is better done for many events at once than for each."""
 
@@ -58,9 +61,11 @@ class Worker:
                     except Exception as exc:  # a database outage: try again later
                         log.warning("worker step failed: %s", type(exc).__name__)
                         busy = False
-                    if busy:
-                        continue
-                    await self._idle(seen, stop)
+                    if not busy:
+                        await self._idle(seen, stop)
+                    # under a stream of writes, one round per interval takes many events at
+                    # once instead of competing with the writers for every commit
+                    await asyncio.sleep(ROUND_INTERVAL_S)
             finally:
                 # let the attempts under way finish and be recorded, then give up on the rest
                 # (their leases run out and they are sent again)
@@ -86,11 +91,11 @@ class Worker:
     async def _step(self, client: httpx.AsyncClient) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
         busy = False
-        if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S and await self.db.read(
-            partial(events_repository.behind, name=watch.CONSUMER)
-        ):
+        if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S:
             self._watched_at = time.monotonic()
-            await self.db.write(watch.watch)
+            plan = await self.db.read(watch.plan)
+            if plan is not None:
+                await self.db.write(partial(watch.apply, plan=plan))
         if await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT)):
             lease_until = self._lease_until()
             moved, leased = await self.db.write(

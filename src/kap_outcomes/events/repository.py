@@ -83,14 +83,23 @@ def head(conn: Connection, *, organisation_id: str) -> Position | None:
 
 
 def following(conn: Connection, *, after: Position, limit: int) -> list[Any]:
-    """Every organisation's events after ``after``, in log order (a consumer's next batch)."""
+    """Every organisation's events after ``after``, in log order (a consumer's next batch):
+    what a consumer routes on, not the ``data``."""
+    c = events.c
     query = (
-        select(events)
+        select(c.tx, c.seq, c.id, c.organisation_id, c.type, c.patient_id, c.occurred_at)
         .where(_after(after), *_settled(conn))
         .order_by(events.c.tx, events.c.seq)
         .limit(limit)
     )
     return list(conn.execute(query).all())
+
+
+def checkpoint(conn: Connection, *, name: str) -> Position | None:
+    row = conn.execute(
+        select(consumers.c.tx, consumers.c.seq).where(consumers.c.name == name)
+    ).first()
+    return Position(int(row.tx), int(row.seq)) if row is not None else None
 
 
 def claim_consumer(conn: Connection, *, name: str) -> Position | None:
@@ -114,10 +123,5 @@ def advance_consumer(conn: Connection, *, name: str, to: Position) -> None:
 
 def behind(conn: Connection, *, name: str) -> bool:
     """Has the consumer events left to read? (A read: an idle worker writes nothing.)"""
-    row = conn.execute(
-        select(consumers.c.tx, consumers.c.seq).where(consumers.c.name == name)
-    ).first()
-    if row is None:
-        return False
-    after = Position(int(row.tx), int(row.seq))
-    return bool(following(conn, after=after, limit=1))
+    after = checkpoint(conn, name=name)
+    return after is not None and bool(following(conn, after=after, limit=1))

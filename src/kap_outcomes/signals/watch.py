@@ -12,7 +12,7 @@ clock alone (no new data) are reported with the patient's next event.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
@@ -21,6 +21,7 @@ from kap_outcomes.db import utcnow
 from kap_outcomes.events import repository as events_repository
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
+from kap_outcomes.events.repository import Position
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import repository
 from kap_outcomes.signals import service as signals_service
@@ -44,33 +45,79 @@ INITIAL = {
 }
 
 
-def watch(conn: Connection) -> bool:
-    """One batch of the log; True when the checkpoint moved (there may be more)."""
-    position = events_repository.claim_consumer(conn, name=CONSUMER)
-    if position is None:
-        return False
-    rows = events_repository.following(conn, after=position, limit=BATCH)
+@dataclass(frozen=True, slots=True)
+class Change:
+    patient_id: str
+    organisation_id: str
+    state: dict[str, str]
+    changed: dict[str, dict[str, str]]
+    known: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one batch of the log changes, computed in a read (no lock held meanwhile)."""
+
+    start: Position
+    end: Position
+    changes: list[Change]
+
+
+def plan(conn: Connection) -> Plan | None:
+    """Recompute the patients that the next batch of events concerns (a read transaction:
+    the heavy part never holds the write lock nor, on SQLite, the writers' event loop)."""
+    start = events_repository.checkpoint(conn, name=CONSUMER)
+    if start is None:
+        return None
+    rows = events_repository.following(conn, after=start, limit=BATCH)
     if not rows:
-        return False
+        return None
     patients: dict[str, str] = {}
     for row in rows:
         if row.type in MOVES_SIGNALS and row.patient_id is not None:
             patients[row.patient_id] = row.organisation_id
-    if patients:
-        _recompute(conn, patients)
     last = rows[-1]
-    events_repository.advance_consumer(
-        conn, name=CONSUMER, to=events_repository.Position(int(last.tx), int(last.seq))
-    )
+    end = Position(int(last.tx), int(last.seq))
+    return Plan(start, end, _changes(conn, patients) if patients else [])
+
+
+def apply(conn: Connection, *, plan: Plan) -> bool:
+    """Store the plan's states and emit its events, if nobody moved the checkpoint since."""
+    if events_repository.claim_consumer(conn, name=CONSUMER) != plan.start:
+        return False  # another worker holds it, or took this batch already
+    now = utcnow()
+    for change in plan.changes:
+        repository.save_signal_state(
+            conn,
+            values={
+                "patient_id": change.patient_id,
+                "organisation_id": change.organisation_id,
+                **change.state,
+                "updated_at": now,
+            },
+            exists=change.known,
+        )
+        emit(
+            conn,
+            type=EventType.signal_changed,
+            organisation_id=change.organisation_id,
+            patient_id=change.patient_id,
+            resource_type="signals",
+            resource_id=change.patient_id,
+            data=change.changed,
+            at=now,
+        )
+    events_repository.advance_consumer(conn, name=CONSUMER, to=plan.end)
     return True
 
 
-def _recompute(conn: Connection, patients: dict[str, str]) -> None:
+def _changes(conn: Connection, patients: dict[str, str]) -> list[Change]:
     ids = sorted(patients)
     loaded = signals_service.load_many(conn, patient_ids=ids)
     states = repository.signal_states(conn, patient_ids=ids)
     policies: dict[str, Policy] = {}
     now = utcnow()
+    out = []
     for patient_id in ids:
         organisation_id = patients[patient_id]
         if organisation_id not in policies:
@@ -80,34 +127,15 @@ def _recompute(conn: Connection, patients: dict[str, str]) -> None:
         policy = policies[organisation_id]
         data = loaded.get(patient_id) or PatientData()
         seen = states.get(patient_id)
-        before: dict[str, Any] = (
+        before: dict[str, str] = (
             {k: getattr(seen, k) for k in INITIAL} if seen is not None else dict(INITIAL)
         )
         after = {
-            "booster_status": signals_service.booster(data, "phq9", now, policy).status,
+            "booster_status": str(signals_service.booster(data, "phq9", now, policy).status),
             "phq9_trend": signals_service.trend_label(data, "phq9", policy),
             "gad7_trend": signals_service.trend_label(data, "gad7", policy),
         }
         changed = {k: {"from": before[k], "to": after[k]} for k in INITIAL if before[k] != after[k]}
-        if not changed:
-            continue
-        repository.save_signal_state(
-            conn,
-            values={
-                "patient_id": patient_id,
-                "organisation_id": organisation_id,
-                **after,
-                "updated_at": now,
-            },
-            exists=seen is not None,
-        )
-        emit(
-            conn,
-            type=EventType.signal_changed,
-            organisation_id=organisation_id,
-            patient_id=patient_id,
-            resource_type="signals",
-            resource_id=patient_id,
-            data=changed,
-            at=now,
-        )
+        if changed:
+            out.append(Change(patient_id, organisation_id, after, changed, seen is not None))
+    return out
