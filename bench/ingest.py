@@ -5,7 +5,10 @@ SQLite file (WAL, synchronous=FULL: every 201 is durably committed) with a real 
 comes from ``wrk`` (Debian package ``wrk``) in alternating rounds so that both see the same
 machine conditions; the result is the ratio of the medians.
 
-    python -m bench.ingest [--rounds 6] [--seconds 5] [--connections 16]
+    python -m bench.ingest [--rounds 6] [--seconds 5] [--connections 16] [--webhook TYPES]
+
+``--webhook alert.opened`` (comma-separated event types) runs the real server with one
+webhook subscribed to those types, delivered to a receiver in this process.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from bench.receiver import ArrivalLog
 
 BODY = {
     "instrument": "phq9",
@@ -76,11 +81,33 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
+def subscribe(exe: list[str], env: dict[str, str], port: int, types: str) -> ArrivalLog:
+    admin = (
+        subprocess.run(
+            [*exe, "token", "create", "--org", "bench", "--role", "admin"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    receiver = ArrivalLog()
+    httpx.post(
+        f"http://127.0.0.1:{port}/v1/webhooks",
+        json={"url": receiver.url, "event_types": types.split(",")},
+        headers={"Authorization": f"Bearer {admin}"},
+    ).raise_for_status()
+    return receiver
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--webhook", help="subscribe one webhook to these event types")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -91,6 +118,7 @@ def main() -> None:
         "KAP_DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
         # the per-token limiter runs on every request (its cost is measured) but never trips
         "KAP_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "KAP_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
     token = (
@@ -132,6 +160,7 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{real_port}/healthz")
         wait_up(f"http://127.0.0.1:{base_port}/docs")
         headers = {"Authorization": f"Bearer {token}"}
+        receiver = subscribe(exe, env, real_port, args.webhook) if args.webhook else None
         patient = httpx.post(
             f"http://127.0.0.1:{real_port}/v1/patients",
             json={"external_id": "bench-1"},
@@ -174,6 +203,8 @@ def main() -> None:
                     "rounds": args.rounds,
                     "seconds": args.seconds,
                     "connections": args.connections,
+                    "webhook": args.webhook,
+                    "deliveries_received": receiver.count if receiver else None,
                 },
                 indent=2,
             )

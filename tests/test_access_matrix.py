@@ -9,16 +9,18 @@ malformed tokens (always 401 on a protected route).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import issue_token
+from kap_outcomes.webhooks.models import WebhookDelivery
 
 # What a role gets: "ok" means past authentication and authorisation (any status but 401,
 # 403 and 404), "403" a role that may not use the operation at all, "404" a patient token on
@@ -93,6 +95,16 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/v1/audit-events"): ADMIN_ONLY,
     ("post", "/v1/clients"): ADMIN_ONLY,
     ("get", "/v1/clients/{client_id}"): ADMIN_ONLY,
+    # a patient token reads the feed too, narrowed to its own assessment events
+    ("get", "/v1/events"): ANY_TOKEN,
+    ("post", "/v1/webhooks"): ADMIN_ONLY,
+    ("get", "/v1/webhooks"): ADMIN_ONLY,
+    ("get", "/v1/webhooks/{webhook_id}"): ADMIN_ONLY,
+    ("patch", "/v1/webhooks/{webhook_id}"): ADMIN_ONLY,
+    ("delete", "/v1/webhooks/{webhook_id}"): ADMIN_ONLY,
+    ("post", "/v1/webhooks/{webhook_id}/rotate-secret"): ADMIN_ONLY,
+    ("get", "/v1/webhooks/{webhook_id}/deliveries"): ADMIN_ONLY,
+    ("post", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): ADMIN_ONLY,
     ("post", "/oauth/token"): PUBLIC,
     ("get", "/.well-known/smart-configuration"): PUBLIC,
     ("get", "/fhir/R4/metadata"): PUBLIC,
@@ -129,6 +141,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("put", "/v1/policy"): {},
     ("post", "/v1/tokens"): {"role": "clinician"},
     ("post", "/v1/clients"): {"name": "matrix", "jwks": {"keys": []}, "scope": "system/*.rs"},
+    ("post", "/v1/webhooks"): {
+        "url": "https://hooks.example.org/m",
+        "event_types": ["alert.opened"],
+    },
+    ("patch", "/v1/webhooks/{webhook_id}"): {"description": "matrix"},
+}
+PARAMS: dict[tuple[str, str], dict[str, str]] = {
+    # deleting must not take the webhook that the operations after it read
+    ("delete", "/v1/webhooks/{webhook_id}"): {"webhook_id": "disposable_webhook_id"},
 }
 QUERIES: dict[tuple[str, str], str] = {
     ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",
@@ -194,6 +215,7 @@ def world(tenant, db):
 
     made = db.run_write(tokens)
     token_id = made.pop("disposable")
+    webhooks = _webhooks(tenant, db)
     headers = {role: tenant.headers(Role(role)) for role in ("admin", "clinician", "integration")}
     headers |= {name: {"Authorization": f"Bearer {tok}"} for name, tok in made.items()}
     headers["none"] = {}
@@ -213,14 +235,56 @@ def world(tenant, db):
             "response_id": created["id"],
             "observation_id": f"{created['id']}-total",
             "questionnaire_id": "phq-9",
+            **webhooks,
         },
         "headers": headers,
     }
 
 
+def _webhooks(tenant, db) -> dict[str, str]:
+    """A webhook with one delivery, and one to delete; both disabled at once, so that no
+    worker ever sends anything to them."""
+    made = {}
+    for name in ("webhook_id", "disposable_webhook_id"):
+        resp = tenant.post(
+            "/v1/webhooks",
+            {"url": "https://hooks.example.org/matrix", "event_types": ["alert.opened"]},
+            role=Role.admin,
+        )
+        made[name] = resp.json()["id"]
+    made["delivery_id"] = str(uuid.uuid4())
+
+    def disable(conn: Any) -> None:
+        conn.execute(
+            text("UPDATE webhook_endpoints SET enabled = false WHERE organisation_id = :o"),
+            {"o": tenant.org_id},
+        )
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(WebhookDelivery.__table__).values(
+                id=made["delivery_id"],
+                organisation_id=tenant.org_id,
+                endpoint_id=made["webhook_id"],
+                event_id=str(uuid.uuid4()),
+                event_type="alert.opened",
+                status="failed",
+                attempts=1,
+                retry_step=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+    db.run_write(disable)
+    return made
+
+
 def _call(world, method: str, path: str, caller: str):
     tenant = world["tenant"]
-    url = path.format(**world["params"]) + QUERIES.get((method, path), "")
+    params = world["params"] | {
+        name: world["params"][other] for name, other in PARAMS.get((method, path), {}).items()
+    }
+    url = path.format(**params) + QUERIES.get((method, path), "")
     headers = world["headers"][caller] | {"If-Match": "*"}
     body = BODIES.get((method, path))
     kwargs: dict[str, Any] = {}

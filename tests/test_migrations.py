@@ -35,6 +35,12 @@ TABLES = {
     "fhir_identifiers",
     "enrollment_codes",
     "audit_events",
+    "events",
+    "event_consumers",
+    "signal_states",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 }
 
 

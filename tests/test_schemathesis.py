@@ -41,6 +41,10 @@ app = create_app(
         signing_key=TEST_SIGNING_KEY,
         rate_limit_per_minute=0,
         failed_auth_per_minute=0,
+        # GET /v1/events may wait 30 s or stream: capped here so that no case hangs
+        events_max_wait_s=0.1,
+        events_stream_max_s=0.5,
+        worker_embedded=False,
     )
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -31,6 +31,7 @@ from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
+from kap_outcomes.events.router import router as events_router
 from kap_outcomes.fhir.outcome import (
     FHIR_MEDIA_TYPE,
     is_fhir_path,
@@ -48,6 +49,8 @@ from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
+from kap_outcomes.webhooks.router import router as webhooks_router
+from kap_outcomes.worker import EmbeddedWorker
 
 log = logging.getLogger("kap_outcomes")
 
@@ -86,7 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_objects()
+        worker = EmbeddedWorker(db, settings) if settings.worker_embedded else None
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            await worker.stop()
         db.dispose()
 
     app = FastAPI(
@@ -201,6 +209,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy_router,
         signals_router,
         caseload_router,
+        events_router,
+        webhooks_router,
         clients_router,
         oauth_router,
         auth_router,

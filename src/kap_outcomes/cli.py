@@ -73,6 +73,23 @@ def _startable_settings() -> Settings:
     return settings
 
 
+@app.command()
+def worker() -> None:
+    """Deliver events (webhooks, signal watch) without serving HTTP.
+
+    For deployments with several app instances on PostgreSQL; any number of workers may run
+    at once (they share the work through the database).
+    """
+    import asyncio
+    import logging.config
+
+    from kap_outcomes.worker import run_forever
+
+    settings = _startable_settings()
+    logging.config.dictConfig(log_config(settings.log_level))
+    asyncio.run(run_forever(settings))
+
+
 def log_config(level: str) -> dict[str, object]:
     """uvicorn's logging plus ours: one JSON line per request on stdout (``kap_outcomes``)."""
     from uvicorn.config import LOGGING_CONFIG

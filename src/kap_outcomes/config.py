@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr
@@ -69,6 +70,51 @@ class Settings(BaseSettings):
     @property
     def serves_api_docs(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "production"
+
+    # --- events and webhooks ---
+    worker_embedded: bool = Field(
+        default=True,
+        description=(
+            "Run the event delivery worker inside `serve`. Turn off where separate "
+            "`kap-outcomes worker` processes deliver (several app instances on PostgreSQL)."
+        ),
+    )
+    worker_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    events_max_wait_s: float = Field(
+        default=30, ge=0, le=30, description="Longest long-poll of GET /v1/events."
+    )
+    events_stream_max_s: float = Field(
+        default=300,
+        gt=0,
+        description="An event stream closes after this long; clients resume with Last-Event-ID.",
+    )
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs webhook deliveries may reach although they are loopback, private, "
+            'link-local or metadata addresses, e.g. ["10.20.0.0/16"]. Empty by default.'
+        ),
+    )
+    webhook_timeout_s: float = Field(default=10, gt=0, le=60)
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: (
+            [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0] + [28800.0] * 3
+        ),
+        min_length=1,
+        description=(
+            "Waits before each retry (jittered ±20 %); once exhausted (about 31 h by default) "
+            "the delivery has failed and the endpoint is disabled."
+        ),
+    )
+    webhook_lease_s: float = Field(
+        default=60,
+        gt=0,
+        description=(
+            "How long a worker owns a claimed delivery (longer than webhook_timeout_s); "
+            "a dead worker's claims pass on after it."
+        ),
+    )
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
 
 
 @lru_cache(maxsize=1)

@@ -213,6 +213,18 @@ def flush_deferred(conn: Connection) -> None:
         statement.run_many(conn, rows)
 
 
+_AFTER_COMMIT = "kap_after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the transaction has committed (once, however often asked)."""
+    conn.info.setdefault(_AFTER_COMMIT, {})[callback] = None
+
+
+def _take_after_commit(conn: Connection) -> list[Callable[[], None]]:
+    return list(conn.info.pop(_AFTER_COMMIT, {}))
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -412,6 +424,8 @@ class GroupCommitWriter:
             for _, future in batch:
                 _settle(future, None, failure)
             return
+        for callback in _take_after_commit(conn):
+            callback()
         for future, result, error in outcomes:
             _settle(future, result, None if error is None else _translate(error))
 
@@ -419,6 +433,7 @@ class GroupCommitWriter:
         """After a failure: roll back whatever is open and start over on a new connection."""
         if self._conn is not None:
             self._conn.info.pop(_DEFERRED, None)
+            self._conn.info.pop(_AFTER_COMMIT, None)
         try:
             if raw is not None and raw.in_transaction:
                 raw.execute("ROLLBACK")
@@ -479,10 +494,21 @@ class Database:
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         try:
-            with self.connect(write=write) as conn, conn.begin():
-                result = fn(conn)
-                flush_deferred(conn)
-                return result
+            with self.connect(write=write) as conn:
+                try:
+                    with conn.begin():
+                        result = fn(conn)
+                        flush_deferred(conn)
+                except BaseException:
+                    # what a failed unit of work deferred must not reach the connection's
+                    # next transaction (``conn.info`` outlives the checkout)
+                    conn.info.pop(_DEFERRED, None)
+                    conn.info.pop(_AFTER_COMMIT, None)
+                    raise
+                callbacks = _take_after_commit(conn)
+            for callback in callbacks:
+                callback()
+            return result
         except Exception as exc:
             translated = _translate(exc)
             if translated is exc:

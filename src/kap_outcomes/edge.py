@@ -69,6 +69,7 @@ CORS_ALLOWED_HEADERS = [
     "If-None-Exist",
     "Prefer",
     "X-Request-ID",
+    "Last-Event-ID",
 ]
 """What a browser page may send: the headers this API reads (FHIR's included)."""
 CORS_EXPOSED_HEADERS = ["Location", "ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
@@ -80,7 +81,7 @@ def cors_options(origins: list[str]) -> dict[str, Any]:
     tokens in ``Authorization`` rather than cookies (so no credentials mode)."""
     return {
         "allow_origins": origins,
-        "allow_methods": ["GET", "POST", "PUT", "DELETE"],
+        "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
         "allow_headers": CORS_ALLOWED_HEADERS,
         "expose_headers": CORS_EXPOSED_HEADERS,
         "max_age": 600,

@@ -6,11 +6,14 @@ from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
 from kap_outcomes.care.models import CareSession, Course
 from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.events.models import Event, EventConsumer
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.idempotency.models import IdempotencyRecord
 from kap_outcomes.patients.models import Patient
 from kap_outcomes.policy.models import PolicyVersion
+from kap_outcomes.signals.models import SignalState
 from kap_outcomes.smart.models import SmartClient, SmartJti
+from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Alert",
@@ -21,12 +24,18 @@ __all__ = [
     "CareSession",
     "Course",
     "EnrollmentCode",
+    "Event",
+    "EventConsumer",
     "FhirIdentifier",
     "IdempotencyRecord",
     "Organisation",
     "Patient",
     "PatientSummary",
     "PolicyVersion",
+    "SignalState",
     "SmartClient",
     "SmartJti",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

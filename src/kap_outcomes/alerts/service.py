@@ -10,7 +10,7 @@ one is a 409: the record of who did what first is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +19,11 @@ from sqlalchemy import Connection
 from kap_outcomes.alerts import repository
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus, AlertSummary
 from kap_outcomes.auth.service import Principal
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.safety import AlertTrigger
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 
 
@@ -52,6 +53,8 @@ def open_alerts(
         for t in triggers
     ]
     repository.insert_alerts(conn, rows)
+    for row in rows:
+        _emit(conn, EventType.alert_opened, row)
     return [
         AlertSummary(id=r["id"], level=r["level"], kind=r["kind"], status=AlertStatus.open)
         for r in rows
@@ -140,5 +143,28 @@ def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
 def _move(conn: Connection, *, row: Any, values: dict[str, Any]) -> AlertPublic:
     if not repository.transition(conn, alert_id=row.id, from_status=row.status, values=values):
         raise conflict("The alert was changed by another request; read it again.")
-    caseload_repository.mark_stale(conn, patient_id=row.patient_id)
-    return _public({**row._mapping, **values})
+    moved = {**row._mapping, **values}
+    kind = (
+        EventType.alert_resolved
+        if values["status"] == AlertStatus.resolved.value
+        else EventType.alert_acknowledged
+    )
+    _emit(conn, kind, moved)
+    return _public(moved)
+
+
+def _emit(conn: Connection, kind: EventType, alert: Mapping[str, Any]) -> None:
+    emit(
+        conn,
+        type=kind,
+        organisation_id=alert["organisation_id"],
+        patient_id=alert["patient_id"],
+        resource_type="alert",
+        resource_id=alert["id"],
+        data={
+            "assessment_id": alert["assessment_id"],
+            "level": alert["level"],
+            "kind": alert["kind"],
+            "status": alert["status"],
+        },
+    )

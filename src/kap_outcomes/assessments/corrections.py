@@ -27,12 +27,13 @@ from kap_outcomes.assessments.models import (
 )
 from kap_outcomes.assessments.service import check_items
 from kap_outcomes.auth.service import Principal
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.clinical.safety import evaluate_safety
 from kap_outcomes.clinical.scoring import score
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, conflict, not_found
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 
 
 def etag(version: int) -> str:
@@ -86,13 +87,31 @@ def _current(
     return row
 
 
-def _supersede(conn: Connection, current: Any, values: dict[str, Any]) -> None:
+def _supersede(
+    conn: Connection, current: Any, values: dict[str, Any], *, principal: Principal
+) -> None:
     repository.keep_revision(conn, current=current, revision_id=new_id())
     if not repository.replace_current(
         conn, assessment_id=current.id, expected_version=current.version, values=values
     ):
         raise precondition_failed()
-    caseload_repository.mark_stale(conn, patient_id=current.patient_id)
+    retracted = values["status"] == AssessmentStatus.entered_in_error.value
+    emit(
+        conn,
+        type=EventType.assessment_retracted if retracted else EventType.assessment_amended,
+        organisation_id=principal.organisation_id,
+        patient_id=current.patient_id,
+        resource_type="assessment",
+        resource_id=current.id,
+        data={
+            "instrument": current.instrument,
+            "version": values["version"],
+            "valid": values.get("valid", current.valid),
+            "severity": values.get("severity", current.severity),
+            "risk": values.get("risk", current.risk),
+        },
+        at=values["version_at"],
+    )
 
 
 def _public(conn: Connection, principal: Principal, assessment_id: str) -> AssessmentPublic:
@@ -141,6 +160,7 @@ def amend_assessment(
             "recorded_by": principal.token_id,
             "version_reason": data.reason,
         },
+        principal=principal,
     )
     raised = {
         (alert.kind, alert.level)
@@ -178,6 +198,7 @@ def retract_assessment(
             "recorded_by": principal.token_id,
             "version_reason": data.reason,
         },
+        principal=principal,
     )
     return _public(conn, principal, assessment_id)
 

@@ -20,12 +20,13 @@ from kap_outcomes.assessments.models import (
 )
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.instruments import Instrument, item_problems
 from kap_outcomes.clinical.safety import evaluate_safety
 from kap_outcomes.clinical.scoring import score
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients.service import require_patient
 
@@ -117,6 +118,24 @@ def submit_assessment(
             "version_reason": None,
         },
     )
+    emit(
+        conn,
+        type=EventType.assessment_submitted,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        resource_type="assessment",
+        resource_id=assessment_id,
+        data={
+            "instrument": data.instrument.value,
+            "course_id": course_id,
+            "version": 1,
+            "valid": result.valid,
+            "severity": result.severity.value if result.severity else None,
+            "risk": result.risk.value if result.risk else None,
+            "source": source.value,
+        },
+        at=now,
+    )
     alerts = alerts_service.open_alerts(
         conn,
         organisation_id=principal.organisation_id,
@@ -125,8 +144,6 @@ def submit_assessment(
         triggers=triggers,
         at=now,
     )
-    # The caseload's summary of this patient is recomputed on its next read (one cheap UPDATE).
-    caseload_repository.mark_stale(conn, patient_id=patient_id)
     return AssessmentPublic(
         id=assessment_id,
         patient_id=patient_id,

@@ -21,9 +21,10 @@ from kap_outcomes.care.models import (
     SessionCreate,
     SessionPublic,
 )
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
@@ -84,7 +85,6 @@ def _open_course(
         _, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
         induction_doses = policy.induction_doses
     repository.close_active_courses(conn, patient_id=patient_id, at=now)
-    caseload_repository.mark_stale(conn, patient_id=patient_id)
     values = {
         "id": new_id(),
         "organisation_id": organisation_id,
@@ -96,6 +96,16 @@ def _open_course(
         "created_at": now,
     }
     repository.insert_course(conn, values)
+    emit(
+        conn,
+        type=EventType.course_opened,
+        organisation_id=organisation_id,
+        patient_id=patient_id,
+        resource_type="course",
+        resource_id=str(values["id"]),
+        data={"induction_doses": induction_doses},
+        at=now,
+    )
     return CoursePublic(
         id=values["id"],
         patient_id=patient_id,
@@ -162,6 +172,7 @@ def record_session(
             ).id
         else:
             course_id = None
+    now = utcnow()
     values = {
         "id": new_id(),
         "organisation_id": principal.organisation_id,
@@ -171,10 +182,19 @@ def record_session(
         "occurred_at": data.occurred_at,
         "dose_route": data.dose.route.value if data.dose else None,
         "dose_amount_mg": data.dose.amount_mg if data.dose else None,
-        "created_at": utcnow(),
+        "created_at": now,
     }
     repository.insert_session(conn, values)
-    caseload_repository.mark_stale(conn, patient_id=patient_id)
+    emit(
+        conn,
+        type=EventType.session_recorded,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        resource_type="session",
+        resource_id=str(values["id"]),
+        data={"kind": data.kind.value, "course_id": course_id},
+        at=now,
+    )
     return SessionPublic(
         id=values["id"],
         patient_id=patient_id,
@@ -182,7 +202,7 @@ def record_session(
         kind=data.kind,
         occurred_at=data.occurred_at,
         dose=data.dose,
-        created_at=values["created_at"],
+        created_at=now,
     )
 
 

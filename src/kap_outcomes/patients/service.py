@@ -8,9 +8,10 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
 from kap_outcomes.patients.models import PatientCreate, PatientPublic
@@ -50,8 +51,14 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         at=now,
     ):
         raise conflict("A patient with this external_id exists in this organisation.")
-    caseload_repository.insert_summary(
-        conn, organisation_id=principal.organisation_id, patient_id=patient_id
+    emit(
+        conn,
+        type=EventType.patient_created,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        resource_type="patient",
+        resource_id=patient_id,
+        at=now,
     )
     return PatientPublic(
         id=patient_id, external_id=data.external_id, created_at=now, active_course_id=None

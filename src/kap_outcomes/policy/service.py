@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
-from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.clinical.policy import DEFAULT_POLICY, Policy, PolicyError, policy_from_dict
 from kap_outcomes.clinical.policy import policy_to_dict as _to_dict
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, FieldProblem, invalid
+from kap_outcomes.events.models import EventType
+from kap_outcomes.events.outbox import emit
 from kap_outcomes.policy import repository
 from kap_outcomes.policy.models import PolicyDocument, PolicyPublic
 
@@ -83,7 +84,16 @@ def replace_policy(
     )
     if not stored:  # another admin stored this version number first
         raise _stale()
-    caseload_repository.mark_organisation_stale(conn, organisation_id=principal.organisation_id)
+    emit(
+        conn,
+        type=EventType.policy_changed,
+        organisation_id=principal.organisation_id,
+        patient_id=None,
+        resource_type="policy",
+        resource_id=version_name(current + 1),
+        data={"policy_version": version_name(current + 1)},
+        at=now,
+    )
     return _public(current + 1, policy, created_at=now, created_by=principal.token_id)
 
 

@@ -7,9 +7,11 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
 
 from kap_outcomes.clinical.booster import BoosterStatus, ReasonCode
 from kap_outcomes.clinical.trend import TrendLabel
+from kap_outcomes.db import UTCDateTime
 
 AlertLevel = Literal["none", "review", "urgent", "emergency"]
 
@@ -103,3 +105,17 @@ class SignalsPublic(BaseModel):
     measurement: MeasurementPublic
     policy_version: str
     computed_at: datetime
+
+
+class SignalState(SQLModel, table=True):
+    """The last booster status and trend labels the signal watch saw for a patient: what a
+    ``signal.changed`` event's ``from`` is."""
+
+    __tablename__ = "signal_states"
+
+    patient_id: str = Field(foreign_key="patients.id", primary_key=True, max_length=36)
+    organisation_id: str = Field(foreign_key="organisations.id", max_length=36)
+    booster_status: str = Field(max_length=24)
+    phq9_trend: str = Field(max_length=24)
+    gad7_trend: str = Field(max_length=24)
+    updated_at: datetime = Field(sa_type=UTCDateTime)

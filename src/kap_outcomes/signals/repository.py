@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy import Connection, and_, func, insert, select, true, update
 from sqlalchemy.sql import Select
 
 from kap_outcomes.alerts.models import Alert, AlertStatus
 from kap_outcomes.assessments.models import Assessment, AssessmentStatus
 from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
+from kap_outcomes.signals.models import SignalState
 
 _assessments = Assessment.__table__  # type: ignore[attr-defined]
 _courses = Course.__table__  # type: ignore[attr-defined]
@@ -94,3 +95,24 @@ def _for(query: Select[Any], column: Any, patients: Patients) -> Any:
     if isinstance(patients, str):
         return query.where(column == patients)
     return query.where(column.in_(list(patients)))
+
+
+# --- the signal watch's last seen state ---------------------------------------------------
+
+_states = SignalState.__table__  # type: ignore[attr-defined]
+
+
+def signal_states(conn: Connection, *, patient_ids: Sequence[str]) -> dict[str, Any]:
+    if not patient_ids:
+        return {}
+    rows = conn.execute(select(_states).where(_states.c.patient_id.in_(list(patient_ids)))).all()
+    return {row.patient_id: row for row in rows}
+
+
+def save_signal_state(conn: Connection, *, values: dict[str, Any], exists: bool) -> None:
+    if exists:
+        conn.execute(
+            update(_states).where(_states.c.patient_id == values["patient_id"]).values(values)
+        )
+    else:
+        conn.execute(insert(_states).values(values))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
@@ -252,3 +252,8 @@ def get_trend(
         ],
         policy_version=version,
     )
+
+
+def trend_label(data: PatientData, instrument: Literal["phq9", "gad7"], policy: Policy) -> str:
+    """Section 4's label of the instrument's scores (what ``get_trend`` reports)."""
+    return trend(instrument, _points(data.scores[instrument]), policy).label

@@ -1,0 +1,1 @@
+"""The event log (transactional outbox), its live feed, and the in-process subscribers."""

@@ -1,0 +1,127 @@
+"""All queries on the event log and its consumers' checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, insert, literal_column, select, tuple_, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from kap_outcomes.db import HotStatement, defer_rows, utcnow
+from kap_outcomes.events.models import Event, EventConsumer
+
+events = Event.__table__  # type: ignore[attr-defined]
+consumers = EventConsumer.__table__  # type: ignore[attr-defined]
+
+
+class Position(NamedTuple):
+    """Where an event sits in the log: (transaction, sequence)."""
+
+    tx: int
+    seq: int
+
+
+START = Position(0, 0)
+
+_KEYS = [c.name for c in events.columns if c.name not in ("seq", "tx")]
+_PG_TX: ColumnElement[int] = literal_column("pg_current_xact_id()::text::bigint")
+_INSERT = {
+    "postgresql": HotStatement(insert(events).values(tx=_PG_TX), keys=_KEYS),
+    "sqlite": HotStatement(insert(events).values(tx=0), keys=_KEYS),
+}
+
+
+def append(conn: Connection, values: dict[str, Any]) -> None:
+    """Inserted with the transaction's other deferred rows just before it commits."""
+    defer_rows(conn, _INSERT[conn.dialect.name], values)
+
+
+def _settled(conn: Connection) -> list[ColumnElement[bool]]:
+    """On PostgreSQL only rows of transactions older than every running one: those can no
+    longer be joined by a row with a smaller position (sequences are drawn at insert, not at
+    commit). SQLite has one writer at a time, so commit order is sequence order."""
+    if conn.dialect.name != "postgresql":
+        return []
+    return [events.c.tx < literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")]
+
+
+def _after(position: Position) -> ColumnElement[bool]:
+    return tuple_(events.c.tx, events.c.seq) > tuple_(position.tx, position.seq)
+
+
+def page(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    after: Position,
+    types: Collection[str] | None,
+    patient_id: str | None,
+    limit: int,
+) -> list[Any]:
+    """The organisation's events after ``after``, in log order (oldest first)."""
+    query = select(events).where(
+        events.c.organisation_id == organisation_id, _after(after), *_settled(conn)
+    )
+    if types is not None:
+        query = query.where(events.c.type.in_(list(types)))
+    if patient_id is not None:
+        query = query.where(events.c.patient_id == patient_id)
+    query = query.order_by(events.c.organisation_id, events.c.tx, events.c.seq).limit(limit)
+    return list(conn.execute(query).all())
+
+
+def head(conn: Connection, *, organisation_id: str) -> Position | None:
+    """The position of the organisation's newest settled event."""
+    row = conn.execute(
+        select(events.c.tx, events.c.seq)
+        .where(events.c.organisation_id == organisation_id, *_settled(conn))
+        .order_by(events.c.organisation_id.desc(), events.c.tx.desc(), events.c.seq.desc())
+        .limit(1)
+    ).first()
+    return Position(int(row.tx), int(row.seq)) if row is not None else None
+
+
+def following(conn: Connection, *, after: Position, limit: int) -> list[Any]:
+    """Every organisation's events after ``after``, in log order (a consumer's next batch):
+    what a consumer routes on, not the ``data``."""
+    c = events.c
+    query = (
+        select(c.tx, c.seq, c.id, c.organisation_id, c.type, c.patient_id, c.occurred_at)
+        .where(_after(after), *_settled(conn))
+        .order_by(events.c.tx, events.c.seq)
+        .limit(limit)
+    )
+    return list(conn.execute(query).all())
+
+
+def checkpoint(conn: Connection, *, name: str) -> Position | None:
+    row = conn.execute(
+        select(consumers.c.tx, consumers.c.seq).where(consumers.c.name == name)
+    ).first()
+    return Position(int(row.tx), int(row.seq)) if row is not None else None
+
+
+def claim_consumer(conn: Connection, *, name: str) -> Position | None:
+    """Lock a consumer's checkpoint for this transaction; None while another worker holds it
+    (SKIP LOCKED on PostgreSQL; SQLite's writer lock already serialises the callers)."""
+    row = conn.execute(
+        select(consumers.c.tx, consumers.c.seq)
+        .where(consumers.c.name == name)
+        .with_for_update(skip_locked=True)
+    ).first()
+    return Position(int(row.tx), int(row.seq)) if row is not None else None
+
+
+def advance_consumer(conn: Connection, *, name: str, to: Position) -> None:
+    conn.execute(
+        update(consumers)
+        .where(consumers.c.name == name)
+        .values(tx=to.tx, seq=to.seq, updated_at=utcnow())
+    )
+
+
+def behind(conn: Connection, *, name: str) -> bool:
+    """Has the consumer events left to read? (A read: an idle worker writes nothing.)"""
+    after = checkpoint(conn, name=name)
+    return after is not None and bool(following(conn, after=after, limit=1))

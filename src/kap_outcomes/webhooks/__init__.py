@@ -1,0 +1,1 @@
+"""Webhooks: endpoints an organisation's admins register, and the signed deliveries to them."""

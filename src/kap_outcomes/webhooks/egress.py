@@ -1,0 +1,233 @@
+"""Safe outbound calls: where a webhook may point and how a delivery connects.
+
+Only ``http`` and ``https``, no credentials in the URL. By default no address that is not
+globally routable: loopback, private (RFC 1918, unique-local), link-local (where cloud
+metadata services answer, 169.254.169.254), shared (100.64.0.0/10), multicast, reserved,
+unspecified. ``KAP_WEBHOOK_ALLOWED_NETWORKS`` admits exceptions.
+
+The check is made on the address actually connected to, at delivery time: the host is
+resolved here, every address it resolves to must pass, and the connection goes to the checked
+address (the URL's host travels as ``Host`` and TLS SNI, so certificates still verify against
+the name). A name that resolved to a public address when registered and to 127.0.0.1 now
+(DNS rebinding) is refused now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from urllib.parse import urlsplit
+
+import httpx
+
+from kap_outcomes import __version__
+
+IPAddress = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
+
+MAX_RESPONSE_BYTES = 64 * 1024
+"""What is read of a receiver's answer before the connection is closed (nothing is kept)."""
+
+
+class Refused(Exception):
+    """The URL or the address it leads to is not one deliveries may reach."""
+
+
+def _kind(ip: IPAddress) -> str:
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local (cloud metadata)"
+    if ip.is_private:
+        return "private"
+    if ip.is_multicast:
+        return "multicast"
+    return "non-public"
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    allowed: Sequence[Network] = ()
+
+    def check(self, ip: IPAddress) -> None:
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if any(ip in net for net in self.allowed):
+            return
+        if not ip.is_global or ip.is_multicast:
+            raise Refused(f"{ip} is a {_kind(ip)} address")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # with its query
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """The parts of a webhook URL, or ``Refused`` with the reason."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Refused("not a valid URL") from exc
+    if parts.scheme not in ("http", "https"):
+        raise Refused("only http and https URLs are allowed")
+    if not parts.hostname:
+        raise Refused("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise Refused("credentials in the URL are not allowed")
+    if parts.fragment:
+        raise Refused("a fragment has no meaning in a webhook URL")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Target(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or (443 if parts.scheme == "https" else 80),
+        path=path,
+    )
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ip_address(host)
+    except ValueError:
+        return None
+
+
+def check_registration(url: str, policy: EgressPolicy) -> Target:
+    """At registration: the URL's form, and its address when it is written as one (a name is
+    resolved only at delivery time, where it counts)."""
+    target = parse_url(url)
+    ip = literal_ip(target.host)
+    if ip is not None:
+        policy.check(ip)
+    return target
+
+
+async def resolve(target: Target, policy: EgressPolicy) -> IPAddress:
+    """The address to connect to: every address of the host must pass the policy."""
+    ip = literal_ip(target.host)
+    if ip is not None:
+        policy.check(ip)
+        return ip
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            target.host, target.port, type=socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise Refused(f"{target.host} does not resolve") from exc
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        candidate = ip_address(sockaddr[0])
+        if candidate not in addresses:
+            addresses.append(candidate)
+    if not addresses:
+        raise Refused(f"{target.host} does not resolve")
+    for candidate in addresses:
+        try:
+            policy.check(candidate)
+        except Refused as exc:
+            raise Refused(f"{target.host} resolves to {exc}") from None
+    return addresses[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def post(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    policy: EgressPolicy,
+    timeout_s: float,
+) -> Answer:
+    """POST ``body`` to ``url`` through the policy: never raises, says what happened."""
+    started = time.monotonic()
+
+    def answer(status: int | None, error: str | None) -> Answer:
+        return Answer(status, error, int((time.monotonic() - started) * 1000))
+
+    try:
+        target = parse_url(url)
+        ip = await resolve(target, policy)
+    except Refused as exc:
+        return answer(None, f"refused: {exc}")
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    request = client.build_request(
+        "POST",
+        f"{target.scheme}://{host}:{target.port}{target.path}",
+        content=body,
+        headers={
+            **headers,
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": f"kap-outcomes-webhooks/{__version__}",
+        },
+        extensions={"sni_hostname": target.host, "timeout": _timeouts(timeout_s)},
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                received = 0
+                async for chunk in response.aiter_raw():
+                    received += len(chunk)
+                    if received >= MAX_RESPONSE_BYTES:
+                        break
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        return answer(None, f"timed out after {timeout_s:g} s")
+    except httpx.TimeoutException:
+        return answer(None, f"timed out after {timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        return answer(None, f"connection failed ({type(exc).__name__})")
+    status = response.status_code
+    if 300 <= status < 400:
+        return answer(status, f"HTTP {status}: redirects are not followed")
+    if not 200 <= status < 300:
+        return answer(status, f"HTTP {status}")
+    return answer(status, None)
+
+
+def _timeouts(timeout_s: float) -> dict[str, float]:
+    return {
+        "connect": min(timeout_s, 5.0),
+        "read": timeout_s,
+        "write": timeout_s,
+        "pool": timeout_s,
+    }
+
+
+def new_client() -> httpx.AsyncClient:
+    """Proxies from the environment are ignored (they would bypass the address check)."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+    )

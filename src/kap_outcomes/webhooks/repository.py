@@ -1,0 +1,239 @@
+"""All queries on webhook endpoints, deliveries and attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+
+from kap_outcomes.events.models import Event
+from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+deliveries = WebhookDelivery.__table__  # type: ignore[attr-defined]
+attempts = WebhookAttempt.__table__  # type: ignore[attr-defined]
+_events = Event.__table__  # type: ignore[attr-defined]
+
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+
+# --- endpoints ----------------------------------------------------------------------------
+
+
+def insert_endpoint(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(endpoints).values(values))
+
+
+def get_endpoint(
+    conn: Connection, *, organisation_id: str, endpoint_id: str, lock: bool = False
+) -> Any | None:
+    query = select(endpoints).where(
+        endpoints.c.id == endpoint_id, endpoints.c.organisation_id == organisation_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def list_endpoints(conn: Connection, *, organisation_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(endpoints)
+            .where(endpoints.c.organisation_id == organisation_id)
+            .order_by(endpoints.c.created_at, endpoints.c.id)
+        ).all()
+    )
+
+
+def update_endpoint(
+    conn: Connection, *, endpoint_id: str, expected_version: int | None, values: dict[str, Any]
+) -> bool:
+    query = update(endpoints).where(endpoints.c.id == endpoint_id)
+    if expected_version is not None:
+        query = query.where(endpoints.c.version == expected_version)
+    return bool(conn.execute(query.values(values)).rowcount)
+
+
+def delete_endpoint(conn: Connection, *, endpoint_id: str) -> None:
+    ids = select(deliveries.c.id).where(deliveries.c.endpoint_id == endpoint_id)
+    conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+    conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+    conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
+
+
+def enabled_endpoints(conn: Connection, *, organisation_ids: Collection[str]) -> list[Any]:
+    return list(
+        conn.execute(
+            select(
+                endpoints.c.id,
+                endpoints.c.organisation_id,
+                endpoints.c.event_types,
+                endpoints.c.created_at,
+            ).where(
+                endpoints.c.organisation_id.in_(list(organisation_ids)),
+                endpoints.c.enabled.is_(True),
+            )
+        ).all()
+    )
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(deliveries), list(rows))
+
+
+def get_delivery(conn: Connection, *, endpoint_id: str, delivery_id: str) -> Any | None:
+    return conn.execute(
+        select(deliveries).where(
+            deliveries.c.id == delivery_id, deliveries.c.endpoint_id == endpoint_id
+        )
+    ).first()
+
+
+def page_deliveries(
+    conn: Connection, *, endpoint_id: str, before: tuple[datetime, str] | None, limit: int
+) -> list[Any]:
+    """Newest first, keyset on (created_at, id)."""
+    d = deliveries.c
+    query = select(deliveries).where(d.endpoint_id == endpoint_id)
+    if before is not None:
+        at, row_id = before
+        query = query.where(or_(d.created_at < at, and_(d.created_at == at, d.id < row_id)))
+    query = query.order_by(d.endpoint_id, d.created_at.desc(), d.id.desc()).limit(limit)
+    return list(conn.execute(query).all())
+
+
+def attempts_of(conn: Connection, delivery_ids: Sequence[str]) -> list[Any]:
+    if not delivery_ids:
+        return []
+    return list(
+        conn.execute(
+            select(attempts)
+            .where(attempts.c.delivery_id.in_(list(delivery_ids)))
+            .order_by(attempts.c.delivery_id, attempts.c.attempt)
+        ).all()
+    )
+
+
+def _due(now: datetime) -> Any:
+    d = deliveries.c
+    return (
+        select(d.id)
+        .select_from(deliveries.join(endpoints, endpoints.c.id == d.endpoint_id))
+        .where(
+            d.status == PENDING,
+            d.next_attempt_at <= now,
+            or_(d.lease_until.is_(None), d.lease_until < now),
+            endpoints.c.enabled.is_(True),
+        )
+    )
+
+
+def any_due(conn: Connection, *, now: datetime) -> bool:
+    """A read first, so that an idle worker never takes the write lock to find nothing."""
+    return conn.execute(_due(now).limit(1)).first() is not None
+
+
+def claim(conn: Connection, *, owner: str, now: datetime, until: datetime, limit: int) -> list[str]:
+    """Lease up to ``limit`` due deliveries to ``owner``: none that another worker holds (its
+    rows are skipped while locked, and its lease keeps them afterwards) unless that lease has
+    run out (the worker died)."""
+    d = deliveries.c
+    due = (
+        _due(now)
+        .order_by(d.next_attempt_at)
+        .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
+    )
+    ids = [row[0] for row in conn.execute(due).all()]
+    if ids:
+        conn.execute(
+            update(deliveries).where(d.id.in_(ids)).values(lease_owner=owner, lease_until=until)
+        )
+    return ids
+
+
+def leased_work(conn: Connection, *, ids: Sequence[str]) -> list[Any]:
+    """What sending a leased delivery needs: the delivery, its endpoint and its event."""
+    d, e, ev = deliveries.c, endpoints.c, _events.c
+    return list(
+        conn.execute(
+            select(
+                d.id,
+                d.attempts,
+                d.retry_step,
+                d.endpoint_id,
+                e.url,
+                e.secret,
+                e.previous_secret,
+                e.previous_secret_until,
+                ev.id.label("event_id"),
+                ev.type,
+                ev.occurred_at,
+                ev.organisation_id,
+                ev.patient_id,
+                ev.resource_type,
+                ev.resource_id,
+                ev.data,
+            )
+            .select_from(
+                deliveries.join(endpoints, e.id == d.endpoint_id).join(_events, ev.id == d.event_id)
+            )
+            .where(d.id.in_(list(ids)))
+        ).all()
+    )
+
+
+def record_attempt(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(attempts).values(values))
+
+
+def finish_attempt(
+    conn: Connection, *, delivery_id: str, owner: str, values: dict[str, Any]
+) -> bool:
+    """Store the outcome of an attempt, if the lease is still this worker's."""
+    return bool(
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner == owner)
+            .values(values)
+        ).rowcount
+    )
+
+
+def update_delivery(conn: Connection, *, delivery_id: str, values: dict[str, Any]) -> None:
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
+
+
+def endpoint_succeeded(conn: Connection, *, endpoint_id: str, at: datetime) -> None:
+    conn.execute(
+        update(endpoints)
+        .where(endpoints.c.id == endpoint_id)
+        .values(consecutive_failures=0, last_success_at=at)
+    )
+
+
+def endpoint_failed(
+    conn: Connection, *, endpoint_id: str, at: datetime, error: str, disable_reason: str | None
+) -> None:
+    values: dict[str, Any] = {
+        "consecutive_failures": endpoints.c.consecutive_failures + 1,
+        "last_failure_at": at,
+        "last_error": error[:300],
+    }
+    if disable_reason is not None:
+        values |= {
+            "enabled": False,
+            "disabled_reason": disable_reason[:500],
+            "disabled_at": at,
+            "version": endpoints.c.version + 1,
+        }
+    query = update(endpoints).where(endpoints.c.id == endpoint_id)
+    if disable_reason is not None:
+        query = query.where(endpoints.c.enabled.is_(True))
+    conn.execute(query.values(values))

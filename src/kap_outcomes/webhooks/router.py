@@ -1,0 +1,151 @@
+"""HTTP routes of webhooks (admins of the organisation)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+
+from kap_outcomes.audit.route import AuditedRoute
+from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.config import Settings
+from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.webhooks import service
+from kap_outcomes.webhooks.egress import EgressPolicy
+from kap_outcomes.webhooks.models import (
+    DeliveryPublic,
+    WebhookCreate,
+    WebhookPublic,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
+
+router = APIRouter(
+    prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEMS, route_class=AuditedRoute
+)
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=200, description="The webhook's ETag, from GET"),
+]
+PRECONDITIONS: dict[int | str, dict[str, Any]] = {412: PROBLEMS[412], 428: PROBLEMS[428]}
+
+
+def _policy(request: Request) -> EgressPolicy:
+    settings: Settings = request.app.state.settings
+    return EgressPolicy(tuple(settings.webhook_allowed_networks))
+
+
+@router.post("", status_code=201)
+async def create_webhook(
+    data: WebhookCreate, principal: AdminDep, db: DbDep, request: Request
+) -> WebhookWithSecret:
+    """Register an endpoint; the answer holds its signing secret, shown this once.
+
+    No Idempotency-Key replay here: a replay would have to keep the secret to show it again.
+    """
+    return await db.write(
+        partial(service.create_endpoint, principal=principal, data=data, policy=_policy(request))
+    )
+
+
+@router.get("")
+async def list_webhooks(principal: AdminDep, db: DbDep) -> Page[WebhookPublic]:
+    return await db.read(partial(service.list_endpoints, principal=principal))
+
+
+@router.get("/{webhook_id}")
+async def get_webhook(
+    webhook_id: ResourceId, principal: AdminDep, db: DbDep, response: Response
+) -> WebhookPublic:
+    """The endpoint with its state (disabled, and why) and its ``ETag``."""
+    found, version = await db.read(
+        partial(service.get_endpoint, principal=principal, endpoint_id=webhook_id)
+    )
+    response.headers["ETag"] = service.etag(version)
+    return found
+
+
+@router.patch("/{webhook_id}", responses=PRECONDITIONS)
+async def update_webhook(
+    webhook_id: ResourceId,
+    data: WebhookUpdate,
+    principal: AdminDep,
+    db: DbDep,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> WebhookPublic:
+    """Change the URL, the event types or the description; `enabled: true` turns a
+    disabled endpoint back on (its pending deliveries resume)."""
+    updated, version = await db.write(
+        partial(
+            service.update_endpoint,
+            principal=principal,
+            endpoint_id=webhook_id,
+            if_match=if_match,
+            data=data,
+            policy=_policy(request),
+        )
+    )
+    response.headers["ETag"] = service.etag(version)
+    return updated
+
+
+@router.delete("/{webhook_id}", status_code=204)
+async def delete_webhook(webhook_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+    """Remove the endpoint, its pending deliveries and their history."""
+    await db.write(partial(service.delete_endpoint, principal=principal, endpoint_id=webhook_id))
+    return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/rotate-secret")
+async def rotate_webhook_secret(
+    webhook_id: ResourceId, principal: AdminDep, db: DbDep
+) -> WebhookWithSecret:
+    """A new secret, shown this once; the previous one keeps signing beside it for 24 h."""
+    return await db.write(
+        partial(service.rotate_secret, principal=principal, endpoint_id=webhook_id)
+    )
+
+
+@router.get("/{webhook_id}/deliveries")
+async def list_webhook_deliveries(
+    webhook_id: ResourceId,
+    principal: AdminDep,
+    db: DbDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DeliveryPublic]:
+    """Deliveries newest first, each with every attempt (time, status code, error)."""
+    return await db.read(
+        partial(
+            service.list_deliveries,
+            principal=principal,
+            endpoint_id=webhook_id,
+            cursor=cursor,
+            limit=limit,
+        )
+    )
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    responses={409: PROBLEMS[409]},
+)
+async def redeliver_webhook_delivery(
+    webhook_id: ResourceId, delivery_id: ResourceId, principal: AdminDep, db: DbDep
+) -> DeliveryPublic:
+    """Send the event again now (same `webhook-id`), with a fresh retry schedule."""
+    return await db.write(
+        partial(
+            service.redeliver,
+            principal=principal,
+            endpoint_id=webhook_id,
+            delivery_id=delivery_id,
+        )
+    )

@@ -1,0 +1,205 @@
+"""The background worker: the signal watch, webhook fan-out and deliveries.
+
+Embedded in ``kap-outcomes serve`` by default (one process on SQLite just works);
+``kap-outcomes worker`` runs it alone, for deployments where several app instances share a
+PostgreSQL database (set ``KAP_WORKER_EMBEDDED=false`` on the app instances, or keep it: any
+number of workers may run, they share the work through the database).
+
+It wakes when this process commits events (the bell), or every poll interval for events
+written by other processes, or when a retry falls due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from functools import partial
+
+import httpx
+
+from kap_outcomes.config import Settings
+from kap_outcomes.db import Database, new_id, utcnow
+from kap_outcomes.events import repository as events_repository
+from kap_outcomes.events.outbox import BELL
+from kap_outcomes.signals import watch
+from kap_outcomes.webhooks import delivery
+from kap_outcomes.webhooks import repository as webhooks_repository
+from kap_outcomes.webhooks.egress import EgressPolicy, new_client, post
+
+log = logging.getLogger("kap_outcomes.worker")
+
+ROUND_INTERVAL_S = 0.05
+"""The shortest time between two rounds of the worker (what a delivery may wait at most for
+the round that takes it; a round takes every event written since the last)."""
+SIGNAL_WATCH_INTERVAL_S = 2.0
+"""The signal watch runs at most this often: it reloads every patient a batch touched, which
+under a stream of submissions is better done for many events at once than for each."""
+
+
+class Worker:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = new_id()
+        self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
+        self._sending: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._watched_at = 0.0
+
+    def _lease_until(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with new_client() as client:
+            try:
+                while not stop.is_set():
+                    seen = BELL.rings
+                    try:
+                        busy = await self._step(client)
+                    except Exception as exc:  # a database outage: try again later
+                        log.warning("worker step failed: %s", type(exc).__name__)
+                        busy = False
+                    if not busy:
+                        await self._idle(seen, stop)
+                    # under a stream of writes, one round per interval takes many events at
+                    # once instead of competing with the writers for every commit
+                    await asyncio.sleep(ROUND_INTERVAL_S)
+            finally:
+                # let the attempts under way finish and be recorded, then give up on the rest
+                # (their leases run out and they are sent again)
+                if self._sending:
+                    await asyncio.wait(self._sending, timeout=self.settings.webhook_timeout_s + 1)
+                for task in self._sending:
+                    task.cancel()
+                await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _idle(self, seen: int, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waits = [
+            asyncio.create_task(BELL.wait(seen, self.settings.worker_poll_interval_s)),
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self._wake.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _step(self, client: httpx.AsyncClient) -> bool:
+        """One round; True when it did something (so the next round comes at once)."""
+        busy = False
+        if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S:
+            self._watched_at = time.monotonic()
+            plan = await self.db.read(watch.plan)
+            if plan is not None:
+                await self.db.write(partial(watch.apply, plan=plan))
+        if await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT)):
+            lease_until = self._lease_until()
+            moved, leased = await self.db.write(
+                partial(
+                    delivery.fan_out,
+                    owner=self.owner,
+                    lease_until=lease_until,
+                    lease_limit=self._room(),
+                )
+            )
+            busy |= moved
+            await self._send(client, leased, lease_until)
+        room = self._room()
+        if room and await self.db.read(partial(webhooks_repository.any_due, now=utcnow())):
+            lease_until = self._lease_until()
+            claimed = await self.db.write(
+                partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
+            )
+            await self._send(client, claimed, lease_until)
+            busy |= bool(claimed)
+        return busy
+
+    def _room(self) -> int:
+        return max(self.settings.webhook_concurrency - len(self._sending), 0)
+
+    async def _send(self, client: httpx.AsyncClient, ids: list[str], lease_until: datetime) -> None:
+        if not ids:
+            return
+        for work in await self.db.read(partial(delivery.load_work, ids=ids)):
+            task = asyncio.create_task(self._deliver(client, work, lease_until))
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._wake.set()  # room for more
+
+    async def _deliver(
+        self, client: httpx.AsyncClient, work: delivery.Work, lease_until: datetime
+    ) -> None:
+        at = utcnow()
+        if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
+            # the lease could run out mid-attempt and another worker send it too: leave it
+            # to be claimed again (a lease shorter than the timeout is a misconfiguration)
+            log.warning("webhook lease too short for an attempt; delivery left for later")
+            return
+        answer = await post(
+            client,
+            url=work.url,
+            body=work.body.encode(),
+            headers=delivery.signed_headers(work, at),
+            policy=self.policy,
+            timeout_s=self.settings.webhook_timeout_s,
+        )
+        try:
+            await self.db.write(
+                partial(
+                    delivery.record,
+                    owner=self.owner,
+                    work=work,
+                    answer=answer,
+                    at=at,
+                    schedule=self.settings.webhook_retry_schedule_s,
+                )
+            )
+        except Exception as exc:  # the lease runs out and the delivery is retried
+            log.warning("recording a webhook attempt failed: %s", type(exc).__name__)
+
+
+class EmbeddedWorker:
+    """The worker as a task of the app's event loop (started and stopped by its lifespan)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._worker = Worker(db, settings)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._worker.run(self._stop), name="kap-worker")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+
+
+async def run_forever(settings: Settings) -> None:
+    """``kap-outcomes worker``: until SIGINT or SIGTERM."""
+    import signal
+
+    from kap_outcomes.db import make_engine
+
+    db = Database(
+        make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Worker(db, settings).run(stop)
+    finally:
+        db.dispose()
