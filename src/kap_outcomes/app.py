@@ -40,7 +40,7 @@ from kap_outcomes.fhir.outcome import (
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
-from kap_outcomes.middleware import RequestBodyRules
+from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.signals.router import router as signals_router
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    app.add_middleware(NoNulText)  # inside RequestBodyRules: reads a body already capped
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
         app.add_middleware(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qsl
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kap_outcomes.errors import DomainError, unsupported_media_type
+from kap_outcomes.errors import DomainError, FieldProblem, invalid, unsupported_media_type
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -101,11 +104,106 @@ class RequestBodyRules:
                 await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
 
 
+NUL = "\x00"
+NUL_DETAIL = "must not contain NUL characters (U+0000)"
+
+
+def _escape(part: int | str) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def nul_pointer(document: Any) -> str | None:
+    """The JSON Pointer of the first string (member name or value) holding a NUL, else None.
+
+    Iterative: a document may nest as deep as the JSON parser allows."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return pointer
+        elif isinstance(value, dict):
+            for name, member in reversed(value.items()):
+                if NUL in name:
+                    return f"{pointer}/{_escape(name)}"
+                stack.append((f"{pointer}/{_escape(name)}", member))
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def _nul_parameter(query_string: bytes) -> str | None:
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if NUL in name or NUL in value:
+            return name.replace(NUL, "")[:40]
+    return None
+
+
+class NoNulText:
+    """One rule for all text a client sends: no NUL character (U+0000), anywhere.
+
+    PostgreSQL cannot store a NUL in text or JSONB (SQLite can), so without this rule the same
+    request would be stored on one database and fail on the other. A query parameter holding
+    one (``%00``) is refused naming the parameter (422 on /v1, 400 on FHIR searches); a JSON
+    body holding one (``\\u0000``, in a value or a member name) is a 422 pointing at it. The
+    body is read whole first (the routes read it whole anyway; its size is already capped);
+    only a body with the escape in it is parsed here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        query = scope.get("query_string", b"")
+        if b"%00" in query and (name := _nul_parameter(query)) is not None:
+            problem = invalid([FieldProblem(detail=NUL_DETAIL, parameter=name)])
+            if is_fhir_path(path):
+                problem.status = 400
+            await _send_problem(send, problem, path)
+            return
+        if scope["method"] not in _WITH_BODY or path == FORM_PATH:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        message = await receive()
+        while message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            await self.app(scope, _replay(message, receive), send)
+            return
+        body = b"".join(chunks)
+        if b"\\u0000" in body:
+            try:
+                pointer = nul_pointer(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                pointer = None  # the route answers malformed JSON itself
+            if pointer is not None:
+                await _send_problem(send, invalid([FieldProblem(NUL_DETAIL, pointer)]), path)
+                return
+        await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
+
+
+def _replay(message: Message, receive: Receive) -> Receive:
+    pending = [message]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
 async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
     # FHIR routes answer every error with an OperationOutcome.
     media_type = b"application/problem+json"
     if is_fhir_path(path):
-        body = orjson.dumps(outcome_for(problem.status, problem.detail))
+        body = orjson.dumps(outcome_for(problem.status, problem.detail, problem))
         media_type = FHIR_MEDIA_TYPE.encode()
     else:
         body = orjson.dumps(problem.body(path))
