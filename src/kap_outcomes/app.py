@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -202,7 +203,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: NoTracebacks(build_stack())  # type: ignore[method-assign]
     return app
+
+
+class NoTracebacks:
+    """The outermost layer: a crash leaves the process as one line, never a traceback.
+
+    Starlette answers the 500 (``_crash`` logs the exception's type) and then re-raises, so
+    that the server prints the traceback, with the exception's text: a database driver's
+    message carries the values of the row that failed (``Key (external_id)=(…) already
+    exists``), which are patient data. Here the exception ends once it has been answered.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with contextlib.suppress(Exception):  # answered with a 500, logged by type in _crash
+            await self.app(scope, receive, send)
 
 
 def freeze_startup_objects() -> None:
