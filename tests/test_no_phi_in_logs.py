@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
@@ -23,46 +22,7 @@ from kap_outcomes.db import Database
 
 from .conftest import TEST_SIGNING_KEY
 from .processes import ServiceProcess, service_env
-
-
-def _refuse_patients_of(db: Database, org_id: str) -> None:
-    assert org_id.replace("-", "").isalnum()
-
-    def install(conn: Any) -> None:
-        if db.sqlite:
-            conn.execute(
-                text(
-                    "CREATE TRIGGER kap_test_refuse BEFORE INSERT ON patients "
-                    f"WHEN NEW.organisation_id = '{org_id}' "
-                    "BEGIN SELECT json('{'); END"  # malformed JSON: a plain SQL error
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION kap_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'refused %', NEW.external_id; END $$"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER kap_test_refuse BEFORE INSERT ON patients FOR EACH ROW "
-                    f"WHEN (NEW.organisation_id = '{org_id}') EXECUTE FUNCTION kap_test_refuse()"
-                )
-            )
-
-    db.run_write(install)
-
-
-def _drop_trigger(db: Database) -> None:
-    def drop(conn: Any) -> None:
-        if db.sqlite:
-            conn.execute(text("DROP TRIGGER IF EXISTS kap_test_refuse"))
-        else:
-            conn.execute(text("DROP TRIGGER IF EXISTS kap_test_refuse ON patients"))
-            conn.execute(text("DROP FUNCTION IF EXISTS kap_test_refuse()"))
-
-    db.run_write(drop)
+from .refusals import refusing_inserts
 
 
 def test_a_database_error_on_a_patient_row_leaves_no_trace_of_it(
@@ -81,8 +41,7 @@ def test_a_database_error_on_a_patient_row_leaves_no_trace_of_it(
         "KAP_SIGNING_KEY": TEST_SIGNING_KEY,
         "KAP_LOG_LEVEL": "DEBUG",
     }
-    _refuse_patients_of(db, org_id)
-    try:
+    with refusing_inserts(db, "patients", org_id):
         server = ServiceProcess(env, tmp_path)
         try:
             resp = httpx.post(
@@ -99,8 +58,6 @@ def test_a_database_error_on_a_patient_row_leaves_no_trace_of_it(
             )
         finally:
             server.stop()
-    finally:
-        _drop_trigger(db)
     output = server.log_path.read_text(errors="replace")
     assert resp.status_code == 500, resp.text  # neither 503 (unavailable) nor 422 (a value)
     assert external_id not in resp.text

@@ -18,6 +18,7 @@ from kap_outcomes.assessments.models import (
     AssessmentStatus,
     Source,
 )
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.caseload import repository as caseload_repository
@@ -161,6 +162,7 @@ def get_assessment(
     )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Assessment")
+    audit.concerns(row.patient_id)
     alerts = alerts_service.summaries_by_assessment(conn, [row.id])
     return AssessmentPublic.from_row(row, alerts.get(row.id, []))
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.assessments import service as assessments_service
 from kap_outcomes.assessments.models import AssessmentCreate, Source
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
 from kap_outcomes.db import new_id, utcnow
@@ -45,13 +46,15 @@ def _scope_patient(principal: Principal, patient: str | None) -> str | None:
     if principal.is_patient:
         if patient is not None and patient != principal.patient_id:
             raise not_found("Patient")
-        return principal.patient_id
+        patient = principal.patient_id
+    audit.concerns(patient)
     return patient
 
 
 def _visible(principal: Principal, row: Any | None) -> Any:
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
+    audit.concerns(row.patient_id)
     return row
 
 
@@ -111,6 +114,8 @@ def search_patients(
         raise fhir_error(400, "required", "search Patient by identifier", "identifier")
     if principal.is_patient:
         rows = [r for r in rows if r.id == principal.patient_id]
+    if len(rows) == 1:
+        audit.concerns(rows[0].id)
     return search.bundle(
         base=request.base,
         path="Patient",
@@ -388,6 +393,7 @@ def create_questionnaire_response(
             return Created(200, orjson.dumps(_qr(conn, _visible(principal, row))).decode())
     data = _to_create(form)
     patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
+    audit.concerns(patient_id)
     identifier = form.identifier
     if identifier is None and if_none_exist is not None:
         system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")

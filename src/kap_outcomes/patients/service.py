@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.caseload import repository as caseload_repository
@@ -41,6 +42,7 @@ def _public(conn: Connection, row: Any) -> PatientPublic:
 
 def create_patient(conn: Connection, *, principal: Principal, data: PatientCreate) -> PatientPublic:
     patient_id = new_id()
+    audit.concerns(patient_id)
     now = utcnow()
     if not repository.insert_patient(
         conn,
