@@ -22,7 +22,7 @@ from kap_outcomes.care.models import (
 )
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.errors import FieldProblem, invalid
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
@@ -124,7 +124,9 @@ def record_session(
     require_patient(conn, principal=principal, patient_id=patient_id)
     if data.course_id is not None:
         if repository.get_course(conn, patient_id=patient_id, course_id=data.course_id) is None:
-            raise not_found("Course")
+            raise invalid(
+                [FieldProblem(pointer="/course_id", detail="not a course of this patient")]
+            )
         course_id: str | None = data.course_id
     else:
         # Racing first doses would each find no active course and each open one.
