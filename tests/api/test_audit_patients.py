@@ -50,10 +50,17 @@ def _get(tenant: Tenant, path: str, role: Role = Role.clinician, **params: Any) 
 
 
 def test_reads_found_by_a_row_or_a_filter_name_their_patient(tenant: Tenant, db: Database):
-    pid = tenant.patient()
+    external_id = f"mrn-{uuid.uuid4().hex[:12]}"
+    pid = tenant.patient(external_id)
     created = tenant.post(f"/v1/patients/{pid}/assessments", PHQ9).json()
     aid = created["id"]
     cases = [
+        ("/v1/patients", "/v1/patients", {"external_id": external_id}),
+        (
+            "/fhir/R4/Patient",
+            "/fhir/R4/Patient",
+            {"identifier": f"https://kap-outcomes.dev/fhir/sid/external-id|{external_id}"},
+        ),
         ("/v1/assessments/{assessment_id}/history", f"/v1/assessments/{aid}/history", {}),
         ("/v1/alerts", "/v1/alerts", {"patient_id": pid}),
         (

@@ -85,4 +85,6 @@ def list_patients(
         limit=limit + 1,
     )
     rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
+    if external_id is not None and len(rows) == 1:
+        audit.concerns(rows[0].id)  # a look-up of one patient by the clinic's own id
     return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)
