@@ -2,8 +2,10 @@
 # Build: docker build -t kap-outcomes .
 # Migrate (a separate step, once per release):  docker run --rm -e KAP_DATABASE_URL=... kap-outcomes db upgrade
 # Serve:                                         docker run -p 8000:8000 -e KAP_DATABASE_URL=... \
-#                                                  -e KAP_SIGNING_KEY="$(openssl rand -base64 48)" kap-outcomes
-# The image runs with KAP_ENVIRONMENT=production: it refuses to start without a real signing key.
+#                                                  -e KAP_SIGNING_KEY="$(openssl rand -base64 48)" \
+#                                                  -e KAP_PUBLIC_BASE_URL=https://outcomes.example.org kap-outcomes
+# The image runs with KAP_ENVIRONMENT=production: it refuses to start without a real signing key
+# or while KAP_PUBLIC_BASE_URL is the default (every link it emits is built from it).
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from sqlalchemy import text
 
 from kap_outcomes.auth.models import Role
@@ -64,13 +66,16 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/v1/patients/{patient_id}"): STAFF_AND_OWN_PATIENT,
     ("post", "/v1/patients/{patient_id}/courses"): STAFF,
     ("get", "/v1/patients/{patient_id}/courses"): STAFF,
+    ("get", "/v1/patients/{patient_id}/courses/{course_id}"): STAFF,
     ("post", "/v1/patients/{patient_id}/sessions"): STAFF,
     ("get", "/v1/patients/{patient_id}/sessions"): STAFF,
+    ("get", "/v1/patients/{patient_id}/sessions/{session_id}"): STAFF,
     ("post", "/v1/patients/{patient_id}/assessments"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/patients/{patient_id}/assessments"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/patients/{patient_id}/trends"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/patients/{patient_id}/signals"): STAFF_AND_OWN_PATIENT,
     ("post", "/v1/patients/{patient_id}/enrollments"): ADMIN_AND_CLINICIAN,
+    ("get", "/v1/patients/{patient_id}/enrollments/{enrollment_id}"): ADMIN_AND_CLINICIAN,
     ("get", "/v1/assessments/{assessment_id}"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/assessments/{assessment_id}/history"): STAFF_AND_OWN_PATIENT,
     ("post", "/v1/assessments/{assessment_id}/amend"): STAFF,
@@ -84,8 +89,10 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/tokens"): ADMIN_ONLY,
     ("get", "/v1/tokens"): ADMIN_ONLY,
     ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
+    ("get", "/v1/tokens/{token_id}"): ADMIN_ONLY,
     ("get", "/v1/audit-events"): ADMIN_ONLY,
     ("post", "/v1/clients"): ADMIN_ONLY,
+    ("get", "/v1/clients/{client_id}"): ADMIN_ONLY,
     ("post", "/oauth/token"): PUBLIC,
     ("get", "/.well-known/smart-configuration"): PUBLIC,
     ("get", "/fhir/R4/metadata"): PUBLIC,
@@ -158,6 +165,22 @@ def world(tenant, db):
         f"/v1/patients/{pid}/assessments",
         {"instrument": "phq9", "items": [1] * 9, "administered_at": "2026-03-02T15:04:05Z"},
     ).json()
+    # what the single-resource reads of created things need (their 201 Location)
+    course = tenant.post(f"/v1/patients/{pid}/courses", {}).json()
+    session = tenant.post(
+        f"/v1/patients/{pid}/sessions", {"kind": "intake", "occurred_at": "2026-03-01T15:00:00Z"}
+    ).json()
+    enrollment = tenant.post(f"/v1/patients/{pid}/enrollments", None).json()
+    backend_key = ec.generate_private_key(ec.SECP384R1()).public_key()
+    backend = tenant.post(
+        "/v1/clients",
+        {
+            "name": "matrix",
+            "jwks": {"keys": [ECAlgorithm.to_jwk(backend_key, as_dict=True) | {"kid": "m1"}]},
+            "scope": "system/*.rs",
+        },
+        Role.admin,
+    ).json()
 
     def tokens(conn: Any) -> dict[str, str]:
         org = tenant.org_id
@@ -197,6 +220,10 @@ def world(tenant, db):
             "assessment_id": created["id"],
             "alert_id": created["alerts"][0]["id"],
             "token_id": token_id,
+            "course_id": course["id"],
+            "session_id": session["id"],
+            "enrollment_id": enrollment["id"],
+            "client_id": backend["client_id"],
             "response_id": created["id"],
             "observation_id": f"{created['id']}-total",
             "questionnaire_id": "phq-9",

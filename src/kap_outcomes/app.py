@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kap_outcomes import __version__
+from kap_outcomes import __version__, api_docs
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
@@ -30,7 +30,7 @@ from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import Edge, Limits, RateWindow
+from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.fhir.outcome import (
     FHIR_MEDIA_TYPE,
@@ -41,9 +41,11 @@ from kap_outcomes.fhir.outcome import (
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
+from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
+from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -71,6 +73,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
+    require_public_base_url(settings)  # links come from configuration, never from Host
     db = Database(
         make_engine(
             settings.database_url,
@@ -93,19 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by api_docs, from the package rather than a CDN
+        redoc_url=None,
+        redirect_slashes=False,  # its redirects would echo the client's Host header
+        dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
-    app.add_middleware(NoNulText)  # inside RequestBodyRules: reads a body already capped
+    api_docs.install(app)
+    app.add_middleware(NoNulText)  # a NUL in the query: 422 (bodies: RequestBodyRules)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # dashboards in browsers, from an explicit allow-list only
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
-            max_age=600,
-        )
     app.add_middleware(Edge, limits=Limits(failed_auth_per_minute=settings.failed_auth_per_minute))
+    if settings.cors_origins:  # outermost: the edge's own answers (429) are readable too
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
     app.state.token_rate = (
         RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
     )

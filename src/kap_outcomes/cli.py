@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kap_outcomes.auth.models import Role
-from kap_outcomes.config import get_settings
+from kap_outcomes.config import Settings, get_settings
 
 app = typer.Typer(
     help="kap-outcomes: outcome tracking for ketamine-assisted psychotherapy.", no_args_is_help=True
@@ -32,7 +32,7 @@ def serve(
     from kap_outcomes.db import is_sqlite
     from kap_outcomes.migrate import upgrade
 
-    settings = get_settings()
+    settings = _startable_settings()
     if is_sqlite(settings.database_url):
         upgrade(settings.database_url)
     uvicorn.run(
@@ -47,6 +47,30 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=log_config(settings.log_level),
     )
+
+
+def _startable_settings() -> Settings:
+    """The settings, or one line on stderr naming what to fix and exit 2 (no traceback, and
+    never the offending value: it may be a secret)."""
+    from pydantic import ValidationError
+
+    from kap_outcomes.links import require_public_base_url
+    from kap_outcomes.smart.tokens import TokenIssuer
+
+    try:
+        settings = get_settings()
+        TokenIssuer.from_settings(settings)
+        require_public_base_url(settings)
+    except ValidationError as exc:
+        names = ", ".join(
+            "KAP_" + str(err["loc"][0]).upper() + f" ({err['msg']})" for err in exc.errors()
+        )
+        typer.echo(f"kap-outcomes: refusing to start: invalid setting {names}", err=True)
+        raise typer.Exit(2) from None
+    except RuntimeError as exc:
+        typer.echo(f"kap-outcomes: refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def log_config(level: str) -> dict[str, object]:

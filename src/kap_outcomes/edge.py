@@ -19,6 +19,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +40,32 @@ _SECURITY_HEADERS = [
 ]
 _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
+
+
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Exist",
+    "Prefer",
+    "X-Request-ID",
+]
+"""What a browser page may send: the headers this API reads (FHIR's included)."""
+CORS_EXPOSED_HEADERS = ["Location", "ETag", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+"""What a browser page may read besides the CORS-safelisted response headers."""
+
+
+def cors_options(origins: list[str]) -> dict[str, Any]:
+    """Starlette ``CORSMiddleware`` options: only the listed origins (never ``*``), bearer
+    tokens in ``Authorization`` rather than cookies (so no credentials mode)."""
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST", "PUT", "DELETE"],
+        "allow_headers": CORS_ALLOWED_HEADERS,
+        "expose_headers": CORS_EXPOSED_HEADERS,
+        "max_age": 600,
+    }
 
 
 class RateWindow:

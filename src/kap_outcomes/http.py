@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -72,13 +73,20 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def created(model: BaseModel) -> Response:
-    """201 with the model's JSON, serialized once by pydantic-core.
+def created(model: BaseModel, headers: dict[str, str]) -> Response:
+    """201 with the model's JSON, serialized once by pydantic-core, and ``headers`` (at least
+    the ``Location`` of what was created: every 201 names it).
 
     The route still declares its response model (for OpenAPI); returning the body ready-made
     spares the second validation FastAPI would run on a value we built ourselves.
     """
-    return Response(model.model_dump_json(), status_code=201, media_type="application/json")
+    return Response(
+        model.model_dump_json(), status_code=201, media_type="application/json", headers=headers
+    )
+
+
+CreatedHeaders = Callable[[dict[str, Any]], dict[str, str]]
+"""The headers of a 201 (``Location``, maybe ``ETag``) from the created resource's JSON."""
 
 
 MANUAL_BODIES: dict[str, type[BaseModel]] = {}
@@ -145,9 +153,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-def outcome_response(outcome: Outcome) -> Response:
-    """The response of an idempotent create; a replay says so in ``Idempotent-Replayed``."""
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+def outcome_response(outcome: Outcome, created_headers: CreatedHeaders) -> Response:
+    """The response of an idempotent create; a replay says so in ``Idempotent-Replayed`` and
+    names the same ``Location`` as the first response."""
+    headers = created_headers(orjson.loads(outcome.body))
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return Response(
         outcome.body,
         status_code=outcome.status_code,
@@ -163,6 +174,7 @@ async def create_once(
     data: BaseModel,
     key: str | None,
     create: Callable[[Connection], BaseModel],
+    created_headers: CreatedHeaders,
 ) -> Response:
     """A creating POST, idempotent under ``Idempotency-Key`` (see idempotency.service)."""
     db: Database = request.app.state.db
@@ -174,5 +186,6 @@ async def create_once(
                 key=check_key(key),
                 fingerprint=fingerprint(request.method, request.url.path, data),
             )
-        )
+        ),
+        created_headers,
     )

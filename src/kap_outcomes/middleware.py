@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kap_outcomes import json_bodies
 from kap_outcomes.errors import DomainError, FieldProblem, invalid, unsupported_media_type
-from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
+from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, operation_outcome, outcome_for
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 FORM_PATH = "/oauth/token"
@@ -36,6 +39,13 @@ class _BodyTooLarge(Exception):
     pass
 
 
+INLINE_CHECK_BYTES = 8 * 1024
+"""A JSON body up to this size is checked on the event loop (microseconds); a larger one in a
+worker thread, at most :data:`PARALLEL_CHECKS` at a time, so no body stalls the other requests
+(nor takes the worker threads the database calls need)."""
+PARALLEL_CHECKS = 2
+
+
 class RequestBodyRules:
     """What every request body must be, before any route reads it.
 
@@ -43,12 +53,16 @@ class RequestBodyRules:
       415; bodiless POSTs pass. Exempt: :data:`FORM_PATH`, which reads its form itself.
     - At most ``max_body_bytes``, else 413: at once when Content-Length says so, otherwise
       as soon as the bytes read go past it (a chunked body), whatever the route then does.
-    Both answer with a problem document.
+    - A JSON body is read whole and checked by :func:`json_bodies.check` before the route
+      sees it: a repeated key, a number outside the grammar, nesting or a count of values
+      beyond the bounds is a 422 with a pointer to each place.
+    Each answers with a problem document (an OperationOutcome under /fhir/).
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._checks = anyio.CapacityLimiter(PARALLEL_CHECKS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
@@ -61,7 +75,8 @@ class RequestBodyRules:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
-                declared = int(value) if value.strip().isdigit() else None
+                digits = value.strip()  # judged as text first: no 5,000-digit int()
+                declared = int(digits) if digits.isdigit() and len(digits) <= 18 else None
             elif name == b"transfer-encoding":
                 chunked = True
         if (
@@ -73,6 +88,9 @@ class RequestBodyRules:
             return
         if declared is not None and declared > self.max_body_bytes:
             await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+            return
+        if is_json_media_type(content_type) and scope["path"] != FORM_PATH:
+            await self._checked_json(scope, receive, send)
             return
 
         received = 0
@@ -103,100 +121,126 @@ class RequestBodyRules:
             if not replaced:
                 await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
 
+    async def _checked_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the whole body (within the limit), check it, then hand it to the route."""
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if len(body) <= INLINE_CHECK_BYTES:
+            problems = json_bodies.check(body)
+        else:
+            problems = await anyio.to_thread.run_sync(json_bodies.check, body, limiter=self._checks)
+        if problems:
+            await _send_json_problems(send, problems, scope["path"], body)
+            return
+        delivered = False
 
-NUL = "\x00"
-NUL_DETAIL = "must not contain NUL characters (U+0000)"
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # after the body: the disconnect, when it comes
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
-def _escape(part: int | str) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
+def fhir_path_of(pointer: str, resource_type: str) -> str:
+    """A JSON Pointer into a resource as a FHIRPath: ``/item/0/linkId`` →
+    ``QuestionnaireResponse.item[0].linkId``."""
+    path = resource_type
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        path += f"[{part}]" if part.isdigit() else f".{part}"
+    return path
 
 
-def nul_pointer(document: Any) -> str | None:
-    """The JSON Pointer of the first string (member name or value) holding a NUL, else None.
+_RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
+_FHIR_ISSUE = {
+    "duplicate-key": "structure",
+    "number": "value",
+    "depth": "too-costly",
+    "nul": "value",
+}
 
-    Iterative: a document may nest as deep as the JSON parser allows."""
-    stack: list[tuple[str, Any]] = [("", document)]
-    while stack:
-        pointer, value = stack.pop()
-        if isinstance(value, str):
-            if NUL in value:
-                return pointer
-        elif isinstance(value, dict):
-            for name, member in reversed(value.items()):
-                if NUL in name:
-                    return f"{pointer}/{_escape(name)}"
-                stack.append((f"{pointer}/{_escape(name)}", member))
-        elif isinstance(value, list):
-            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
-    return None
+
+async def _send_json_problems(
+    send: Send, problems: list[json_bodies.JsonProblem], path: str, body: bytes
+) -> None:
+    if not is_fhir_path(path):
+        error = invalid([FieldProblem(pointer=p.pointer, detail=p.detail) for p in problems])
+        await _send(send, 422, orjson.dumps(error.body(path)), b"application/problem+json")
+        return
+    named = _RESOURCE_TYPE.search(body)
+    resource_type = named.group(1).decode() if named else "Resource"
+    outcome = operation_outcome(
+        {
+            "severity": "error",
+            "code": _FHIR_ISSUE.get(p.kind, "too-costly"),
+            "diagnostics": p.detail,
+            "expression": [fhir_path_of(p.pointer, resource_type)],
+        }
+        for p in problems
+    )
+    await _send(send, 422, orjson.dumps(outcome), FHIR_MEDIA_TYPE.encode())
+
+
+async def _send(send: Send, status: int, body: bytes, media_type: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", media_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _nul_parameter(query_string: bytes) -> str | None:
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if NUL in name or NUL in value:
-            return name.replace(NUL, "")[:40]
+        if json_bodies.NUL in name or json_bodies.NUL in value:
+            return name.replace(json_bodies.NUL, "")[:40]
     return None
 
 
 class NoNulText:
-    """One rule for all text a client sends: no NUL character (U+0000), anywhere.
+    """One rule for all text a client sends, its query part: no NUL character (U+0000).
 
     PostgreSQL cannot store a NUL in text or JSONB (SQLite can), so without this rule the same
     request would be stored on one database and fail on the other. A query parameter holding
-    one (``%00``) is refused naming the parameter (422 on /v1, 400 on FHIR searches); a JSON
-    body holding one (``\\u0000``, in a value or a member name) is a 422 pointing at it. The
-    body is read whole first (the routes read it whole anyway; its size is already capped);
-    only a body with the escape in it is parsed here.
+    one (``%00``) is refused naming the parameter: a 422 problem on /v1, a 400 OperationOutcome
+    on FHIR (as any bad search parameter). In a JSON body the same rule is
+    :func:`json_bodies.check`'s (a 422 pointing at it).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        query = scope.get("query_string", b"")
-        if b"%00" in query and (name := _nul_parameter(query)) is not None:
-            problem = invalid([FieldProblem(detail=NUL_DETAIL, parameter=name)])
-            if is_fhir_path(path):
-                problem.status = 400
-            await _send_problem(send, problem, path)
-            return
-        if scope["method"] not in _WITH_BODY or path == FORM_PATH:
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        message = await receive()
-        while message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-            message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            await self.app(scope, _replay(message, receive), send)
-            return
-        body = b"".join(chunks)
-        if b"\\u0000" in body:
-            try:
-                pointer = nul_pointer(orjson.loads(body))
-            except orjson.JSONDecodeError:
-                pointer = None  # the route answers malformed JSON itself
-            if pointer is not None:
-                await _send_problem(send, invalid([FieldProblem(NUL_DETAIL, pointer)]), path)
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if b"%00" in query and (name := _nul_parameter(query)) is not None:
+                problem = invalid([FieldProblem(detail=json_bodies.NUL_DETAIL, parameter=name)])
+                if is_fhir_path(scope["path"]):
+                    problem.status = 400
+                await _send_problem(send, problem, scope["path"])
                 return
-        await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
-
-
-def _replay(message: Message, receive: Receive) -> Receive:
-    pending = [message]
-
-    async def replay() -> Message:
-        return pending.pop() if pending else await receive()
-
-    return replay
+        await self.app(scope, receive, send)
 
 
 async def _send_problem(send: Send, problem: DomainError, path: str) -> None:

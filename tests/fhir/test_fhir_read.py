@@ -46,6 +46,8 @@ def test_metadata_needs_no_token_and_lists_what_is_supported(client: Any) -> Non
     assert types["QuestionnaireResponse"]["conditionalCreate"] is True
     assert {p["name"] for p in types["Observation"]["searchParam"]} == {
         "patient",
+        "subject",
+        "_id",
         "code",
         "category",
         "date",

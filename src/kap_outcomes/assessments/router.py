@@ -55,8 +55,24 @@ async def submit_assessment(patient_id: ResourceId, request: Request) -> Respons
         service.submit_assessment, principal=principal, patient_id=patient_id, data=data
     )
     if key is None:  # the common case: no second serialization, no lookup
-        return created(await db.write(submit))
-    return await create_once(request, principal=principal, data=data, key=key, create=submit)
+        result = await db.write(submit)
+        return created(result, assessment_headers({"id": result.id, "version": result.version}))
+    return await create_once(
+        request,
+        principal=principal,
+        data=data,
+        key=key,
+        create=submit,
+        created_headers=assessment_headers,
+    )
+
+
+def assessment_headers(assessment: dict[str, Any]) -> dict[str, str]:
+    """A created assessment's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
+    return {
+        "Location": f"/v1/assessments/{assessment['id']}",
+        "ETag": corrections.etag(assessment["version"]),
+    }
 
 
 @router.get("/patients/{patient_id}/assessments")

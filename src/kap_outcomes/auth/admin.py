@@ -58,6 +58,13 @@ def list_tokens(
     return Page[TokenPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
+def get_token(conn: Connection, *, principal: Principal, token_id: str) -> TokenPublic:
+    row = repository.get_token(conn, organisation_id=principal.organisation_id, token_id=token_id)
+    if row is None:
+        raise not_found("Token")
+    return _public(row)
+
+
 def revoke_token(conn: Connection, *, principal: Principal, token_id: str) -> None:
     """Revoked from the next request on; revoking twice is harmless (the first time stays)."""
     if (

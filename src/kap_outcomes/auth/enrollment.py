@@ -16,10 +16,10 @@ from sqlalchemy import Connection
 
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth import repository
-from kap_outcomes.auth.models import Enrolled, EnrollmentIssued, Role
+from kap_outcomes.auth.models import Enrolled, EnrollmentIssued, EnrollmentPublic, Role
 from kap_outcomes.auth.service import Principal, issue_token
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError
+from kap_outcomes.errors import DomainError, not_found
 from kap_outcomes.patients.service import require_patient
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -55,10 +55,11 @@ def create_enrollment(
     require_patient(conn, principal=principal, patient_id=patient_id)
     code = _new_code()
     now = utcnow()
+    enrollment_id = new_id()
     repository.insert_code(
         conn,
         {
-            "id": new_id(),
+            "id": enrollment_id,
             "organisation_id": principal.organisation_id,
             "patient_id": patient_id,
             "code_hash": code_hash(code),
@@ -69,7 +70,17 @@ def create_enrollment(
             "token_id": None,
         },
     )
-    return EnrollmentIssued(code=code, expires_at=now + ttl)
+    return EnrollmentIssued(id=enrollment_id, code=code, expires_at=now + ttl)
+
+
+def get_enrollment(
+    conn: Connection, *, principal: Principal, patient_id: str, enrollment_id: str
+) -> EnrollmentPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_code(conn, patient_id=patient_id, enrollment_id=enrollment_id)
+    if row is None:
+        raise not_found("Enrollment")
+    return EnrollmentPublic.model_validate(row, from_attributes=True)
 
 
 def enroll(conn: Connection, *, code: str) -> Enrolled:
@@ -95,4 +106,4 @@ def enroll(conn: Connection, *, code: str) -> Enrolled:
             patient_id=row.patient_id,
         )
     )
-    return Enrolled(token=secret, patient_id=row.patient_id)
+    return Enrolled(token=secret, token_id=token_id, patient_id=row.patient_id)

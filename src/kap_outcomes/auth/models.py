@@ -97,8 +97,19 @@ class TokenIssued(TokenPublic):
 
 
 class EnrollmentIssued(BaseModel):
+    id: str = PydanticField(description="The enrollment's id (never its code)")
     code: str = PydanticField(description="Single use; give it to the patient's app only.")
     expires_at: datetime
+
+
+class EnrollmentPublic(BaseModel):
+    """An enrollment as it stands: never its code."""
+
+    id: str
+    patient_id: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
 
 
 class EnrollRequest(BaseModel):
@@ -109,4 +120,5 @@ class EnrollRequest(BaseModel):
 
 class Enrolled(BaseModel):
     token: str = PydanticField(description="The app's own patient token, shown this once.")
+    token_id: str = PydanticField(description="Its id: what an admin revokes it by")
     patient_id: str

@@ -53,6 +53,19 @@ def insert_code(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(codes).values(**values))
 
 
+def get_code(conn: Connection, *, patient_id: str, enrollment_id: str) -> Any | None:
+    """An enrollment's public facts (never its hash)."""
+    return conn.execute(
+        select(
+            codes.c.id,
+            codes.c.patient_id,
+            codes.c.created_at,
+            codes.c.expires_at,
+            codes.c.used_at,
+        ).where(codes.c.id == enrollment_id, codes.c.patient_id == patient_id)
+    ).first()
+
+
 def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> Any | None:
     """Mark an unused, unexpired code used, atomically; its row, or None (no oracle on why)."""
     row = conn.execute(

@@ -15,6 +15,7 @@ from kap_outcomes.auth.dependencies import AdminDep, DbDep, current_principal
 from kap_outcomes.auth.models import (
     Enrolled,
     EnrollmentIssued,
+    EnrollmentPublic,
     EnrollRequest,
     Role,
     TokenCreate,
@@ -30,9 +31,13 @@ router = APIRouter(tags=["auth"], responses=PROBLEMS, route_class=AuditedRoute)
 
 
 @router.post("/v1/tokens", status_code=201)
-async def create_token(data: TokenCreate, principal: AdminDep, db: DbDep) -> TokenIssued:
+async def create_token(
+    data: TokenCreate, principal: AdminDep, db: DbDep, response: Response
+) -> TokenIssued:
     """Issue a token of this organisation; its secret is in this response only."""
-    return await db.write(partial(admin.create_token, principal=principal, data=data))
+    issued = await db.write(partial(admin.create_token, principal=principal, data=data))
+    response.headers["Location"] = f"/v1/tokens/{issued.id}"
+    return issued
 
 
 @router.get("/v1/tokens")
@@ -43,6 +48,12 @@ async def list_tokens(
     return await db.read(
         partial(admin.list_tokens, principal=principal, cursor=cursor, limit=limit)
     )
+
+
+@router.get("/v1/tokens/{token_id}")
+async def get_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> TokenPublic:
+    """One token's metadata (what a token's ``Location`` names), never its secret."""
+    return await db.read(partial(admin.get_token, principal=principal, token_id=token_id))
 
 
 @router.delete("/v1/tokens/{token_id}", status_code=204)
@@ -67,11 +78,32 @@ async def create_enrollment(
     principal: Annotated[Principal, Depends(_enroller)],
     db: DbDep,
     request: Request,
+    response: Response,
 ) -> EnrollmentIssued:
     """A single-use code for the patient's app, valid for a few minutes."""
     ttl = timedelta(minutes=request.app.state.settings.enrollment_code_minutes)
-    return await db.write(
+    issued = await db.write(
         partial(enrollment.create_enrollment, principal=principal, patient_id=patient_id, ttl=ttl)
+    )
+    response.headers["Location"] = f"/v1/patients/{patient_id}/enrollments/{issued.id}"
+    return issued
+
+
+@router.get("/v1/patients/{patient_id}/enrollments/{enrollment_id}")
+async def get_enrollment(
+    patient_id: ResourceId,
+    enrollment_id: ResourceId,
+    principal: Annotated[Principal, Depends(_enroller)],
+    db: DbDep,
+) -> EnrollmentPublic:
+    """Whether an enrollment was used and until when it is valid; never its code."""
+    return await db.read(
+        partial(
+            enrollment.get_enrollment,
+            principal=principal,
+            patient_id=patient_id,
+            enrollment_id=enrollment_id,
+        )
     )
 
 
@@ -80,6 +112,8 @@ async def create_enrollment(
     status_code=201,
     responses={400: PROBLEMS[422] | {"description": "Unknown, used or expired code"}},
 )
-async def enroll(data: EnrollRequest, db: DbDep) -> Enrolled:
+async def enroll(data: EnrollRequest, db: DbDep, response: Response) -> Enrolled:
     """Exchange an enrollment code for the app's own patient token (no token needed)."""
-    return await db.write(partial(enrollment.enroll, code=data.code))
+    enrolled = await db.write(partial(enrollment.enroll, code=data.code))
+    response.headers["Location"] = f"/v1/tokens/{enrolled.token_id}"
+    return enrolled

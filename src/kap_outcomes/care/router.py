@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +20,14 @@ router = APIRouter(
 )
 
 
+def course_location(course: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/patients/{course['patient_id']}/courses/{course['id']}"}
+
+
+def session_location(session: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}"}
+
+
 @router.post("/courses", status_code=201, response_model=CoursePublic)
 async def open_course(
     patient_id: ResourceId,
@@ -29,7 +38,12 @@ async def open_course(
 ) -> Response:
     create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
     return await create_once(
-        request, principal=principal, data=data, key=idempotency_key, create=create
+        request,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        create=create,
+        created_headers=course_location,
     )
 
 
@@ -38,6 +52,16 @@ async def list_courses(
     patient_id: ResourceId, principal: StaffDep, db: DbDep
 ) -> list[CoursePublic]:
     return await db.read(partial(service.list_courses, principal=principal, patient_id=patient_id))
+
+
+@router.get("/courses/{course_id}")
+async def get_course(
+    patient_id: ResourceId, course_id: ResourceId, principal: StaffDep, db: DbDep
+) -> CoursePublic:
+    """One course (what a course's ``Location`` names)."""
+    return await db.read(
+        partial(service.get_course, principal=principal, patient_id=patient_id, course_id=course_id)
+    )
 
 
 @router.post("/sessions", status_code=201, response_model=SessionPublic)
@@ -50,7 +74,12 @@ async def record_session(
 ) -> Response:
     create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
     return await create_once(
-        request, principal=principal, data=data, key=idempotency_key, create=create
+        request,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        create=create,
+        created_headers=session_location,
     )
 
 
@@ -69,5 +98,17 @@ async def list_sessions(
             patient_id=patient_id,
             cursor=cursor,
             limit=limit,
+        )
+    )
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(
+    patient_id: ResourceId, session_id: ResourceId, principal: StaffDep, db: DbDep
+) -> SessionPublic:
+    """One session (what a session's ``Location`` names)."""
+    return await db.read(
+        partial(
+            service.get_session, principal=principal, patient_id=patient_id, session_id=session_id
         )
     )

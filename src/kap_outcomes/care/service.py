@@ -22,7 +22,7 @@ from kap_outcomes.care.models import (
 )
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
@@ -109,6 +109,26 @@ def _open_course(
 def list_courses(conn: Connection, *, principal: Principal, patient_id: str) -> list[CoursePublic]:
     require_patient(conn, principal=principal, patient_id=patient_id)
     return [_course_public(r) for r in repository.list_courses(conn, patient_id=patient_id)]
+
+
+def get_course(
+    conn: Connection, *, principal: Principal, patient_id: str, course_id: str
+) -> CoursePublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_course(conn, patient_id=patient_id, course_id=course_id)
+    if row is None:
+        raise not_found("Course")
+    return _course_public(row)
+
+
+def get_session(
+    conn: Connection, *, principal: Principal, patient_id: str, session_id: str
+) -> SessionPublic:
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    row = repository.get_session(conn, patient_id=patient_id, session_id=session_id)
+    if row is None:
+        raise not_found("Session")
+    return _session_public(row)
 
 
 def record_session(

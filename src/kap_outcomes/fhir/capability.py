@@ -12,6 +12,10 @@ def _param(name: str, kind: str, doc: str) -> dict[str, str]:
     return {"name": name, "type": kind, "documentation": doc}
 
 
+_ID = _param("_id", "token", "Logical ids, comma-separated (any of them).")
+_SUBJECT = _param(
+    "subject", "reference", "Patient/{id}, {id} or subject:Patient={id}; other types match nothing."
+)
 _COMMON = [
     _param("_lastUpdated", "date", "When the resource was last changed (prefixes eq ge gt le lt)."),
     _param("_count", "number", "Page size, 1-500 (default 50); follow link[next]."),
@@ -33,7 +37,10 @@ def capability_statement(base: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": "Bearer tokens as on /v1 (staff roles; a patient token reaches "
-                "only its own patient). Another organisation's resource is a 404.",
+                "only its own patient). Another organisation's resource is a 404. Searches are "
+                "lenient by default (a parameter not listed here is ignored and left out of the "
+                "self link); Prefer: handling=strict makes it a 400. A repeated parameter "
+                "narrows: all repetitions must hold.",
                 "security": {
                     "service": [
                         {
@@ -52,7 +59,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "type": "Questionnaire",
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": [
-                            _param("url", "uri", "Canonical URL, optionally |version.")
+                            _param("url", "uri", "Canonical URL, optionally |version."),
+                            _ID,
                         ],
                     },
                     {
@@ -65,6 +73,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "conditionalCreate": True,
                         "searchParam": [
                             _param("patient", "reference", "Patient/{id} or {id}."),
+                            _SUBJECT,
+                            _ID,
                             _param("authored", "date", "When the form was completed."),
                             _param("questionnaire", "reference", "The Questionnaire canonical."),
                             *_COMMON,
@@ -75,6 +85,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": [
                             _param("patient", "reference", "Patient/{id} or {id}."),
+                            _SUBJECT,
+                            _ID,
                             _param("code", "token", "LOINC code, e.g. http://loinc.org|44261-6."),
                             _param("category", "token", "survey."),
                             _param("date", "date", "effective date (prefixes eq ge gt le lt)."),
@@ -89,7 +101,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                                 "identifier",
                                 "token",
                                 "https://kap-outcomes.dev/fhir/sid/external-id|{external_id}",
-                            )
+                            ),
+                            _ID,
                         ],
                     },
                 ],

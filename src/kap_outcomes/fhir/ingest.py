@@ -5,14 +5,22 @@ There is no single canonical PHQ-9 form (interop.md): items are matched by LOINC
 ``"H1/44250-9"``); answers by LOINC answer code or by weight (``valueInteger``,
 ``valueDecimal``, or a ``valueCoding`` carrying ``itemWeight``/``ordinalValue``). A total, in
 any numeric form, must agree with the server's score. Nothing here touches the database.
+
+A form that contradicts itself is refused, never resolved by position or order
+(clinical-rules.md section 6): an item answered twice (a repeated linkId or code, anywhere in
+nested groups or under answers; two answers, or two values, to a single-answer item; a coding
+whose code and weight disagree), an item of another instrument, or an answer that no item of
+the instrument can take. Each is a 422 naming the item, so no answer is silently discarded.
+Numbers are judged by their form before any arithmetic (:mod:`kap_outcomes.numbers`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from kap_outcomes.clinical.instruments import (
@@ -32,6 +40,7 @@ from kap_outcomes.fhir.questionnaires import (
     answer_weight,
     instrument_of_canonical,
 )
+from kap_outcomes.numbers import TEXT_NUMBER_RULE, bounded_decimal
 
 MAX_ITEMS = 200
 """More items than any of our forms could hold, nested or not: refuse rather than walk."""
@@ -97,20 +106,18 @@ def _loinc_codes(item: dict[str, Any]) -> Iterator[str]:
     link_id = item.get("linkId")
     if isinstance(link_id, str):
         # The code after the last separator, or the whole linkId: "/44250-9", "Q/69725-0".
-        tail = re.split(r"[^0-9-]", link_id)[-1]
+        # Only the end is read (a LOINC code has at most 10 characters): a linkId of a
+        # megabyte costs no more than a short one.
+        tail = re.split(r"[^0-9-]", link_id[-16:])[-1]
         if _CODE_SHAPE.match(tail):
             yield tail
 
 
 def _number(value: Any, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _invalid("value", "not a number", where)
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise _invalid("value", "not a number", where) from None
-    if not number.is_finite():
-        raise _invalid("value", "not a number", where)
+    """A bounded number, judged by its form before any conversion (never echoed)."""
+    number = bounded_decimal(value)
+    if number is None:
+        raise _invalid("value", f"not a number here: {TEXT_NUMBER_RULE}", where)
     return number
 
 
@@ -120,15 +127,45 @@ def _whole(number: Decimal, where: str) -> int:
     return int(number)
 
 
-def _coding_weight(coding: dict[str, Any]) -> Decimal | None:
+_VALUE_KEYS = frozenset(
+    {
+        "valueBoolean",
+        "valueDecimal",
+        "valueInteger",
+        "valueDate",
+        "valueDateTime",
+        "valueTime",
+        "valueString",
+        "valueUri",
+        "valueAttachment",
+        "valueCoding",
+        "valueQuantity",
+        "valueReference",
+    }
+)
+"""QuestionnaireResponse.item.answer.value[x] (FHIR R4): an answer carries exactly one."""
+
+
+def _one_value(answer: dict[str, Any], where: str) -> None:
+    if sum(1 for key in answer if key in _VALUE_KEYS) > 1:
+        raise _invalid("structure", "an answer carries one value[x], this one several", where)
+
+
+def _coding_weight(coding: dict[str, Any], where: str) -> Decimal | None:
+    """The weight a coding's ``itemWeight``/``ordinalValue`` extensions give it; several
+    weights that disagree are refused."""
     extensions = coding.get("extension")
+    weights: set[Decimal] = set()
     if isinstance(extensions, list):
         for ext in extensions:
             if isinstance(ext, dict) and ext.get("url") in (ITEM_WEIGHT, ORDINAL_VALUE):
-                for key in ("valueDecimal", "valueInteger"):
-                    if key in ext:
-                        return _number(ext[key], "extension")
-    return None
+                values = [ext[key] for key in ("valueDecimal", "valueInteger") if key in ext]
+                if len(values) != 1:
+                    raise _invalid("structure", "a weight extension carries one value", where)
+                weights.add(_number(values[0], where))
+    if len(weights) > 1:
+        raise _invalid("business-rule", "the coding carries weights that disagree", where)
+    return weights.pop() if weights else None
 
 
 def _answer(
@@ -144,26 +181,27 @@ def _answer(
         raise _invalid("value", "a scored item takes one answer", f"{where}.answer")
     answer = answers[0]
     where = f"{where}.answer[0]"
+    _one_value(answer, where)
     if "valueCoding" in answer:
         coding = answer["valueCoding"]
         if not isinstance(coding, dict):
             raise _invalid("structure", "valueCoding must be an object", where)
+        where = f"{where}.valueCoding"
         code = coding.get("code")
+        sent_weight = _coding_weight(coding, where)
+        found: int | None = None
         if coding.get("system", LOINC) == LOINC and isinstance(code, str):
             if position is None:
-                for option in DIFFICULTY:
-                    if option.code == code:
-                        return option.weight
+                found = next((o.weight for o in DIFFICULTY if o.code == code), None)
             else:
                 found = answer_weight(instrument, position, code)
-                if found is not None:
-                    return found
-        sent_weight = _coding_weight(coding)
+        if found is not None:
+            if sent_weight is not None and sent_weight != found:
+                raise _invalid("business-rule", "the answer's code and its weight disagree", where)
+            return found
         if sent_weight is None:
-            raise _invalid(
-                "code-invalid", "unknown answer code for this item", f"{where}.valueCoding"
-            )
-        return _whole(sent_weight, f"{where}.valueCoding")
+            raise _invalid("code-invalid", "unknown answer code for this item", where)
+        return _whole(sent_weight, where)
     for key in ("valueInteger", "valueDecimal"):
         if key in answer:
             return _whole(_number(answer[key], f"{where}.{key}"), f"{where}.{key}")
@@ -178,8 +216,11 @@ def _total(item: dict[str, Any], where: str) -> Decimal | None:
     answers = item.get("answer")
     if not isinstance(answers, list) or not answers or not isinstance(answers[0], dict):
         return None
+    if len(answers) > 1:
+        raise _invalid("value", "a total takes one answer", f"{where}.answer")
     answer = answers[0]
     where = f"{where}.answer[0]"
+    _one_value(answer, where)
     for key in ("valueInteger", "valueDecimal", "valueString"):
         if key in answer:
             return _number(answer[key], f"{where}.{key}")
@@ -191,7 +232,97 @@ def _total(item: dict[str, Any], where: str) -> Decimal | None:
     raise _invalid("value", "a total must be a number", where)
 
 
-def _instrument(form: dict[str, Any], codes: dict[str, str]) -> Instrument:
+NAMES: Mapping[Instrument, str] = MappingProxyType(
+    {Instrument.PHQ9: "PHQ-9", Instrument.GAD7: "GAD-7", Instrument.CSSRS: "C-SSRS screener"}
+)
+
+
+def _vocabulary() -> dict[str, Instrument]:
+    """Every LOINC code ingest reads (items, totals, panels, the PHQ-9 difficulty question),
+    with the instrument it belongs to."""
+    owners: dict[str, Instrument] = {DIFFICULTY_LOINC: Instrument.PHQ9}
+    for instrument in Instrument:
+        total = TOTAL_LOINC[instrument]
+        codes = [*ITEM_LOINC[instrument], PANEL_LOINC[instrument], *([total] if total else [])]
+        owners.update(dict.fromkeys(codes, instrument))
+    return owners
+
+
+VOCABULARY: Mapping[str, Instrument] = MappingProxyType(_vocabulary())
+_ANSWERABLE: Mapping[Instrument, frozenset[str]] = MappingProxyType(
+    {
+        instrument: frozenset(
+            code
+            for code, owner in VOCABULARY.items()
+            if owner is instrument and code != PANEL_LOINC[instrument]
+        )
+        for instrument in Instrument
+    }
+)
+"""The codes whose items take an answer: the items, the total, the difficulty question."""
+
+
+def _codes(item: dict[str, Any]) -> set[str]:
+    return {code for code in _loinc_codes(item) if code in VOCABULARY}
+
+
+def _place(flat: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each code of the vocabulary → the one item carrying it, in document order.
+
+    An item met twice (by code or by linkId, at any depth) is refused, never resolved by
+    taking the first or the last.
+    """
+    located: dict[str, tuple[str, dict[str, Any]]] = {}
+    link_ids: dict[str, str] = {}
+    for where, item in flat:
+        codes = _codes(item)
+        if len(codes) > 1:
+            raise _invalid("structure", "an item carries one item code, this one several", where)
+        for code in codes:
+            if code in located:
+                first = located[code][0]
+                raise _invalid("structure", f"item {code} appears twice (first at {first})", where)
+            located[code] = (where, item)
+        link_id = item.get("linkId")
+        if isinstance(link_id, str):
+            if link_id in link_ids:
+                raise _invalid(
+                    "structure", f"this linkId appears twice (first at {link_ids[link_id]})", where
+                )
+            link_ids[link_id] = where
+    return located
+
+
+def _answered(item: dict[str, Any]) -> bool:
+    answers = item.get("answer")
+    return answers is not None and answers != []
+
+
+def _refuse_what_the_instrument_cannot_take(
+    instrument: Instrument, flat: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """An item of another instrument, or an answer no item of this one takes, is a 422:
+    a PHQ-9's answers are never stored as an empty GAD-7, and no answer is dropped."""
+    name = NAMES[instrument]
+    for where, item in flat:
+        codes = _codes(item)
+        for code in codes:
+            owner = VOCABULARY[code]
+            if owner is not instrument:
+                raise _invalid(
+                    "business-rule",
+                    f"{code} belongs to the {NAMES[owner]}, not to this {name} form",
+                    where,
+                )
+        if _answered(item) and not codes & _ANSWERABLE[instrument]:
+            raise _invalid(
+                "business-rule",
+                f"an answer no item of the {name} takes (matched by LOINC code or linkId)",
+                where,
+            )
+
+
+def _instrument(form: dict[str, Any], codes: Mapping[str, object]) -> Instrument:
     canonical = form.get("questionnaire")
     if isinstance(canonical, str):
         found = instrument_of_canonical(canonical)
@@ -279,13 +410,9 @@ def read_form(form: Any) -> IngestedForm:
 
     flat: list[tuple[str, dict[str, Any]]] = []
     _flatten(form.get("item"), "QuestionnaireResponse.item", flat)
-    by_code: dict[str, str] = {}
-    located: dict[str, tuple[str, dict[str, Any]]] = {}
-    for where, item in flat:
-        for code in _loinc_codes(item):
-            by_code.setdefault(code, where)
-            located.setdefault(code, (where, item))
-    instrument = _instrument(form, by_code)
+    located = _place(flat)
+    instrument = _instrument(form, located)
+    _refuse_what_the_instrument_cannot_take(instrument, flat)
 
     items: list[int | None] = []
     for position, code in enumerate(ITEM_LOINC[instrument]):

@@ -22,7 +22,8 @@ class AssessmentFilter:
     """What a FHIR search asks of the assessments behind the resources."""
 
     organisation_id: str
-    patient_id: str | None = None
+    patient_ids: list[str] | None = None  # one of these (None: any; empty: none)
+    ids: list[str] | None = None
     instruments: list[str] | None = None
     with_total: bool = False
     administered: list[tuple[str, datetime]] = field(default_factory=list)
@@ -46,8 +47,10 @@ def search_assessments(
 ) -> list[Any]:
     """Newest first, keyset on (administered_at, id), the cursor's row included."""
     query = select(assessments).where(assessments.c.organisation_id == where.organisation_id)
-    if where.patient_id is not None:
-        query = query.where(assessments.c.patient_id == where.patient_id)
+    if where.patient_ids is not None:
+        query = query.where(assessments.c.patient_id.in_(where.patient_ids))
+    if where.ids is not None:
+        query = query.where(assessments.c.id.in_(where.ids))
     if where.instruments is not None:
         query = query.where(assessments.c.instrument.in_(where.instruments))
     if where.with_total:
@@ -84,6 +87,16 @@ def get_patient(conn: Connection, *, organisation_id: str, patient_id: str) -> A
     ).first()
 
 
+def patients_by_ids(conn: Connection, *, organisation_id: str, patient_ids: list[str]) -> list[Any]:
+    return list(
+        conn.execute(
+            select(patients)
+            .where(patients.c.organisation_id == organisation_id, patients.c.id.in_(patient_ids))
+            .order_by(patients.c.id)
+        ).all()
+    )
+
+
 def patient_by_external_id(
     conn: Connection, *, organisation_id: str, external_id: str
 ) -> Any | None:
@@ -95,13 +108,24 @@ def patient_by_external_id(
 
 
 def assessments_with_identifier(
-    conn: Connection, *, organisation_id: str, system: str | None, value: str
+    conn: Connection,
+    *,
+    organisation_id: str,
+    system: str | None,
+    value: str,
+    patient_id: str | None = None,
 ) -> list[str]:
+    """Forms of the organisation (of one patient, if given) stored under an identifier."""
     query = select(identifiers.c.assessment_id).where(
         identifiers.c.organisation_id == organisation_id, identifiers.c.value == value
     )
     if system is not None:
         query = query.where(identifiers.c.system == system)
+    if patient_id is not None:
+        query = query.join(assessments, assessments.c.id == identifiers.c.assessment_id).where(
+            assessments.c.patient_id == patient_id,
+            assessments.c.organisation_id == organisation_id,
+        )
     return sorted({row[0] for row in conn.execute(query.limit(10)).all()})
 
 

@@ -12,12 +12,13 @@ from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
-from kap_outcomes.fhir import service
+from kap_outcomes.fhir import search, service
 from kap_outcomes.fhir.capability import capability_statement
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE
 from kap_outcomes.fhir.search import DEFAULT_COUNT, MAX_COUNT
 from kap_outcomes.http import IdempotencyKey
 from kap_outcomes.idempotency.service import check_key
+from kap_outcomes.links import fhir_base
 
 BASE = "/fhir/R4"
 
@@ -66,17 +67,40 @@ FhirId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\
 Count = Annotated[int, Query(alias="_count", ge=1, le=MAX_COUNT)]
 CursorParam = Annotated[str | None, Query(alias="_cursor", max_length=256)]
 LastUpdated = Annotated[list[str] | None, Query(alias="_lastUpdated", max_length=8)]
-Param = Annotated[str | None, Query(max_length=512)]
+Params = Annotated[list[str] | None, Query(max_length=16)]
+Prefer = Annotated[
+    str | None,
+    Header(
+        max_length=256,
+        description="``handling=strict``: an unknown or unsupported parameter is a 400 "
+        "(by default it is ignored and left out of the self link).",
+    ),
+]
+Reference = Annotated[
+    list[str] | None,
+    Query(max_length=16, description="``Patient/{id}`` or ``{id}``; repeated: all must hold."),
+]
+Ids = Annotated[
+    list[str] | None,
+    Query(alias="_id", max_length=16, description="Ids, comma-separated (any of them)."),
+]
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + BASE
+    return fhir_base(request)  # configured, never the request's Host
 
 
-def _search(request: Request, count: int, cursor: str | None) -> service.SearchRequest:
+def _search(
+    request: Request, resource_type: str, count: int = DEFAULT_COUNT, cursor: str | None = None
+) -> service.SearchRequest:
+    """The applied parameters (``Prefer: handling=strict`` refuses any other)."""
     return service.SearchRequest(
         base=_base(request),
-        params=list(request.query_params.multi_items()),
+        query=search.read_query(
+            request.query_params.multi_items(),
+            search.SUPPORTED[resource_type],
+            strict=search.strict_handling(request.headers.get("prefer")),
+        ),
         count=count,
         cursor=cursor,
     )
@@ -96,14 +120,14 @@ async def fhir_metadata(request: Request) -> FhirResponse:
 
 @router.get("/Questionnaire")
 async def fhir_search_questionnaires(
-    request: Request, principal: PrincipalDep, url: Param = None
+    request: Request,
+    principal: PrincipalDep,
+    url: Params = None,
+    ids: Ids = None,
+    prefer: Prefer = None,
 ) -> FhirResponse:
     """The PHQ-9, GAD-7 and C-SSRS screener Questionnaires (LOINC-coded), by canonical."""
-    return FhirResponse(
-        service.search_questionnaires(
-            base=_base(request), url=url, params=list(request.query_params.multi_items())
-        )
-    )
+    return FhirResponse(service.search_questionnaires(request=_search(request, "Questionnaire")))
 
 
 @router.get("/Questionnaire/{questionnaire_id}")
@@ -185,24 +209,24 @@ async def fhir_search_questionnaire_responses(
     request: Request,
     principal: PrincipalDep,
     db: DbDep,
-    patient: Param = None,
-    authored: Annotated[list[str] | None, Query(max_length=8)] = None,
-    questionnaire: Param = None,
+    patient: Reference = None,
+    subject: Reference = None,
+    ids: Ids = None,
+    authored: Params = None,
+    questionnaire: Params = None,
     last_updated: LastUpdated = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
+    prefer: Prefer = None,
 ) -> FhirResponse:
-    """Search by patient, authored, questionnaire, _lastUpdated; newest first."""
+    """Search by patient (or subject), _id, authored, questionnaire, _lastUpdated; newest
+    first. A repeated parameter narrows (all must hold)."""
     return FhirResponse(
         await db.read(
             partial(
                 service.search_questionnaire_responses,
                 principal=principal,
-                request=_search(request, count, cursor),
-                patient=patient,
-                authored=authored,
-                questionnaire=questionnaire,
-                last_updated=last_updated,
+                request=_search(request, "QuestionnaireResponse", count, cursor),
             )
         )
     )
@@ -224,13 +248,16 @@ async def fhir_search_observations(
     request: Request,
     principal: PrincipalDep,
     db: DbDep,
-    patient: Param = None,
-    code: Param = None,
-    category: Param = None,
-    date: Annotated[list[str] | None, Query(max_length=8)] = None,
+    patient: Reference = None,
+    subject: Reference = None,
+    ids: Ids = None,
+    code: Params = None,
+    category: Params = None,
+    date: Params = None,
     last_updated: LastUpdated = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
+    prefer: Prefer = None,
 ) -> FhirResponse:
     """Derived scores (totals, PHQ-9 item 9, C-SSRS answers): searchset with ``next`` links."""
     return FhirResponse(
@@ -238,12 +265,7 @@ async def fhir_search_observations(
             partial(
                 service.search_observations,
                 principal=principal,
-                request=_search(request, count, cursor),
-                patient=patient,
-                code=code,
-                category=category,
-                dates=date,
-                last_updated=last_updated,
+                request=_search(request, "Observation", count, cursor),
             )
         )
     )
@@ -261,18 +283,18 @@ async def fhir_search_patients(
     request: Request,
     principal: PrincipalDep,
     db: DbDep,
-    identifier: Param = None,
-    count: Count = DEFAULT_COUNT,
-    cursor: CursorParam = None,
+    identifier: Params = None,
+    ids: Ids = None,
+    prefer: Prefer = None,
 ) -> FhirResponse:
-    """By ``identifier=https://kap-outcomes.dev/fhir/sid/external-id|{external_id}``."""
+    """By ``identifier=https://kap-outcomes.dev/fhir/sid/external-id|{external_id}`` or
+    ``_id``."""
     return FhirResponse(
         await db.read(
             partial(
                 service.search_patients,
                 principal=principal,
-                request=_search(request, count, cursor),
-                identifier=identifier,
+                request=_search(request, "Patient"),
             )
         )
     )

@@ -12,13 +12,16 @@ import base64
 import binascii
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
 
 from kap_outcomes.fhir.outcome import FhirError, fhir_error
+
+T = TypeVar("T")
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -40,12 +43,138 @@ def token(value: str, name: str) -> tuple[str | None, str]:
     return None, value
 
 
-def reference_id(value: str, resource_type: str, name: str) -> str:
-    """``Patient/123``, a full URL ending so, or a bare id."""
-    match = re.fullmatch(rf"(?:.*/)?(?:{resource_type}/)?([A-Za-z0-9\-.]{{1,64}})", value)
+# Reading the query -------------------------------------------------------------------------
+
+MAX_VALUE_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Supported:
+    """The search parameters of one resource type that this server applies."""
+
+    names: frozenset[str]
+    references: frozenset[str] = frozenset()  # these also take a type modifier (subject:Patient)
+
+    def understands(self, name: str) -> bool:
+        base, colon, modifier = name.partition(":")
+        if base not in self.names:
+            return False
+        return not colon or (base in self.references and _TYPE.fullmatch(modifier) is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The parameters of one search that are applied: by name (in the order sent) and as the
+    pairs the ``self`` link repeats."""
+
+    values: dict[str, list[str]]
+    applied: list[tuple[str, str]]
+
+    def all(self, name: str) -> list[str]:
+        return self.values.get(name, [])
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """``Prefer: handling=strict`` (among other preferences, any case)."""
+    for part in re.split(r"[,;]", prefer or ""):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+            return True
+    return False
+
+
+def read_query(params: Sequence[tuple[str, str]], supported: Supported, *, strict: bool) -> Query:
+    """Keep what this server applies. An unknown or unsupported parameter (or modifier) is a
+    400 under ``handling=strict``; otherwise it is ignored and left out of the ``self`` link,
+    so the client can see it was not applied. An empty value is never silently ignored."""
+    values: dict[str, list[str]] = {}
+    applied: list[tuple[str, str]] = []
+    for name, value in params:
+        if not supported.understands(name):
+            if strict:
+                shown = name if len(name) <= 64 else name[:64] + "..."
+                raise fhir_error(
+                    400,
+                    "not-supported",
+                    f"this server does not support the search parameter {shown!r} here",
+                    shown,
+                )
+            continue
+        if not value.strip():
+            raise bad_parameter(name, "a search parameter needs a value")
+        if len(value) > MAX_VALUE_LENGTH:
+            raise fhir_error(400, "too-long", "the value is too long", name)
+        values.setdefault(name, []).append(value)
+        applied.append((name, value))
+    return Query(values=values, applied=applied)
+
+
+def alternatives(value: str, name: str) -> list[str]:
+    """``a,b``: either (FHIR's OR within one parameter; ``\\,`` is a literal comma). An empty
+    alternative is an error, never a wildcard."""
+    parts = [part.replace("\\,", ",") for part in re.split(r"(?<!\\),", value)]
+    if any(not part.strip() for part in parts):
+        raise bad_parameter(name, "an empty value between commas")
+    return parts
+
+
+def intersect(sets: Sequence[set[T]]) -> set[T] | None:
+    """A repeated parameter holds every time (AND): what all repetitions allow; None if the
+    parameter was not given at all."""
+    if not sets:
+        return None
+    out = set(sets[0])
+    for more in sets[1:]:
+        out &= more
+    return out
+
+
+_PAGED = frozenset({"_count", "_cursor"})
+_PATIENT_REFERENCES = frozenset({"patient", "subject"})
+SUPPORTED: dict[str, Supported] = {
+    "Questionnaire": Supported(frozenset({"url", "_id"})),
+    "QuestionnaireResponse": Supported(
+        frozenset({"patient", "subject", "_id", "authored", "questionnaire", "_lastUpdated"})
+        | _PAGED,
+        references=_PATIENT_REFERENCES,
+    ),
+    "Observation": Supported(
+        frozenset({"patient", "subject", "_id", "code", "category", "date", "_lastUpdated"})
+        | _PAGED,
+        references=_PATIENT_REFERENCES,
+    ),
+    "Patient": Supported(frozenset({"identifier", "_id"})),
+}
+"""What each search applies; the CapabilityStatement lists the same (less ``_cursor``)."""
+
+_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+_RELATIVE = re.compile(
+    r"(?:(?P<type>[A-Z][A-Za-z]{0,63})/)?(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+
+
+def reference_id(
+    value: str, resource_type: str, name: str, *, base: str | None = None
+) -> str | None:
+    """The id a reference search value names, or None if it cannot be one of ours.
+
+    ``Patient/123``, ``123`` (with the type from a ``:Patient`` modifier or the parameter), or
+    an absolute URL on this server's own base. Another type, or another server, names nothing
+    here: no match, never a wider one.
+    """
+    modifier = name.partition(":")[2]
+    rest = value
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:", value):  # absolute: ours only
+        if base is None or not value.startswith(base.rstrip("/") + "/"):
+            return None
+        rest = value[len(base.rstrip("/")) + 1 :]
+    match = _RELATIVE.fullmatch(rest)
     if match is None:
         raise bad_parameter(name, f"not a {resource_type} reference")
-    return match.group(1)
+    named_type = match.group("type") or modifier or resource_type
+    if named_type != resource_type or (modifier and modifier != resource_type):
+        return None
+    return match.group("id")
 
 
 _PREFIXES = ("eq", "ge", "le", "gt", "lt")

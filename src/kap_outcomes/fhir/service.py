@@ -36,19 +36,47 @@ from kap_outcomes.idempotency import service as idempotency_service
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
     base: str
-    params: list[tuple[str, str]]
+    query: search.Query
     count: int
     cursor: str | None
 
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        """What the ``self`` link repeats: the parameters that were applied."""
+        return self.query.applied
 
-def _scope_patient(principal: Principal, patient: str | None) -> str | None:
-    """A patient token searches its own patient only; another patient is a 404."""
+
+def _patients(principal: Principal, request: SearchRequest) -> list[str] | None:
+    """The patients ``patient`` and ``subject`` allow (None: any). A patient token searches
+    its own patient only; naming another is a 404."""
+    sets: list[set[str]] = []
+    for name, values in request.query.values.items():
+        if name.partition(":")[0] not in ("patient", "subject"):
+            continue
+        for value in values:
+            found = (
+                search.reference_id(one, "Patient", name, base=request.base)
+                for one in search.alternatives(value, name)
+            )
+            sets.append({patient_id for patient_id in found if patient_id is not None})
+    wanted = search.intersect(sets)
     if principal.is_patient:
-        if patient is not None and patient != principal.patient_id:
+        if wanted is not None and principal.patient_id not in wanted:
             raise not_found("Patient")
-        patient = principal.patient_id
-    audit.concerns(patient)
-    return patient
+        patients: list[str] | None = (
+            [principal.patient_id] if principal.patient_id is not None else []
+        )
+    else:
+        patients = None if wanted is None else sorted(wanted)
+    if patients is not None and len(patients) == 1:
+        audit.concerns(patients[0])
+    return patients
+
+
+def _ids(request: SearchRequest) -> set[str] | None:
+    return search.intersect(
+        [set(search.alternatives(value, "_id")) for value in request.query.all("_id")]
+    )
 
 
 def _visible(principal: Principal, row: Any | None) -> Any:
@@ -68,15 +96,20 @@ def read_questionnaire(questionnaire_id: str) -> dict[str, Any]:
     return found
 
 
-def search_questionnaires(
-    *, base: str, url: str | None, params: list[tuple[str, str]]
-) -> dict[str, Any]:
+def search_questionnaires(*, request: SearchRequest) -> dict[str, Any]:
     matches = list(QUESTIONNAIRES.values())
-    if url is not None:
+    for url in request.query.all("url"):
         canonical, _, version = url.partition("|")
         matches = [q for q in matches if q["url"] == canonical and version in ("", q["version"])]
+    ids = _ids(request)
+    if ids is not None:
+        matches = [q for q in matches if q["id"] in ids]
     return search.bundle(
-        base=base, path="Questionnaire", params=params, resources=matches, next_cursor=None
+        base=request.base,
+        path="Questionnaire",
+        params=request.params,
+        resources=matches,
+        next_cursor=None,
     )
 
 
@@ -95,25 +128,33 @@ def read_patient(conn: Connection, *, principal: Principal, patient_id: str) -> 
 
 
 def search_patients(
-    conn: Connection, *, principal: Principal, request: SearchRequest, identifier: str | None
+    conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
-    rows: list[Any] = []
-    if identifier is not None:
-        system, value = search.token(identifier, "identifier")
-        if system in (None, resources.EXTERNAL_ID_SYSTEM):
-            row = repository.patient_by_external_id(
-                conn, organisation_id=principal.organisation_id, external_id=value
-            )
-            rows = [row] if row is not None else []
-    elif principal.is_patient and principal.patient_id is not None:
-        row = repository.get_patient(
-            conn, organisation_id=principal.organisation_id, patient_id=principal.patient_id
-        )
-        rows = [row] if row is not None else []
-    else:
-        raise fhir_error(400, "required", "search Patient by identifier", "identifier")
+    sets = [set(search.alternatives(value, "_id")) for value in request.query.all("_id")]
+    for value in request.query.all("identifier"):
+        found: set[str] = set()
+        for one in search.alternatives(value, "identifier"):
+            system, code = search.token(one, "identifier")
+            if system in (None, resources.EXTERNAL_ID_SYSTEM):
+                row = repository.patient_by_external_id(
+                    conn, organisation_id=principal.organisation_id, external_id=code
+                )
+                if row is not None:
+                    found.add(str(row.id))
+        sets.append(found)
+    wanted = search.intersect(sets)
     if principal.is_patient:
-        rows = [r for r in rows if r.id == principal.patient_id]
+        own = {principal.patient_id} if principal.patient_id is not None else set()
+        wanted = own if wanted is None else wanted & own
+    elif wanted is None:
+        raise fhir_error(400, "required", "search Patient by identifier or _id", "identifier")
+    rows = (
+        repository.patients_by_ids(
+            conn, organisation_id=principal.organisation_id, patient_ids=sorted(wanted)
+        )
+        if wanted
+        else []
+    )
     if len(rows) == 1:
         audit.concerns(rows[0].id)
     return search.bundle(
@@ -170,27 +211,30 @@ def _page(
 
 
 def search_questionnaire_responses(
-    conn: Connection,
-    *,
-    principal: Principal,
-    request: SearchRequest,
-    patient: str | None,
-    authored: list[str] | None,
-    questionnaire: str | None,
-    last_updated: list[str] | None,
+    conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
-    patient_id = _scope_patient(
-        principal, search.reference_id(patient, "Patient", "patient") if patient else None
-    )
+    query = request.query
     where = AssessmentFilter(
         organisation_id=principal.organisation_id,
-        patient_id=patient_id,
-        administered=search.date_bounds(authored, "authored"),
-        updated=search.date_bounds(last_updated, "_lastUpdated"),
+        patient_ids=_patients(principal, request),
+        administered=search.date_bounds(query.all("authored"), "authored"),
+        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
     )
-    if questionnaire is not None:
-        instrument = instrument_of_canonical(questionnaire)
-        where.instruments = [instrument.value] if instrument is not None else []
+    ids = _ids(request)
+    if ids is not None:
+        where.ids = sorted(ids)
+    instruments = search.intersect(
+        [
+            {
+                instrument.value
+                for one in search.alternatives(value, "questionnaire")
+                if (instrument := instrument_of_canonical(one)) is not None
+            }
+            for value in query.all("questionnaire")
+        ]
+    )
+    if instruments is not None:
+        where.instruments = sorted(instruments)
     found, next_cursor = _page(
         conn,
         where=where,
@@ -241,45 +285,45 @@ def read_observation(
 
 
 def search_observations(
-    conn: Connection,
-    *,
-    principal: Principal,
-    request: SearchRequest,
-    patient: str | None,
-    code: str | None,
-    category: str | None,
-    dates: list[str] | None,
-    last_updated: list[str] | None,
+    conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
-    patient_id = _scope_patient(
-        principal, search.reference_id(patient, "Patient", "patient") if patient else None
-    )
+    query = request.query
     where = AssessmentFilter(
         organisation_id=principal.organisation_id,
-        patient_id=patient_id,
-        administered=search.date_bounds(dates, "date"),
-        updated=search.date_bounds(last_updated, "_lastUpdated"),
+        patient_ids=_patients(principal, request),
+        administered=search.date_bounds(query.all("date"), "date"),
+        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
     )
-    kinds: set[tuple[Instrument, str]] | None = None
-    if code is not None:
-        kinds = set()
-        for one in code.split(","):
-            system, value = search.token(one, "code")
-            if system in (None, LOINC) and value in _CODES:
-                kinds.add(_CODES[value])
+    ids = _ids(request)
+    if ids is not None:
+        where.ids = sorted({observation_id.rpartition("-")[0] for observation_id in ids})
+    code_sets: list[set[tuple[Instrument, str]]] = []
+    for value in query.all("code"):
+        wanted: set[tuple[Instrument, str]] = set()
+        for one in search.alternatives(value, "code"):
+            system, code = search.token(one, "code")
+            if system in (None, LOINC) and code in _CODES:
+                wanted.add(_CODES[code])
+        code_sets.append(wanted)
+    kinds = search.intersect(code_sets)
+    if kinds is not None:
         where.instruments = sorted({i.value for i, _ in kinds})
         if kinds and all(kind == resources.TOTAL for _, kind in kinds):
             where.with_total = True
-    if category is not None:
-        wanted = [search.token(one, "category") for one in category.split(",")]
+    for value in query.all("category"):
+        categories = [
+            search.token(one, "category") for one in search.alternatives(value, "category")
+        ]
         if not any(
-            value == "survey" and system in (None, resources.OBSERVATION_CATEGORY)
-            for system, value in wanted
+            code == "survey" and system in (None, resources.OBSERVATION_CATEGORY)
+            for system, code in categories
         ):
             where.instruments = []
 
     def expand(row: Any) -> list[dict[str, Any]]:
         found = resources.observations(row)
+        if ids is not None:
+            found = [o for o in found if o["id"] in ids]
         if kinds is None:
             return found
         instrument = Instrument(row.instrument)
@@ -314,8 +358,14 @@ def _conditional_matches(conn: Connection, *, principal: Principal, condition: s
             "If-None-Exist",
         )
     system, code = search.token(value, "If-None-Exist")
+    # Only what the caller may read: a patient token's condition sees its own forms only, so
+    # another patient's form answers exactly as an identifier that exists nowhere.
     return repository.assessments_with_identifier(
-        conn, organisation_id=principal.organisation_id, system=system, value=code
+        conn,
+        organisation_id=principal.organisation_id,
+        system=system,
+        value=code,
+        patient_id=(principal.patient_id or "") if principal.is_patient else None,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -34,8 +34,17 @@ async def create_patient(
 ) -> Response:
     create = partial(service.create_patient, principal=principal, data=data)
     return await create_once(
-        request, principal=principal, data=data, key=idempotency_key, create=create
+        request,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        create=create,
+        created_headers=patient_location,
     )
+
+
+def patient_location(patient: dict[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/patients/{patient['id']}"}
 
 
 @router.get("")

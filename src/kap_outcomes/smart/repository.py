@@ -57,6 +57,15 @@ def insert_client(
     )
 
 
+def get_client(conn: Connection, *, organisation_id: str, client_id: str) -> Any | None:
+    """A client of the organisation as registered (revoked or not)."""
+    return conn.execute(
+        select(clients.c.id, clients.c.name, clients.c.scope, clients.c.created_at).where(
+            clients.c.id == client_id, clients.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
 def _active(client_id: Any) -> Any:
     """Neither the client nor its identity token is revoked (two primary-key lookups)."""
     return (

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
-from kap_outcomes.http import PROBLEMS, created
+from kap_outcomes.http import PROBLEMS, ResourceId, created
 from kap_outcomes.smart import service
 from kap_outcomes.smart.jwks import ALGORITHMS
 from kap_outcomes.smart.models import (
@@ -45,7 +45,14 @@ async def register_client(data: ClientCreate, principal: AdminDep, db: DbDep) ->
     """Register an EHR backend (SMART Backend Services) of the caller's organisation: its
     public keys and the `system/` scopes it may request. The `client_id` goes into the
     backend's configuration; it authenticates with its private key, never a shared secret."""
-    return created(await db.write(partial(service.register_client, principal=principal, data=data)))
+    client = await db.write(partial(service.register_client, principal=principal, data=data))
+    return created(client, {"Location": f"/v1/clients/{client.client_id}"})
+
+
+@clients_router.get("/{client_id}")
+async def get_client(client_id: ResourceId, principal: AdminDep, db: DbDep) -> ClientPublic:
+    """A registered backend (what a client's ``Location`` names); its keys are not shown."""
+    return await db.read(partial(service.get_client, principal=principal, client_id=client_id))
 
 
 def _oauth_error(description: str) -> dict[str, Any]:

@@ -3,17 +3,21 @@ grant authenticated by a signed assertion (RFC 7523 §2.2, SMART App Launch 2.0)
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import jwt
+from jwt.utils import base64url_decode
 from sqlalchemy import Connection
 
+from kap_outcomes import json_bodies
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.smart import repository, scopes
 from kap_outcomes.smart.jwks import ALGORITHMS, MAX_KID_LENGTH, find_key, jwks_problems
 from kap_outcomes.smart.models import ClientCreate, ClientPublic, TokenResponse
@@ -25,6 +29,10 @@ CLOCK_SKEW = timedelta(seconds=30)
 """Tolerated difference between the client's clock and ours, on ``exp`` both ways."""
 MAX_JTI_LENGTH = 255
 _CLIENT_ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
+NUMERIC_DATES = ("exp", "iat", "nbf")
+LATEST_NUMERIC_DATE = 253402300799
+"""The last second a datetime can hold (9999-12-31T23:59:59Z): any NumericDate beyond it, or
+before 1970, is not a time an assertion could mean."""
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -78,6 +86,15 @@ def register_client(conn: Connection, *, principal: Principal, data: ClientCreat
     return ClientPublic(client_id=client_id, name=data.name, scope=scope, created_at=now)
 
 
+def get_client(conn: Connection, *, principal: Principal, client_id: str) -> ClientPublic:
+    row = repository.get_client(
+        conn, organisation_id=principal.organisation_id, client_id=client_id
+    )
+    if row is None:
+        raise not_found("Client")
+    return ClientPublic(client_id=row.id, name=row.name, scope=row.scope, created_at=row.created_at)
+
+
 # --- the token endpoint ---------------------------------------------------------------------
 
 
@@ -104,6 +121,43 @@ class _Client:
     scope: str
 
 
+def _check_claims(assertion: str) -> None:
+    """The header's and the payload's JSON by the rules of every body (each name once,
+    numbers within the grammar, checked as text before anything converts them), and ``exp``,
+    ``iat`` and ``nbf`` NumericDates between 1970 and the year 9999 (RFC 7519 section 2):
+    else ``invalid_grant``, naming the claim and never echoing its value."""
+    for index, part in enumerate(("header", "claim")):
+        try:
+            segment = base64url_decode(assertion.split(".")[index].encode("ascii"))
+        except (IndexError, ValueError):
+            return  # not a JWS at all: the decoder says so
+        problems = json_bodies.check(segment)
+        if problems:
+            name = problems[0].pointer.lstrip("/").split("/")[0]
+            where = f"{part} {name[:40]}" if name else part.replace("claim", "claims")
+            raise _grant_error(f"The client assertion's {where}: {problems[0].detail}.")
+    try:
+        claims = json.loads(segment)  # the payload, checked above
+    except ValueError:
+        return  # not JSON: the decoder says so
+    if not isinstance(claims, dict):
+        return
+    for name in NUMERIC_DATES:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= LATEST_NUMERIC_DATE
+        ):
+            raise _grant_error(
+                f"The client assertion's {name} must be a NumericDate: a number of "
+                "seconds since 1970-01-01T00:00:00Z that names a calendar date."
+            )
+
+
 def _authenticate_client(
     conn: Connection, assertion: str, issuer: TokenIssuer
 ) -> tuple[_Client, str, datetime]:
@@ -113,6 +167,7 @@ def _authenticate_client(
     verified assertion whose claims do not hold (audience, expiry, ``jti``) is
     ``invalid_grant``. Neither description echoes the assertion.
     """
+    _check_claims(assertion)  # as text, before any JSON library converts a number
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
