@@ -4,7 +4,9 @@ Every authenticated request to an audited route leaves exactly one event: the pr
 operation (``POST /v1/patients/{patient_id}/assessments``), the resource and patient it
 touched, the outcome status and the request id. A successful write records its event inside
 its own transaction (the data and its audit commit together or not at all); a read, and a
-write that was refused, record theirs in a transaction of their own before the answer goes out.
+request that was refused or crashed (500), record theirs in a transaction of their own before
+the answer goes out. The patient is the one the request concerned: named by the path, or by a
+service once it knows it (:func:`concerns`: the row read, the filter searched by).
 """
 
 from __future__ import annotations
