@@ -98,13 +98,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served by api_docs, from the package rather than a CDN
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.serves_api_docs else None,
         redirect_slashes=False,  # its redirects would echo the client's Host header
         dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
-    api_docs.install(app)
+    if settings.serves_api_docs:  # KAP_API_DOCS; off in production unless asked for
+        api_docs.install(app)
     app.add_middleware(NoNulText)  # a NUL in the query: 422 (bodies: RequestBodyRules)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(Edge, limits=Limits(failed_auth_per_minute=settings.failed_auth_per_minute))
+    app.add_middleware(
+        Edge,
+        limits=Limits(
+            failed_auth_per_minute=settings.failed_auth_per_minute,
+            trusted_proxies=tuple(settings.trusted_proxies),
+        ),
+    )
     if settings.cors_origins:  # outermost: the edge's own answers (429) are readable too
         app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
     app.state.token_rate = (

@@ -3,6 +3,13 @@ throttling of failed authentication per client address. (The per-token rate limi
 the authenticated principal, is applied in ``auth.dependencies.current_principal`` with the
 :class:`RateWindow` defined here.)
 
+The throttle counts and refuses failed attempts only: an address over its budget gets 429
+instead of 401 (or instead of the 400 of a wrong enrollment code), while a request whose
+credential is valid is served as usual, and a request that needs none (``/healthz``,
+``/readyz``) is never touched. So a neighbour behind the same NAT who mistypes a token cannot
+lock a clinic out. Guessing gains nothing from this: tokens carry 256 random bits, enrollment
+codes 80 bits for 15 minutes, client assertions are signatures.
+
 Pure ASGI and in-process: it adds a few microseconds to every request. The limits are per
 process; behind several instances they hold per instance (put a shared limiter at the load
 balancer when that matters).
@@ -11,6 +18,7 @@ balancer when that matters).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import math
@@ -19,7 +27,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,6 +48,17 @@ _SECURITY_HEADERS = [
 ]
 _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
+
+
+class Window(Protocol):
+    """What the edge needs of a limiter (in-process :class:`RateWindow` now; a shared store
+    can stand in for it)."""
+
+    def retry_after(self, key: bytes, now: float) -> int: ...
+
+    def blocked_for(self, key: bytes, now: float) -> int: ...
+
+    def add(self, key: bytes, now: float) -> None: ...
 
 
 CORS_ALLOWED_HEADERS = [
@@ -100,9 +119,69 @@ class RateWindow:
         self.retry_after(key, now)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     failed_auth_per_minute: int  # per client address; 0: no throttling
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address as a peer or an X-Forwarded-For entry gives it (a port and IPv6
+    brackets allowed), or None."""
+    text = text.strip()
+    if text.startswith("["):  # [2001:db8::1] or [2001:db8::1]:443
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # 198.51.100.7:443
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: tuple[Network, ...]
+) -> bool:
+    return any(address in network for network in proxies)
+
+
+def client_key(scope: Scope, proxies: tuple[Network, ...] = ()) -> bytes:
+    """The key of the client's failures: its address, as the peer or, when the peer is a
+    trusted proxy, as ``X-Forwarded-For`` says.
+
+    The header is read right to left, each proxy having appended the address it saw; the
+    first address that is not a trusted proxy is the client (entries left of it are the
+    client's own and may be forged). An entry that is not an address ends the walk at the
+    last trusted hop. An IPv6 client is keyed by its /64, the block one subscriber usually
+    holds, so that rotating addresses within it does not reset the count.
+    """
+    peer = (scope.get("client") or ("-", 0))[0]
+    address = _address(peer)
+    if address is None:
+        return str(peer).encode()
+    if proxies and _trusted(address, proxies):
+        hops = [
+            hop
+            for name, value in scope["headers"]
+            if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")
+        ]
+        for hop in reversed(hops):
+            forwarded = _address(hop)
+            if forwarded is None:
+                break
+            address = forwarded
+            if not _trusted(address, proxies):
+                break
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False)).encode()
+    return str(address).encode()
 
 
 def too_many_requests(retry_after: int, detail: str) -> DomainError:
@@ -150,11 +229,12 @@ class Edge:
         # request ids: unique per process and cheap (no syscall per request)
         self._id_prefix = os.urandom(4).hex().encode()
         self._id_counter = itertools.count()
-        self._failures = (
+        self._failures: Window | None = (
             RateWindow(limits.failed_auth_per_minute, 60.0)
             if limits.failed_auth_per_minute
             else None
         )
+        self._proxies = limits.trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,31 +248,31 @@ class Edge:
         if not request_id:
             request_id = b"%s%08x" % (self._id_prefix, next(self._id_counter) & 0xFFFFFFFF)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
-        client = (scope.get("client") or ("-", 0))[0].encode()
         status = 500
         headers_out = [(b"x-request-id", request_id), *_SECURITY_HEADERS]
         if scope["path"].startswith(_DOCS):
             headers_out = headers_out[:-1]
+        refused = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, refused
             if message["type"] == "http.response.start":
                 status = message["status"]
+                failures = self._failures
+                if failures is not None and _failed_authentication(status, scope["path"]):
+                    refusal = self._count_failure(failures, scope)
+                    if refusal is not None:  # the app's answer is dropped for the 429
+                        refused, status = True, refusal.status
+                        await _send_problem(send, refusal, scope["path"], headers_out)
+                        return
                 message["headers"] = [*message.get("headers", ()), *headers_out]
+            elif refused:
+                return
             await send(message)
 
-        now = time.monotonic()
-        refusal = self._refusal(client, now)
         try:
-            if refusal is not None:
-                await _send_problem(send_with_headers, refusal, scope["path"])
-            else:
-                await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_with_headers)
         finally:
-            if self._failures is not None and (
-                status == 401 or (status == 400 and scope["path"] == _ENROLL)
-            ):
-                self._failures.add(client, now)
             if log.isEnabledFor(logging.INFO):
                 route = scope.get("route")
                 self._access.add(
@@ -207,15 +287,24 @@ class Edge:
                     ).decode()
                 )
 
-    def _refusal(self, client: bytes, now: float) -> DomainError | None:
-        if self._failures is not None:
-            wait = self._failures.blocked_for(client, now)
-            if wait:
-                return too_many_requests(wait, "Too many failed authentications from this address.")
+    def _count_failure(self, failures: Window, scope: Scope) -> DomainError | None:
+        """Count a failed authentication of the client; the 429 that replaces it once the
+        client is over its budget."""
+        key, now = client_key(scope, self._proxies), time.monotonic()
+        wait = failures.blocked_for(key, now)
+        if wait:
+            return too_many_requests(wait, "Too many failed authentications from this address.")
+        failures.add(key, now)
         return None
 
 
-async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
+def _failed_authentication(status: int, path: str) -> bool:
+    return status == 401 or (status == 400 and path == _ENROLL)
+
+
+async def _send_problem(
+    send: Send, problem: DomainError, path: str, extra_headers: list[tuple[bytes, bytes]]
+) -> None:
     media_type = b"application/problem+json"
     if is_fhir_path(path):  # FHIR routes answer every error with an OperationOutcome
         body = orjson.dumps(outcome_for(problem.status, problem.detail))
@@ -226,6 +315,7 @@ async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
         (b"content-type", media_type),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
+        *extra_headers,
     ]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -67,7 +67,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: _problem("Not found in the caller's organisation"),
     409: _problem("Conflicts with what is stored (a duplicate, or a request still in flight)"),
     412: _problem("If-Match names a version that is no longer current"),
-    428: _problem("If-Match is required to change this resource"),
+    428: _problem("If-Match with an ETag is required to change this resource (* names none)"),
     422: _problem("The request is not valid; `errors` points at each problem"),
     503: _problem("The database is unreachable; retry after `Retry-After` seconds"),
 }

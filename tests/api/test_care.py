@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from kap_outcomes.auth.models import Role
 
@@ -266,6 +267,62 @@ def test_nan_amount_is_422(tenant, count_rows):
     )
     _assert_problem(resp, 422)
     assert count_rows("care_sessions", tenant.org_id) == 0
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [b"true", b'"50"', b"1e-320", b"0.5", b"1e309", b"-0.0", b"[50]", b'{"value": 50}', b"null"],
+    ids=[
+        "bool",
+        "numeric-string",
+        "subnormal",
+        "half-mg",
+        "overflow",
+        "minus-zero",
+        "list",
+        "object",
+        "null",
+    ],
+)
+def test_a_dose_is_a_plausible_number_of_mg(tenant, count_rows, amount):
+    """Issue #9: not `true`, not `"50"`, not 1e-320: a JSON number from 1 to 1000 mg."""
+    pid = tenant.patient()
+    resp = tenant.client.post(
+        f"/v1/patients/{pid}/sessions",
+        content=(
+            b'{"kind": "dosing", "occurred_at": "2026-01-01T00:00:00Z",'
+            b' "dose": {"route": "im", "amount_mg": ' + amount + b"}}"
+        ),
+        headers=tenant.headers() | {"content-type": "application/json"},
+    )
+    assert _pointers(_assert_problem(resp, 422)) == ["/dose/amount_mg"]
+    assert count_rows("care_sessions", tenant.org_id) == 0
+
+
+@pytest.mark.parametrize(("route", "amount"), [("im", 1), ("intranasal", 84), ("oral", 1000)])
+def test_doses_at_the_bounds_are_recorded(tenant, route, amount):
+    pid = tenant.patient()
+    resp = tenant.post(
+        f"/v1/patients/{pid}/sessions", _dosing(dose={"route": route, "amount_mg": amount})
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["dose"] == {"route": route, "amount_mg": float(amount)}
+
+
+def test_a_dose_recorded_before_the_bounds_still_reads(tenant, db):
+    """A row stored when 0 < dose was the only rule is listed as it is, not a 500."""
+    pid = tenant.patient()
+    created = tenant.post(f"/v1/patients/{pid}/sessions", _dosing())
+    assert created.status_code == 201, created.text
+    db.run_write(
+        lambda c: c.execute(
+            text("UPDATE care_sessions SET dose_amount_mg = 0.25 WHERE id = :i"),
+            {"i": created.json()["id"]},
+        )
+    )
+    listed = tenant.get(f"/v1/patients/{pid}/sessions")
+    assert listed.status_code == 200, listed.text
+    assert [s["dose"] for s in listed.json()["data"]] == [{"route": "im", "amount_mg": 0.25}]
 
 
 def test_session_with_unknown_course_is_422(tenant, count_rows):

@@ -60,6 +60,20 @@ def test_amend_needs_if_match_and_refuses_a_stale_one(tenant):
     assert tenant.get(f"/v1/assessments/{aid}").json()["total"] == 9
 
 
+def test_if_match_star_is_refused_it_names_no_version(tenant):
+    """`If-Match: *` would let a correction overwrite a version its author never read."""
+    pid = tenant.patient()
+    aid = _phq9(tenant, pid, [1] * 9)["id"]
+    body = {"items": [2] * 8 + [0], "reason": "transcription error"}
+    for star in ("*", " *", '"1", *'):
+        amended = _amend(tenant, aid, body, etag=star)
+        assert amended.status_code == 428, amended.text
+        assert "ETag" in amended.json()["detail"]
+        assert _retract(tenant, aid, "entered for the wrong patient", star).status_code == 428
+    assert [v["version"] for v in _history(tenant, aid)["versions"]] == [1]
+    assert tenant.get(f"/v1/assessments/{aid}").json()["status"] == "final"
+
+
 def test_amend_records_a_new_version_and_keeps_the_old_one(tenant):
     pid = tenant.patient()
     aid = _phq9(tenant, pid, [1] * 8 + [0])["id"]

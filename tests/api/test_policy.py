@@ -100,8 +100,9 @@ def test_if_match_is_required_and_must_be_current(tenant, count_rows):
     stale = _put(tenant, {"induction_doses": 5}, '"default"')
     assert stale.status_code == 412 and stale.headers["content-type"] == PROBLEM
     assert _put(tenant, {"induction_doses": 5}, 'W/"v1"').status_code == 200
-    assert _put(tenant, {"induction_doses": 5}, "*").status_code == 200
-    assert count_rows("policy_versions", tenant.org_id) == 3
+    star = _put(tenant, {"induction_doses": 4}, "*")  # names no version: refused
+    assert star.status_code == 428 and star.headers["content-type"] == PROBLEM
+    assert count_rows("policy_versions", tenant.org_id) == 2
 
 
 @pytest.mark.parametrize("role", [Role.clinician, Role.integration])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from pydantic import ValidationError
 from sqlalchemy import text
 
 from kap_outcomes.auth.models import Role
@@ -326,6 +326,11 @@ def test_backend_token_cannot_write_with_the_admin_route(
             ),
             "/jwks/keys/0/n",
         ),
+        # public exponents outside 65537 <= e < 2**256 (NIST SP 800-56B, FIPS 186-5)
+        (lambda jwk, key: jwk | {"e": _b64_int(3)}, "/jwks/keys/0/e"),
+        (lambda jwk, key: jwk | {"e": _b64_int(65535)}, "/jwks/keys/0/e"),
+        (lambda jwk, key: jwk | {"e": _b64_int(2**256 + 1)}, "/jwks/keys/0/e"),
+        (lambda jwk, key: jwk | {"e": _b64_int(65538)}, "/jwks/keys/0"),  # even: no key
     ],
     ids=[
         "private-d",
@@ -337,6 +342,10 @@ def test_backend_token_cannot_write_with_the_admin_route(
         "bad-modulus",
         "p256",
         "rsa1024",
+        "e3",
+        "e65535",
+        "e-huge",
+        "e-even",
     ],
 )
 def test_jwks_must_hold_usable_public_keys(
@@ -351,6 +360,25 @@ def test_jwks_must_hold_usable_public_keys(
     )
     assert resp.status_code == 422, resp.text
     assert pointer in [e.get("pointer") for e in resp.json()["errors"]]
+
+
+def _b64_int(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_an_rsa_key_with_exponent_3_is_refused_by_name(
+    tenant: Tenant, rsa_backend_key: Any
+) -> None:
+    small = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    resp = tenant.post(
+        "/v1/clients",
+        {"name": "x", "jwks": {"keys": [public_jwk(small, "e3")]}, "scope": SCOPE},
+        role=Role.admin,
+    )
+    assert resp.status_code == 422, resp.text
+    [error] = resp.json()["errors"]
+    assert error["pointer"] == "/jwks/keys/0/e" and "65537" in error["detail"]
 
 
 def test_private_jwk_of_an_ec_key_is_refused(tenant: Tenant) -> None:
@@ -382,6 +410,11 @@ def test_duplicate_kids_are_refused(tenant: Tenant, rsa_backend_key: Any) -> Non
         "system/Patient.sr",
         "openid",
         " ",
+        # resource types this service does not serve (its CapabilityStatement)
+        "system/Medication.rs",
+        "system/Encounter.cruds",
+        "system/Foo.r",
+        "system/PatientX.rs",
     ],
 )
 def test_only_system_v2_scopes_can_be_registered(
@@ -395,6 +428,15 @@ def test_only_system_v2_scopes_can_be_registered(
     resp = tenant.post("/v1/clients", body, role=Role.admin)
     assert resp.status_code == 422, resp.text
     assert resp.json()["errors"][0]["pointer"] == "/scope"
+
+
+def test_scopes_name_exactly_the_resource_types_served(tenant: Tenant) -> None:
+    served = tenant.client.get("/fhir/R4/metadata").json()["rest"][0]["resource"]
+    types = {resource["type"] for resource in served}
+    assert types, "the CapabilityStatement lists the resource types"
+    for resource_type in sorted(types):
+        backend = Backend(tenant, scope=f"system/{resource_type}.rs")
+        assert backend.access_token(f"system/{resource_type}.rs")
 
 
 # --- access tokens in use -------------------------------------------------------------------
@@ -489,12 +531,12 @@ def test_smart_configuration(tenant: Tenant) -> None:
 
 
 def test_signing_key_is_required_in_production() -> None:
-    with pytest.raises(ValidationError):
-        Settings(signing_key="too short")
+    with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
+        TokenIssuer.from_settings(Settings(signing_key="too short"))
     with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
         TokenIssuer.from_settings(Settings(environment="production", signing_key=None))
     for placeholder in ("k" * 32, "change-me-change-me-change-me-change-me", "my-secret-" * 4):
-        with pytest.raises(RuntimeError, match="placeholder"):
+        with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
             TokenIssuer.from_settings(Settings(environment="production", signing_key=placeholder))
     key = "q3Vt9ZkL0wXa7RbN2yHc5JmP8sDf4GhE"
     issuer = TokenIssuer.from_settings(

@@ -3,6 +3,8 @@ assessment and keeps every earlier one, with who changed it, when and why.
 
 Optimistic concurrency: a correction names the version it corrects (``If-Match`` with the
 assessment's ``ETag``); without it the request is a 428, against a newer version a 412.
+``If-Match: *`` names no version (it holds for whatever version is current, RFC 9110
+§13.1.1), so it would let a correction overwrite one its author never read: also a 428.
 Amending re-evaluates safety: a trigger the assessment had not raised yet opens its alert;
 alerts already opened are never closed by a correction (a clinician closes them).
 """
@@ -38,9 +40,11 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def precondition_required() -> DomainError:
+def precondition_required(
+    detail: str = "Send If-Match with the assessment's ETag (read it with GET first).",
+) -> DomainError:
     return DomainError(
-        detail="Send If-Match with the assessment's ETag (read it with GET first).",
+        detail=detail,
         status=428,
         slug="precondition-required",
         title="Precondition required",
@@ -56,12 +60,15 @@ def precondition_failed() -> DomainError:
     )
 
 
+STAR_REFUSED = "If-Match: * names no version; send the ETag of the {what} you read."
+
+
 def check_if_match(if_match: str | None, version: int) -> None:
     if if_match is None or not if_match.strip():
         raise precondition_required()
     tags = [tag.strip() for tag in if_match.split(",")]
     if "*" in tags:
-        return
+        raise precondition_required(STAR_REFUSED.format(what="assessment"))
     if etag(version) not in (tag.removeprefix("W/") for tag in tags):
         raise precondition_failed()
 

@@ -114,7 +114,9 @@ async def get_assessment(
 
 IfMatch = Annotated[
     str | None,
-    Header(alias="If-Match", max_length=200, description="The ETag of the version corrected"),
+    Header(
+        alias="If-Match", max_length=200, description="The ETag of the version corrected (not *)"
+    ),
 ]
 PRECONDITIONS: dict[int | str, dict[str, Any]] = {
     409: PROBLEMS[409],

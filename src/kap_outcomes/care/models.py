@@ -11,6 +11,7 @@ from sqlalchemy import Float, Index, String, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from kap_outcomes.clinical.dose import DOSE_MAX_MG, DOSE_MIN_MG
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
@@ -109,7 +110,13 @@ class Dose(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     route: DoseRoute
-    amount_mg: float = Field(gt=0, le=1000, allow_inf_nan=False)
+    amount_mg: float = Field(
+        ge=DOSE_MIN_MG,
+        le=DOSE_MAX_MG,
+        strict=True,  # a JSON number: not true, not "50"
+        allow_inf_nan=False,
+        description="Milligrams of ketamine, from 1 to 1000.",
+    )
 
 
 class SessionCreate(BaseModel):

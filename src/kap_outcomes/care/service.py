@@ -17,6 +17,7 @@ from kap_outcomes.care.models import (
     CourseCreate,
     CoursePublic,
     Dose,
+    DoseRoute,
     SessionCreate,
     SessionPublic,
 )
@@ -42,8 +43,8 @@ def _course_public(row: Any) -> CoursePublic:
 
 
 def _session_public(row: Any) -> SessionPublic:
-    dose = (
-        Dose(route=row.dose_route, amount_mg=row.dose_amount_mg)
+    dose = (  # as stored: a dose recorded under older, wider bounds still reads
+        Dose.model_construct(route=DoseRoute(row.dose_route), amount_mg=row.dose_amount_mg)
         if row.dose_route is not None
         else None
     )

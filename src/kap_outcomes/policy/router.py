@@ -19,7 +19,7 @@ router = APIRouter(
 
 _PRECONDITIONS: dict[int | str, dict[str, Any]] = {
     412: PROBLEMS[404] | {"description": "If-Match does not name the current version"},
-    428: PROBLEMS[404] | {"description": "If-Match is missing"},
+    428: PROBLEMS[404] | {"description": "If-Match is missing, or * (it names no version)"},
 }
 
 _EXAMPLE = {"induction_doses": 4, "phq9": {"rise_from_nadir": 4}}

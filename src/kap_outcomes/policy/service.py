@@ -88,15 +88,22 @@ def replace_policy(
 
 
 def _check_precondition(if_match: str | None, current: int) -> None:
-    if if_match is None:
+    """``If-Match`` must name the version replaced; ``*`` names none, so it is refused."""
+    tags = (
+        set() if if_match is None else {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    )
+    if if_match is None or "*" in tags:
         raise DomainError(
-            detail="Send If-Match with the ETag of the policy you read.",
+            detail=(
+                "Send If-Match with the ETag of the policy you read."
+                if if_match is None
+                else "If-Match: * names no version; send the ETag of the policy you read."
+            ),
             status=428,
             slug="precondition-required",
             title="Precondition required",
         )
-    tags = {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    if "*" not in tags and etag(current) not in tags:
+    if etag(current) not in tags:
         raise _stale()
 
 

@@ -18,6 +18,10 @@ PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 """JWK members that carry secret material (RFC 7518 §6.2.2, §6.3.2, §6.4)."""
 
 MIN_RSA_BITS = 2048
+MIN_RSA_EXPONENT = 65537
+MAX_RSA_EXPONENT = 2**256
+"""65537 <= e < 2**256 (NIST SP 800-56B Rev. 2 §6.2.1; FIPS 186-5 A.1.1): a small e invites
+the attacks on low exponents, a huge one makes every verification as slow as a signature."""
 MAX_KID_LENGTH = 255
 
 
@@ -46,8 +50,16 @@ def _key_problems(key: dict[str, Any], pointer: str) -> list[FieldProblem]:
     parsed = load_key(key, algorithm)
     if parsed is None:
         return [FieldProblem(pointer=pointer, detail=f"not a valid {kty} public key")]
-    if isinstance(parsed.key, RSAPublicKey) and parsed.key.key_size < MIN_RSA_BITS:
-        return [FieldProblem(pointer=f"{pointer}/n", detail="RSA keys of 2048 bits or more")]
+    if isinstance(parsed.key, RSAPublicKey):
+        if parsed.key.key_size < MIN_RSA_BITS:
+            return [FieldProblem(pointer=f"{pointer}/n", detail="RSA keys of 2048 bits or more")]
+        if not MIN_RSA_EXPONENT <= parsed.key.public_numbers().e < MAX_RSA_EXPONENT:
+            return [
+                FieldProblem(
+                    pointer=f"{pointer}/e",
+                    detail="an RSA public exponent from 65537 (AQAB) up to 2**256",
+                )
+            ]
     return []
 
 

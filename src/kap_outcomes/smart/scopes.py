@@ -1,9 +1,11 @@
 """SMART v2 ``system/`` scopes: parsing, and whether a request stays within a registration.
 
 A scope is ``system/<resource type or *>.<permissions>``, the permissions a non-empty subset
-of ``cruds`` written in that order (SMART App Launch 2.0, §Scopes). Only ``system/`` scopes
-belong to a backend service; ``patient/`` and ``user/`` scopes, v1 suffixes (``.read``) and
-query-restricted scopes (``?category=…``) are refused.
+of ``cruds`` written in that order (SMART App Launch 2.0, §Scopes), the resource type one
+that this service serves (:data:`RESOURCE_TYPES`, those of its CapabilityStatement). Only
+``system/`` scopes belong to a backend service; ``patient/`` and ``user/`` scopes, v1
+suffixes (``.read``), query-restricted scopes (``?category=…``) and other resource types are
+refused.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SCOPE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.(c?r?u?d?s?)")
+RESOURCE_TYPES = ("Patient", "Observation", "Questionnaire", "QuestionnaireResponse")
+_SCOPE = re.compile(rf"system/(\*|{'|'.join(RESOURCE_TYPES)})\.(c?r?u?d?s?)")
 WRITE_PERMISSIONS = frozenset("cud")
 
 

@@ -63,7 +63,10 @@ def _grant_error(description: str) -> OAuthError:
 def register_client(conn: Connection, *, principal: Principal, data: ClientCreate) -> ClientPublic:
     requested, refused = scopes.parse_scopes(data.scope)
     problems = [
-        FieldProblem(pointer="/scope", detail=f"not a SMART v2 system scope: {word[:80]!r}")
+        FieldProblem(
+            pointer="/scope",
+            detail=f"not a SMART v2 system scope of a resource served here: {word[:80]!r}",
+        )
         for word in refused
     ]
     if not requested and not refused:

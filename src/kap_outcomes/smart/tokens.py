@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 import jwt
+from zxcvbn import zxcvbn
 
 from kap_outcomes.config import Settings
 from kap_outcomes.db import new_id
@@ -36,14 +37,50 @@ def _process_key() -> bytes:
     return secrets.token_bytes(32)
 
 
-_PLACEHOLDER_WORDS = ("change", "placeholder", "example", "secret", "password", "default", "xxx")
+_PLACEHOLDER_WORDS = ("change", "placeholder", "example", "secret", "password", "default")
+
+MIN_KEY_LENGTH = 32
+MIN_KEY_GUESSES_LOG10 = 24.0
+"""A key must not be guessable in fewer than 10^24 tries (about 80 bits) by zxcvbn's estimate,
+which finds repeats, sequences, keyboard walks, words and dates; 32 random hexadecimal digits
+(128 bits) score 27 or more, a repeated ``abcdefghijkl`` about 2."""
+_ESTIMATED_CHARACTERS = 72  # zxcvbn's limit; a longer key is judged by its start
+KEY_HOW_TO = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+class SigningKeyError(RuntimeError):
+    """KAP_SIGNING_KEY is missing or unfit; the message is one line, the key never in it."""
 
 
 def looks_like_placeholder(secret: str) -> bool:
-    """A value someone forgot to replace: a telltale word, or too few distinct characters
-    to be random (``openssl rand -base64 48`` gives a good one)."""
+    """A value someone forgot to replace: it has a telltale word. (Too few distinct
+    characters is no sign: 32 random hexadecimal digits often have fewer than 12.)"""
     lowered = secret.lower()
-    return any(word in lowered for word in _PLACEHOLDER_WORDS) or len(set(secret)) < 12
+    return any(word in lowered for word in _PLACEHOLDER_WORDS)
+
+
+@lru_cache(maxsize=8)
+def _guesses_log10(secret: str) -> float:
+    return float(zxcvbn(secret[:_ESTIMATED_CHARACTERS])["guesses_log10"])
+
+
+def signing_key_problem(secret: str, *, environment: str) -> str | None:
+    """Why ``secret`` may not sign access tokens, or None when it may.
+
+    Too short is refused everywhere; a placeholder or a guessable key outside development.
+    """
+    if len(secret) < MIN_KEY_LENGTH:
+        return f"KAP_SIGNING_KEY is too short ({len(secret)} characters, {MIN_KEY_LENGTH} or more)"
+    if environment == "development":
+        return None
+    if looks_like_placeholder(secret):
+        return "KAP_SIGNING_KEY looks like a placeholder"
+    if _guesses_log10(secret) < MIN_KEY_GUESSES_LOG10:
+        return (
+            "KAP_SIGNING_KEY is guessable (a repeated pattern, a sequence, words or a keyboard "
+            "walk)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +98,14 @@ class TokenIssuer:
     def from_settings(cls, settings: Settings) -> TokenIssuer:
         if settings.signing_key is not None:
             secret = settings.signing_key.get_secret_value()
-            if settings.environment != "development" and looks_like_placeholder(secret):
-                raise RuntimeError("KAP_SIGNING_KEY looks like a placeholder; set a random one")
+            problem = signing_key_problem(secret, environment=settings.environment)
+            if problem is not None:
+                raise SigningKeyError(f"{problem}; {KEY_HOW_TO}")
             key = secret.encode()
         elif settings.environment != "development":
-            raise RuntimeError(
+            raise SigningKeyError(
                 f"KAP_SIGNING_KEY is required outside development ({settings.environment}); "
-                "32+ random characters"
+                + KEY_HOW_TO
             )
         else:
             key = _process_key()
