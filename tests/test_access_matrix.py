@@ -154,6 +154,20 @@ PARAMS: dict[tuple[str, str], dict[str, str]] = {
 QUERIES: dict[tuple[str, str], str] = {
     ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",
 }
+FILTERS: dict[tuple[str, str], str] = {
+    ("get", "/v1/alerts"): "?patient_id={patient_id}",
+    ("get", "/fhir/R4/QuestionnaireResponse"): "?patient=Patient/{patient_id}",
+    ("get", "/fhir/R4/Observation"): "?patient={patient_id}",
+}
+"""Searches filtered by the patient, in the audit test: their events must name it."""
+ABOUT_THE_PATIENT = (
+    "{patient_id}",
+    "{assessment_id}",
+    "{alert_id}",
+    "{response_id}",
+    "{observation_id}",
+)
+"""Path parameters of the world's resources, all of which belong to its patient."""
 ROLES = ["admin", "clinician", "integration", "patient", "other_patient"]
 UNAUTHENTICATED = ["none", "expired", "revoked", "forged", "malformed"]
 
@@ -279,12 +293,12 @@ def _webhooks(tenant, db) -> dict[str, str]:
     return made
 
 
-def _call(world, method: str, path: str, caller: str):
+def _call(world, method: str, path: str, caller: str, query: str | None = None):
     tenant = world["tenant"]
     params = world["params"] | {
         name: world["params"][other] for name, other in PARAMS.get((method, path), {}).items()
     }
-    url = path.format(**params) + QUERIES.get((method, path), "")
+    url = path.format(**params) + (query or QUERIES.get((method, path), "")).format(**params)
     headers = world["headers"][caller] | {"If-Match": "*"}
     body = BODIES.get((method, path))
     kwargs: dict[str, Any] = {}
@@ -309,7 +323,9 @@ def test_the_matrix(world, client):
             continue
         for caller in UNAUTHENTICATED:
             status = _call(world, method, path, caller).status_code
-            if rule == PUBLIC:
+            if status >= 500:
+                failures.append((method, path, caller, status, "no 5xx"))
+            elif rule == PUBLIC:
                 if status in (401, 403):
                     failures.append((method, path, caller, status, "public"))
             elif status != 401:
@@ -319,7 +335,9 @@ def test_the_matrix(world, client):
         for caller in ROLES:
             status = _call(world, method, path, caller).status_code
             expected = rule[caller]
-            if expected == OK and status in (401, 403, 404):
+            if status >= 500:
+                failures.append((method, path, caller, status, "no 5xx"))
+            elif expected == OK and status in (401, 403, 404):
                 failures.append((method, path, caller, status, "allowed"))
             elif expected in (FORBIDDEN, HIDDEN) and status != int(expected):
                 failures.append((method, path, caller, status, expected))
@@ -328,7 +346,8 @@ def test_the_matrix(world, client):
 
 def test_every_authenticated_call_leaves_one_audit_event(world, client, db):
     """Audit completeness: each operation, called by a role allowed to, records one event with
-    its action, outcome status, role and request id (refusals are recorded too)."""
+    its action, outcome status, role, request id and the patient it concerned (refusals are
+    recorded too; a 5xx is a failure of its own)."""
     missing = []
     for number, (method, path) in enumerate(_operations(client)):
         rule = RULES.get((method, path))
@@ -337,17 +356,27 @@ def test_every_authenticated_call_leaves_one_audit_event(world, client, db):
         caller = "clinician" if rule.get("clinician") == OK else "admin"
         request_id = f"audit-{number}-{method}"
         world["headers"][caller] = world["headers"][caller] | {"X-Request-ID": request_id}
+        query = FILTERS.get((method, path))
         try:
-            status = _call(world, method, path, caller).status_code
+            resp = _call(world, method, path, caller, query)
         finally:
             del world["headers"][caller]["X-Request-ID"]
+        status = resp.status_code
         rows = db.run_read(
             lambda c, rid=request_id: c.execute(
-                text("SELECT action, status, role FROM audit_events WHERE request_id = :r"),
+                text(
+                    "SELECT action, status, role, patient_id FROM audit_events"
+                    " WHERE request_id = :r"
+                ),
                 {"r": rid},
             ).all()
         )
-        expected = [(f"{method.upper()} {path}", status, caller)]
-        if [tuple(r) for r in rows] != expected:
+        patient = None
+        if query or any(name in path for name in ABOUT_THE_PATIENT):
+            patient = world["params"]["patient_id"]
+        elif (method, path) == ("post", "/v1/patients") and status == 201:
+            patient = resp.json()["id"]  # the patient it created
+        expected = [(f"{method.upper()} {path}", status, caller, patient)]
+        if status >= 500 or [tuple(r) for r in rows] != expected:
             missing.append((method, path, status, [tuple(r) for r in rows]))
     assert not missing, "\n".join(map(str, missing))

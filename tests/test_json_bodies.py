@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kap_outcomes.json_bodies import MAX_DEPTH, check
+from kap_outcomes.json_bodies import MAX_DEPTH, NUL_DETAIL, JsonProblem, check
 from kap_outcomes.numbers import bounded_decimal
 
-KEYS = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8
-)
+# Ordinary text: anything but a NUL (which no text may hold, see test_a_nul_is_found_…).
+TEXT = st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00")
+KEYS = st.text(alphabet=TEXT, min_size=1, max_size=8)
 SCALARS = (
     st.none()
     | st.booleans()
@@ -24,7 +24,7 @@ SCALARS = (
     | st.floats(min_value=-1e15, max_value=1e15, allow_nan=False).filter(
         lambda f: f == 0 or abs(f) >= 1e-6
     )
-    | st.text(max_size=20)
+    | st.text(alphabet=TEXT, max_size=20)
 )
 DOCUMENTS = st.recursive(
     SCALARS,
@@ -124,3 +124,28 @@ def test_nesting_is_bounded_and_named() -> None:
 )
 def test_numbers_written_as_text_are_plain_decimals(value: Any, expected: Any) -> None:
     assert bounded_decimal(value) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(DOCUMENTS, st.data())
+def test_a_nul_is_found_where_it_was_put(document: Any, data: Any) -> None:
+    """A NUL in any string, value or member name, is refused with the pointer to it."""
+    root: dict[str, Any] = {"doc": document}
+    places = [(p, v) for p, v in _containers(root, []) if v]
+    path, target = data.draw(st.sampled_from(places))
+    key = data.draw(
+        st.sampled_from(list(target) if isinstance(target, dict) else range(len(target)))
+    )
+    if isinstance(target, dict) and data.draw(st.booleans()):
+        target[f"{key}\x00"] = target.pop(key)  # in the member name
+        key = f"{key}\x00"
+    else:
+        target[key] = "nul\x00here"
+    assert check(json.dumps(root).encode()) == [
+        JsonProblem(_pointer([*path, key]), NUL_DETAIL, "nul")
+    ]
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul() -> None:
+    assert check(b'{"a": "x\\\\u0000y"}') == []
+    assert check(b'{"a": "x\\u0000y"}')[0].kind == "nul"

@@ -4,16 +4,23 @@ Every operation gets generated requests (valid and invalid) with a real clinicia
 three checks must hold for each: no 5xx (``not_a_server_error``), every response matches
 the documented schema (``response_schema_conformance``), and the operation refuses a
 request without valid credentials (``ignored_auth``).
+
+The generated data includes what hostile and real-world clients send: timestamps anywhere in
+years 1..9999 with offsets up to ±14:00 (so ``9999-12-31T23:59:59-14:00``, whose UTC form
+does not exist), and query parameters and top-level body strings replaced by a NUL-holding
+text or such a timestamp (FHIR date searches take plain strings, prefixes included).
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ignored_auth, response_schema_conformance
 
@@ -50,6 +57,51 @@ app = create_app(
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 CHECKS = [not_a_server_error, response_schema_conformance, ignored_auth]
+
+EDGE_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+HOSTILE_TEXT = [
+    "nul\u0000inside",
+    *EDGE_TIMES,
+    "ge9999-12-31T23:59:59-14:00",
+    "lt0001-01-01T00:00:00+14:00",
+]
+
+
+def _with_offset(moment: datetime, minutes: int) -> str:
+    return moment.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat()
+
+
+schemathesis.openapi.format(
+    "date-time",
+    st.sampled_from(EDGE_TIMES)
+    | st.builds(_with_offset, st.datetimes(), st.integers(-14 * 60, 14 * 60)),
+)
+
+
+def _hostile(container: dict[str, Any] | None) -> st.SearchStrategy[Any]:
+    """The container as generated, or with one of its strings replaced by a hostile one."""
+    if not isinstance(container, dict):
+        return st.just(container)
+    names = sorted(k for k, v in container.items() if isinstance(v, str | list))
+    if not names:
+        return st.just(container)
+
+    def replaced(name: str, value: str) -> dict[str, Any]:
+        return container | {name: [value] if isinstance(container[name], list) else value}
+
+    return st.just(container) | st.builds(
+        replaced, st.sampled_from(names), st.sampled_from(HOSTILE_TEXT)
+    )
+
+
+@schema.hook
+def flatmap_query(_ctx: Any, query: dict[str, Any] | None) -> st.SearchStrategy[Any]:
+    return _hostile(query)
+
+
+@schema.hook
+def flatmap_body(_ctx: Any, body: Any) -> st.SearchStrategy[Any]:
+    return _hostile(body)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -42,7 +43,7 @@ from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
 from kap_outcomes.links import require_public_base_url
-from kap_outcomes.middleware import RequestBodyRules
+from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.query_rules import only_declared_query
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.serves_api_docs:  # KAP_API_DOCS; off in production unless asked for
         api_docs.install(app)
+    app.add_middleware(NoNulText)  # a NUL in the query: 422 (bodies: RequestBodyRules)
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         Edge,
@@ -220,7 +222,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: NoTracebacks(build_stack())  # type: ignore[method-assign]
     return app
+
+
+class NoTracebacks:
+    """The outermost layer: a crash leaves the process as one line, never a traceback.
+
+    Starlette answers the 500 (``_crash`` logs the exception's type) and then re-raises, so
+    that the server prints the traceback, with the exception's text: a database driver's
+    message carries the values of the row that failed (``Key (external_id)=(…) already
+    exists``), which are patient data. Here the exception ends once it has been answered.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with contextlib.suppress(Exception):  # answered with a 500, logged by type in _crash
+            await self.app(scope, receive, send)
 
 
 def freeze_startup_objects() -> None:

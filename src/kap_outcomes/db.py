@@ -23,13 +23,13 @@ import psycopg
 from sqlalchemy import JSON, Connection, DateTime, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel, create_engine
 
-from kap_outcomes.errors import unavailable
+from kap_outcomes.errors import DomainError, invalid, unavailable
 
 T = TypeVar("T")
 
@@ -233,7 +233,12 @@ def make_engine(
     url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 10, pool_timeout_s: float = 5.0
 ) -> Engine:
     if is_sqlite(url) and (url in ("sqlite://", "sqlite:///:memory:")):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            poolclass=StaticPool,
+            hide_parameters=True,
+        )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
     if is_sqlite(url):
@@ -244,6 +249,7 @@ def make_engine(
             max_overflow=pool_size,
             pool_timeout=pool_timeout_s,
             json_serializer=_json_dumps,
+            hide_parameters=True,  # bound values are patient data: never in an error
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
@@ -256,6 +262,7 @@ def make_engine(
         pool_recycle=1800,
         json_serializer=_json_dumps,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
+        hide_parameters=True,  # bound values are patient data: never in an error
     )
 
 
@@ -289,22 +296,50 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 PING_CONNECT_TIMEOUT_S = 2
 """How long the readiness check waits for a new connection to a server database."""
 
-_UNAVAILABLE = (
-    OperationalError,
-    PoolTimeoutError,
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-)
-"""SQLAlchemy's wrappers, and the drivers' own errors: the hot statements run on the DBAPI
-cursor, so a lost connection or a deadlock there reaches us unwrapped."""
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+"""Primary result codes of SQLite that mean "not now" rather than "not this statement":
+BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB."""
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Is this the database failing (503, retry), rather than the statement or the value?
+
+    SQLAlchemy's wrappers, and the drivers' own errors: the hot statements run on the DBAPI
+    cursor, so a lost connection or a deadlock there reaches us unwrapped. psycopg's
+    ``OperationalError`` is connection loss, shutdown, cancellation, deadlock and
+    serialization failure; SQLite's mixes a locked or unreadable file with plain SQL errors,
+    so there the result code decides."""
+    if isinstance(exc, PoolTimeoutError | psycopg.OperationalError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is None or code & 0xFF in _SQLITE_UNAVAILABLE
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        return not isinstance(exc.orig, sqlite3.OperationalError) or _unavailable(exc.orig)
+    return False
+
+
+def _out_of_range(exc: BaseException) -> bool:
+    """A value the database cannot hold: SQLSTATE class 22 (data exception: a number or
+    timestamp out of range, text PostgreSQL refuses), a Python int beyond 64 bits for SQLite,
+    a timestamp without a UTC form refused by :class:`UTCDateTime`."""
+    orig = exc.orig if isinstance(exc, StatementError) else exc
+    return isinstance(orig, psycopg.DataError | sqlite3.DataError | OverflowError)
+
+
+def out_of_range() -> DomainError:
+    return invalid([], detail="A value lies outside what can be stored; nothing was stored.")
 
 
 def _translate(exc: BaseException) -> BaseException:
-    """A database that cannot be reached or is locked is a 503, never a 500."""
-    if isinstance(exc, _UNAVAILABLE):
+    """Database errors by kind: a database that cannot be reached or is locked is a 503, a
+    value it cannot hold a 422; anything else stays what it is (a 500)."""
+    if _unavailable(exc):
         return unavailable()
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return unavailable()
+    if _out_of_range(exc):
+        return out_of_range()
     return exc
 
 
@@ -576,6 +611,7 @@ class Database:
                 self.engine.url,
                 poolclass=NullPool,
                 connect_args={"connect_timeout": PING_CONNECT_TIMEOUT_S},
+                hide_parameters=True,
             )
         return self._ping_engine
 

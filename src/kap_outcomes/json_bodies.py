@@ -29,6 +29,12 @@ MAX_VALUES = 10_000
 MAX_PROBLEMS = 10
 """At most this many problems are reported (the first ones found)."""
 
+NUL = "\x00"
+NUL_DETAIL = "must not contain NUL characters (U+0000)"
+"""One rule for all text a client sends: PostgreSQL cannot store a NUL in text or JSONB
+(SQLite can), so without it the same document would be stored on one database and fail on
+the other."""
+
 
 @dataclass(frozen=True, slots=True)
 class JsonProblem:
@@ -37,7 +43,7 @@ class JsonProblem:
     pointer: str
     detail: str
     kind: str
-    """``duplicate-key``, ``number``, ``depth`` or ``size``."""
+    """``duplicate-key``, ``number``, ``depth``, ``size`` or ``nul``."""
 
 
 class _RepeatedKeys(dict[str, Any]):
@@ -219,8 +225,32 @@ def check(body: bytes) -> list[JsonProblem]:
         (containers <= MAX_DEPTH and containers + body.count(b",") < MAX_VALUES)
         or _within_bounds(document)
     ):
-        return []
-    return _walk(document, scan.flagged)
+        problems = []
+    else:
+        problems = _walk(document, scan.flagged)
+    if not problems and b"\\u0000" in body:  # only then a NUL may be in a string
+        pointer = nul_pointer(document)
+        if pointer is not None:
+            problems = [JsonProblem(pointer, NUL_DETAIL, "nul")]
+    return problems
+
+
+def nul_pointer(document: Any) -> str | None:
+    """The JSON Pointer of the first string (member name or value) holding a NUL, else None."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return pointer
+        elif isinstance(value, dict):
+            for name, member in reversed(value.items()):
+                if NUL in name:
+                    return f"{pointer}/{_escape(name)}"
+                stack.append((f"{pointer}/{_escape(name)}", member))
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
+    return None
 
 
 def _within_bounds(document: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
@@ -167,7 +168,12 @@ def fhir_path_of(pointer: str, resource_type: str) -> str:
 
 
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([A-Za-z]{1,64})"')
-_FHIR_ISSUE = {"duplicate-key": "structure", "number": "value", "depth": "too-costly"}
+_FHIR_ISSUE = {
+    "duplicate-key": "structure",
+    "number": "value",
+    "depth": "too-costly",
+    "nul": "value",
+}
 
 
 async def _send_json_problems(
@@ -205,11 +211,43 @@ async def _send(send: Send, status: int, body: bytes, media_type: bytes) -> None
     await send({"type": "http.response.body", "body": body})
 
 
+def _nul_parameter(query_string: bytes) -> str | None:
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if json_bodies.NUL in name or json_bodies.NUL in value:
+            return name.replace(json_bodies.NUL, "")[:40]
+    return None
+
+
+class NoNulText:
+    """One rule for all text a client sends, its query part: no NUL character (U+0000).
+
+    PostgreSQL cannot store a NUL in text or JSONB (SQLite can), so without this rule the same
+    request would be stored on one database and fail on the other. A query parameter holding
+    one (``%00``) is refused naming the parameter: a 422 problem on /v1, a 400 OperationOutcome
+    on FHIR (as any bad search parameter). In a JSON body the same rule is
+    :func:`json_bodies.check`'s (a 422 pointing at it).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if b"%00" in query and (name := _nul_parameter(query)) is not None:
+                problem = invalid([FieldProblem(detail=json_bodies.NUL_DETAIL, parameter=name)])
+                if is_fhir_path(scope["path"]):
+                    problem.status = 400
+                await _send_problem(send, problem, scope["path"])
+                return
+        await self.app(scope, receive, send)
+
+
 async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
     # FHIR routes answer every error with an OperationOutcome.
     media_type = b"application/problem+json"
     if is_fhir_path(path):
-        body = orjson.dumps(outcome_for(problem.status, problem.detail))
+        body = orjson.dumps(outcome_for(problem.status, problem.detail, problem))
         media_type = FHIR_MEDIA_TYPE.encode()
     else:
         body = orjson.dumps(problem.body(path))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, AwareDatetime
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -26,3 +27,10 @@ def _not_in_future(value: datetime) -> datetime:
 
 ToUTC = AfterValidator(_to_utc)
 NotInFuture = AfterValidator(_not_in_future)
+
+Timestamp = Annotated[AwareDatetime, ToUTC]
+"""Every client timestamp: an offset required, normalised to UTC, and a 422 naming the field
+when its UTC form lies outside year 1..9999 (``9999-12-31T23:59:59-14:00``), so no such value
+reaches a database column."""
+PastTimestamp = Annotated[AwareDatetime, NotInFuture]
+"""A :data:`Timestamp` of something that has happened (clock skew tolerated)."""

@@ -189,8 +189,8 @@ def test_assessment_and_alert_are_stored_together(tenant, count_rows):
         _phq9(2) | {"items": [1, 1, 1, 1, 9, 1, 1, 1, 2]},  # out of range
         _phq9(2) | {"administered_at": "2026-03-02T15:04:05"},  # naive
         _phq9(2) | {"unexpected": True},
-        _phq9(2) | {"course_id": str(uuid.uuid4())},  # 404
-        _phq9(2) | {"session_id": str(uuid.uuid4())},  # 404
+        _phq9(2) | {"course_id": str(uuid.uuid4())},  # 422
+        _phq9(2) | {"session_id": str(uuid.uuid4())},  # 422
         _cssrs([1, 1, 1, 1, 1, 1, 2]),
     ],
     ids=["10-items", "range", "naive", "unknown-field", "course-404", "session-404", "cssrs-2"],

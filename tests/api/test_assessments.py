@@ -319,13 +319,13 @@ def test_errors_never_echo_the_rejected_value(tenant):
     assert "secret-answer-xyz" not in resp.text
 
 
-def test_unknown_course_or_session_is_404_and_stores_nothing(tenant, count_rows):
+def test_unknown_course_or_session_is_422_and_stores_nothing(tenant, count_rows):
     pid = tenant.patient()
     for field in ("course_id", "session_id"):
         resp = _submit(
             tenant, pid, _phq9([0, 0, 0, 0, 0, 0, 0, 0, 2], **{field: str(uuid.uuid4())})
         )
-        _assert_problem(resp, 404)
+        _assert_problem(resp, 422)
     assert count_rows("assessments", tenant.org_id) == 0
     assert count_rows("alerts", tenant.org_id) == 0
 

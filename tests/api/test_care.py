@@ -325,19 +325,19 @@ def test_a_dose_recorded_before_the_bounds_still_reads(tenant, db):
     assert [s["dose"] for s in listed.json()["data"]] == [{"route": "im", "amount_mg": 0.25}]
 
 
-def test_session_with_unknown_course_is_404(tenant, count_rows):
+def test_session_with_unknown_course_is_422(tenant, count_rows):
     pid = tenant.patient()
     resp = tenant.post(f"/v1/patients/{pid}/sessions", _dosing(course_id=str(uuid.uuid4())))
-    _assert_problem(resp, 404)
+    _assert_problem(resp, 422)
     assert count_rows("care_sessions", tenant.org_id) == 0
     assert count_rows("courses", tenant.org_id) == 0
 
 
-def test_session_with_another_patients_course_is_404(tenant, count_rows):
+def test_session_with_another_patients_course_is_422(tenant, count_rows):
     pid, other = tenant.patient(), tenant.patient()
     course = tenant.post(f"/v1/patients/{other}/courses", {}).json()
     resp = tenant.post(f"/v1/patients/{pid}/sessions", _dosing(course_id=course["id"]))
-    _assert_problem(resp, 404)
+    _assert_problem(resp, 422)
     assert count_rows("care_sessions", tenant.org_id) == 0
 
 

@@ -89,12 +89,17 @@ def test_foreign_404_looks_like_unknown_404(tenant, victim):
 
 def test_cannot_reach_another_organisations_course_or_session_by_id(tenant, count_rows, victim):
     mine = tenant.patient()
+    # a reference in a body: 422, the same answer as for an id that exists nowhere
     for payload in (DOSING | {"course_id": victim["course_id"]},):
         resp = tenant.post(f"/v1/patients/{mine}/sessions", payload)
-        assert resp.status_code == 404, resp.text
+        unknown = tenant.post(f"/v1/patients/{mine}/sessions", DOSING | {"course_id": mine})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["errors"] == unknown.json()["errors"]
     for field in ("course_id", "session_id"):
         resp = tenant.post(f"/v1/patients/{mine}/assessments", PHQ9 | {field: victim[field]})
-        assert resp.status_code == 404, resp.text
+        unknown = tenant.post(f"/v1/patients/{mine}/assessments", PHQ9 | {field: mine})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["errors"] == unknown.json()["errors"]
     assert count_rows("care_sessions", tenant.org_id) == 0
     assert count_rows("assessments", tenant.org_id) == 0
 

@@ -88,7 +88,7 @@ def test_bad_token_requests_are_422(tenant, body, pointer):
 def test_a_patient_token_needs_a_patient_of_this_organisation(tenant, make_tenant):
     other = make_tenant()
     theirs = other.patient()
-    assert _create(tenant, {"role": "patient", "patient_id": theirs}).status_code == 404
+    assert _create(tenant, {"role": "patient", "patient_id": theirs}).status_code == 422
     ours = tenant.patient()
     issued = _create(tenant, {"role": "patient", "patient_id": ours}).json()
     assert issued["patient_id"] == ours

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.alerts import repository
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus, AlertSummary
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.safety import AlertTrigger
 from kap_outcomes.db import new_id, utcnow
@@ -85,6 +86,7 @@ def list_alerts(
     cursor: str | None,
     limit: int,
 ) -> Page[AlertPublic]:
+    audit.concerns(patient_id)
     after = decode_cursor(cursor) if cursor else None
     rows = repository.page(
         conn,
@@ -137,6 +139,7 @@ def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
     row = repository.get(conn, organisation_id=principal.organisation_id, alert_id=alert_id)
     if row is None:
         raise not_found("Alert")
+    audit.concerns(row.patient_id)
     return row
 
 

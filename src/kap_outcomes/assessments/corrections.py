@@ -26,6 +26,7 @@ from kap_outcomes.assessments.models import (
     AssessmentVersion,
 )
 from kap_outcomes.assessments.service import check_items
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.clinical.safety import evaluate_safety
@@ -81,6 +82,7 @@ def _current(
     )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Assessment")
+    audit.concerns(row.patient_id)
     check_if_match(if_match, row.version)
     if row.status == AssessmentStatus.entered_in_error.value:
         raise conflict("This assessment was retracted (entered in error); record a new one.")
@@ -229,6 +231,7 @@ def assessment_history(
     )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Assessment")
+    audit.concerns(row.patient_id)
     versions = [_version(r) for r in repository.revisions_of(conn, assessment_id=assessment_id)]
     return AssessmentHistory(
         assessment_id=assessment_id,

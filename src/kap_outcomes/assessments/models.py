@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from sqlalchemy import Column, Index, String
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, UniqueConstraint
@@ -15,7 +15,7 @@ from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import JSONType, UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
-from kap_outcomes.timing import NotInFuture
+from kap_outcomes.timing import PastTimestamp
 
 
 class Source(StrEnum):
@@ -107,7 +107,7 @@ class AssessmentCreate(BaseModel):
     instrument: Instrument
     items: list[Item] = Field(max_length=64)
     difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
-    administered_at: Annotated[AwareDatetime, NotInFuture]
+    administered_at: PastTimestamp
     session_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     course_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     source: Source = Source.clinician
@@ -173,7 +173,7 @@ class AssessmentAmend(BaseModel):
     items: list[Item] = Field(max_length=64)
     reason: Reason
     difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
-    administered_at: Annotated[AwareDatetime, NotInFuture] | None = None
+    administered_at: PastTimestamp | None = None
 
 
 class AssessmentRetract(BaseModel):

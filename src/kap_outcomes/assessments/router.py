@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from kap_outcomes.assessments import corrections, service
 from kap_outcomes.assessments.models import (
@@ -31,7 +30,7 @@ from kap_outcomes.http import (
 )
 from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.pagination import Cursor, Limit, Page
-from kap_outcomes.timing import ToUTC
+from kap_outcomes.timing import Timestamp
 
 router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS, route_class=AuditedRoute)
 
@@ -82,8 +81,8 @@ async def list_assessments(
     principal: PrincipalDep,
     db: DbDep,
     instrument: Instrument | None = None,
-    since: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
-    until: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AssessmentPublic]:

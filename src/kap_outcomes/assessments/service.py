@@ -18,6 +18,7 @@ from kap_outcomes.assessments.models import (
     AssessmentStatus,
     Source,
 )
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.clinical.instruments import Instrument, item_problems
@@ -50,18 +51,31 @@ def check_items(instrument: Instrument, items: list[int | None], difficulty: int
 def _resolve_course(
     conn: Connection, *, patient_id: str, data: AssessmentCreate, active_course_id: str | None
 ) -> str | None:
+    """The course the assessment belongs to. What the body names must be the patient's own
+    (so of its organisation too), and a session must be of the course named with it: else a
+    422 pointing at the reference (the patient, named by the path, is checked before)."""
+    problems: list[FieldProblem] = []
     course_id = data.course_id
+    if data.course_id is not None and (
+        care_repository.get_course(conn, patient_id=patient_id, course_id=data.course_id) is None
+    ):
+        problems.append(FieldProblem(pointer="/course_id", detail="not a course of this patient"))
     if data.session_id is not None:
         care_session = care_repository.get_session(
             conn, patient_id=patient_id, session_id=data.session_id
         )
         if care_session is None:
-            raise not_found("Session")
-        course_id = course_id or care_session.course_id
-    if data.course_id is not None:
-        found = care_repository.get_course(conn, patient_id=patient_id, course_id=data.course_id)
-        if found is None:
-            raise not_found("Course")
+            problems.append(
+                FieldProblem(pointer="/session_id", detail="not a session of this patient")
+            )
+        elif data.course_id is None:
+            course_id = care_session.course_id
+        elif care_session.course_id != data.course_id and not problems:
+            problems.append(
+                FieldProblem(pointer="/session_id", detail="a session of another course")
+            )
+    if problems:
+        raise invalid(problems)
     return course_id if course_id is not None else active_course_id
 
 
@@ -178,6 +192,7 @@ def get_assessment(
     )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Assessment")
+    audit.concerns(row.patient_id)
     alerts = alerts_service.summaries_by_assessment(conn, [row.id])
     return AssessmentPublic.from_row(row, alerts.get(row.id, []))
 

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.db import HotStatement, defer_rows
@@ -19,6 +21,13 @@ def append(conn: Connection, values: dict[str, Any]) -> None:
     """``values`` holds every column. Inserted with the transaction's other events just
     before it commits (one executemany for a whole group commit)."""
     defer_rows(conn, _INSERT, values)
+
+
+def append_unless_stored(conn: Connection, values: dict[str, Any]) -> None:
+    """Insert, unless an event with this id was committed already (by the request's own
+    write, before the request failed)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(events).values(**values).on_conflict_do_nothing())
 
 
 def page(

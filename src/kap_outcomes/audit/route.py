@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -15,6 +16,8 @@ from starlette.exceptions import HTTPException
 from kap_outcomes.audit.service import CURRENT, AuditScope, record
 from kap_outcomes.db import Database
 from kap_outcomes.errors import DomainError
+
+log = logging.getLogger("kap_outcomes")
 
 
 def _resource_type(path: str) -> str:
@@ -50,13 +53,17 @@ class AuditedRoute(APIRoute):
                 path_params={k: str(v) for k, v in request.path_params.items()},
                 success_status=success_status,
                 request_id=request.scope.get("state", {}).get("request_id"),
+                write=method not in _READS,
             )
             token = CURRENT.set(scope)
             try:
                 response = await handler(request)
             except (DomainError, HTTPException, RequestValidationError) as exc:
                 status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-                await _record(request, scope, status if isinstance(status, int) else 422, None)
+                await _record_failure(request, scope, status if isinstance(status, int) else 422)
+                raise
+            except Exception:
+                await _record_failure(request, scope, 500)
                 raise
             finally:
                 CURRENT.reset(token)
@@ -68,10 +75,28 @@ class AuditedRoute(APIRoute):
         return audited
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _record_failure(request: Request, scope: AuditScope, status: int) -> None:
+    """The one event of a request that failed. Recording it may fail too (the database is
+    down): the request's own error is what the client gets, so that is not raised here."""
+    if scope.recorded and not scope.in_transaction:
+        return
+    try:
+        await _record(request, scope, status, None)
+    except Exception as exc:
+        log.warning("audit event of a failed request not recorded: %s", type(exc).__name__)
+
+
 async def _record(request: Request, scope: AuditScope, status: int, result: Any) -> None:
-    principal = getattr(request.state, "principal", None)
+    principal = getattr(request.state, "principal", None) or scope.principal
     if principal is None or status == 401:  # nobody to name: Edge throttles failed logins
         return
     scope.principal = principal
     db: Database = request.app.state.db
-    await db.write(partial(record, scope=scope, status=status, result=result))
+    token = CURRENT.set(None)  # its own transaction: not a unit of work to audit
+    try:
+        await db.write(partial(record, scope=scope, status=status, result=result))
+    finally:
+        CURRENT.reset(token)

@@ -6,7 +6,6 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from kap_outcomes.audit import service
 from kap_outcomes.audit.models import AuditEventPublic
@@ -14,7 +13,7 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.http import ID_PATTERN, PROBLEMS
 from kap_outcomes.pagination import Cursor, Limit, Page
-from kap_outcomes.timing import ToUTC
+from kap_outcomes.timing import Timestamp
 
 router = APIRouter(
     prefix="/v1/audit-events", tags=["audit"], responses=PROBLEMS, route_class=AuditedRoute
@@ -27,8 +26,8 @@ async def list_audit_events(
     db: DbDep,
     patient_id: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
     actor: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
-    since: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
-    until: Annotated[Annotated[AwareDatetime, ToUTC] | None, Query()] = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AuditEventPublic]:

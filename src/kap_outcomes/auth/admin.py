@@ -32,7 +32,9 @@ def create_token(conn: Connection, *, principal: Principal, data: TokenCreate) -
     if data.patient_id is not None and not patients_repository.exists(
         conn, organisation_id=principal.organisation_id, patient_id=data.patient_id
     ):
-        raise not_found("Patient")
+        raise invalid(
+            [FieldProblem(pointer="/patient_id", detail="not a patient of this organisation")]
+        )
     token_id, secret = issue_token(
         conn,
         organisation_id=principal.organisation_id,

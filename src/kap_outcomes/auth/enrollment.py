@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection
 
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth import repository
 from kap_outcomes.auth.models import Enrolled, EnrollmentIssued, EnrollmentPublic, Role
 from kap_outcomes.auth.service import Principal, issue_token
@@ -97,4 +98,12 @@ def enroll(conn: Connection, *, code: str) -> Enrolled:
         patient_id=row.patient_id,
     )
     repository.link_code_to_token(conn, code_id=row.id, token_id=token_id)
+    audit.acting_as(
+        Principal(
+            token_id=token_id,
+            organisation_id=row.organisation_id,
+            role=Role.patient,
+            patient_id=row.patient_id,
+        )
+    )
     return Enrolled(token=secret, token_id=token_id, patient_id=row.patient_id)

@@ -6,12 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
+from kap_outcomes.timing import Timestamp
 
 
 class Role(StrEnum):
@@ -75,7 +76,7 @@ class TokenCreate(BaseModel):
 
     role: Role
     label: TokenLabel | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
     patient_id: str | None = PydanticField(default=None, max_length=36, pattern=r"^[A-Za-z0-9\-]+$")
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Float, Index, String, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 from kap_outcomes.clinical.dose import DOSE_MAX_MG, DOSE_MIN_MG
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
-from kap_outcomes.timing import NotInFuture
+from kap_outcomes.timing import PastTimestamp
 
 
 class SessionKind(StrEnum):
@@ -85,7 +85,7 @@ Label = Annotated[str, StringConstraints(max_length=200, pattern=FREE_TEXT_PATTE
 class CourseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    started_at: Annotated[AwareDatetime, NotInFuture] | None = None
+    started_at: PastTimestamp | None = None
     induction_doses: int = Field(
         default=6,
         ge=1,
@@ -123,7 +123,7 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: SessionKind
-    occurred_at: Annotated[AwareDatetime, NotInFuture]
+    occurred_at: PastTimestamp
     course_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     dose: Dose | None = None
 

@@ -155,7 +155,9 @@ def record_session(
     require_patient(conn, principal=principal, patient_id=patient_id)
     if data.course_id is not None:
         if repository.get_course(conn, patient_id=patient_id, course_id=data.course_id) is None:
-            raise not_found("Course")
+            raise invalid(
+                [FieldProblem(pointer="/course_id", detail="not a course of this patient")]
+            )
         course_id: str | None = data.course_id
     else:
         # Racing first doses would each find no active course and each open one.

@@ -203,11 +203,11 @@ def _parse_instant(text: str, name: str) -> tuple[datetime, datetime]:
                 end = start + timedelta(days=1) if date(year, month, day) < date.max else start
             return start, end.replace(tzinfo=UTC)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)  # 9999-12-31T23:59:59-14:00 has no UTC form
     except (ValueError, OverflowError):
         raise bad_parameter(name, "not a FHIR date or dateTime") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
     precision = timedelta(seconds=1) if value.microsecond == 0 else timedelta(microseconds=1)
     try:
         return value, value + precision

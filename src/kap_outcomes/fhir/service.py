@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.assessments import service as assessments_service
 from kap_outcomes.assessments.models import AssessmentCreate, Source
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
 from kap_outcomes.db import new_id, utcnow
@@ -62,8 +63,14 @@ def _patients(principal: Principal, request: SearchRequest) -> list[str] | None:
     if principal.is_patient:
         if wanted is not None and principal.patient_id not in wanted:
             raise not_found("Patient")
-        return [principal.patient_id] if principal.patient_id is not None else []
-    return None if wanted is None else sorted(wanted)
+        patients: list[str] | None = (
+            [principal.patient_id] if principal.patient_id is not None else []
+        )
+    else:
+        patients = None if wanted is None else sorted(wanted)
+    if patients is not None and len(patients) == 1:
+        audit.concerns(patients[0])
+    return patients
 
 
 def _ids(request: SearchRequest) -> set[str] | None:
@@ -75,6 +82,7 @@ def _ids(request: SearchRequest) -> set[str] | None:
 def _visible(principal: Principal, row: Any | None) -> Any:
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
+    audit.concerns(row.patient_id)
     return row
 
 
@@ -147,6 +155,8 @@ def search_patients(
         if wanted
         else []
     )
+    if len(rows) == 1:
+        audit.concerns(rows[0].id)
     return search.bundle(
         base=request.base,
         path="Patient",
@@ -433,6 +443,7 @@ def create_questionnaire_response(
             return Created(200, orjson.dumps(_qr(conn, _visible(principal, row))).decode())
     data = _to_create(form)
     patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
+    audit.concerns(patient_id)
     identifier = form.identifier
     if identifier is None and if_none_exist is not None:
         system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.db import new_id, utcnow
@@ -42,6 +43,7 @@ def _public(conn: Connection, row: Any) -> PatientPublic:
 
 def create_patient(conn: Connection, *, principal: Principal, data: PatientCreate) -> PatientPublic:
     patient_id = new_id()
+    audit.concerns(patient_id)
     now = utcnow()
     if not repository.insert_patient(
         conn,
@@ -90,4 +92,6 @@ def list_patients(
         limit=limit + 1,
     )
     rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
+    if external_id is not None and len(rows) == 1:
+        audit.concerns(rows[0].id)  # a look-up of one patient by the clinic's own id
     return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)

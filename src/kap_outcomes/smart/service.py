@@ -214,6 +214,8 @@ def _authenticate_client(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
         raise _grant_error("The client assertion's jti must be 1 to 255 characters.")
+    if "\x00" in jti:  # PostgreSQL cannot store it (JSON lets a claim carry one)
+        raise _grant_error("The client assertion's jti must not contain NUL characters.")
     expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
     if expires > utcnow() + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
         raise _grant_error("The client assertion's exp is more than 5 minutes ahead.")
