@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import jwt
 
-from kap_outcomes.config import Settings
+from kap_outcomes.config import ConfigError, Settings
 from kap_outcomes.db import new_id
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=300)
@@ -62,11 +62,11 @@ class TokenIssuer:
         if settings.signing_key is not None:
             secret = settings.signing_key.get_secret_value()
             if settings.environment != "development" and looks_like_placeholder(secret):
-                raise RuntimeError("KAP_SIGNING_KEY looks like a placeholder; set a random one")
+                raise ConfigError("KAP_SIGNING_KEY: looks like a placeholder; set a random one")
             key = secret.encode()
         elif settings.environment != "development":
-            raise RuntimeError(
-                f"KAP_SIGNING_KEY is required outside development ({settings.environment}); "
+            raise ConfigError(
+                f"KAP_SIGNING_KEY: required outside development ({settings.environment}); "
                 "32+ random characters"
             )
         else:
