@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from .conftest import PG_URL
-from .processes import ServiceProcess, service_env, throwaway_database
+from .processes import ServiceProcess, free_port, service_env, throwaway_database
 
 UPGRADE_HINT = "kap-outcomes db upgrade"
 
@@ -91,3 +91,18 @@ def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path:
         assert httpx.get(f"{server.base}/readyz").status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="needs no database: runs once")
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    nothing_listens = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/kap"
+    for args in (
+        ("db", "upgrade"),
+        ("token", "create", "--org", "demo", "--role", "admin"),
+        ("serve", "--port", str(free_port())),
+    ):
+        out = _cli(*args, url=nothing_listens, cwd=tmp_path)
+        assert out.returncode == 1, out.stderr
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith("cannot reach the database of KAP_DATABASE_URL: ")
+        assert "Traceback" not in out.stdout + out.stderr

@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -68,7 +68,7 @@ def migration_lock(database_url: str) -> Iterator[Connection | None]:
     if url.get_backend_name() == "postgresql":
         engine = create_engine(url, poolclass=NullPool)
         try:
-            with engine.connect() as conn:
+            with _connect(engine) as conn:
                 conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_LOCK_KEY})
                 conn.commit()  # a session lock: it outlives this transaction
                 try:
@@ -89,6 +89,15 @@ def migration_lock(database_url: str) -> Iterator[Connection | None]:
     with Path(f"{path}.migrate.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process ends
         yield None
+
+
+def _connect(engine: Engine) -> Connection:
+    """A connection, or SchemaNotReady in one line when the database cannot be reached."""
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise SchemaNotReady(f"cannot reach the database of KAP_DATABASE_URL: {reason}") from None
 
 
 @lru_cache(maxsize=1)
@@ -116,11 +125,8 @@ def require_head(database_url: str) -> None:
     """Raise SchemaNotReady unless the database is reachable and at head."""
     engine = create_engine(database_url, poolclass=NullPool)
     try:
-        with engine.connect() as conn:
+        with _connect(engine) as conn:
             gap = schema_gap(conn)
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise SchemaNotReady(f"cannot reach the database of KAP_DATABASE_URL: {reason}") from None
     finally:
         engine.dispose()
     if gap is not None:
