@@ -102,16 +102,18 @@ def variable(field: str) -> str:
 
 
 def _expected_form(field: str) -> str:
-    """``; expected a JSON list, e.g. [...]`` for list and object settings, else empty."""
+    """``; expected a JSON list, e.g. [...]``: the kind of a list or object setting and the
+    first of a setting's ``examples`` (give one to any setting with a form to show)."""
     info = Settings.model_fields.get(field)
     if info is None:
         return ""
     origin = get_origin(info.annotation)
-    if origin not in (list, dict):
-        return ""
-    kind = "a JSON list" if origin is list else "a JSON object"
-    example = f", e.g. {json.dumps(info.examples[0])}" if info.examples else ""
-    return f"; expected {kind}{example}"
+    kind = {list: " a JSON list", dict: " a JSON object"}.get(origin, "") if origin else ""
+    if not info.examples:
+        return f"; expected{kind}" if kind else ""
+    example = info.examples[0]
+    shown = example if isinstance(example, str) else json.dumps(example)
+    return f"; expected{kind}{',' if kind else ''} e.g. {shown}"
 
 
 def _validation_lines(exc: ValidationError) -> list[str]:
