@@ -3,8 +3,13 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# `make serve PORT=8001 HOST=0.0.0.0`; PORT may also come from the environment (HOST may not:
+# some shells export HOST as the machine's name)
+PORT ?= 8000
+HOST = 127.0.0.1
+WAIT_S ?= 300
 
-.PHONY: serve test lint typecheck openapi bench clean
+.PHONY: serve wait test lint typecheck openapi bench clean
 
 $(BIN)/kap-outcomes: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +18,16 @@ $(BIN)/kap-outcomes: pyproject.toml
 	@touch $@
 
 serve: $(BIN)/kap-outcomes
-	$(BIN)/kap-outcomes serve
+	$(BIN)/kap-outcomes serve --host $(HOST) --port $(PORT)
+
+# Until `make serve` answers /readyz (schema migrated, database up). Needs no .venv, so it also
+# waits through the first `make serve &` building one; gives up after WAIT_S seconds.
+wait:
+	@echo "waiting for http://$(HOST):$(PORT)/readyz (up to $(WAIT_S) s) ..."
+	@i=0; until curl -fsS -o /dev/null --max-time 2 "http://$(HOST):$(PORT)/readyz" 2>/dev/null; do \
+	  i=$$((i + 1)); [ $$i -lt $(WAIT_S) ] || { echo "not ready after $(WAIT_S) s"; exit 1; }; \
+	  sleep 1; \
+	done; echo "ready: http://$(HOST):$(PORT)"
 
 test: $(BIN)/kap-outcomes
 	$(BIN)/pytest

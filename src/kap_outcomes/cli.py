@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kap_outcomes.auth.models import Role
-from kap_outcomes.config import Settings, get_settings
+from kap_outcomes.config import ConfigError, get_settings
 
 app = typer.Typer(
     help="kap-outcomes: outcome tracking for ketamine-assisted psychotherapy.", no_args_is_help=True
@@ -26,18 +26,20 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Start the HTTP service. On the embedded SQLite default, migrate the file first."""
+    """Start the HTTP service. On the embedded SQLite default, migrate the file first; a
+    server database must be at head already (`kap-outcomes db upgrade`)."""
     import uvicorn
 
-    from kap_outcomes.db import is_sqlite
-    from kap_outcomes.migrate import upgrade
+    from kap_outcomes.app import create_app
+    from kap_outcomes.migrate import head_revisions, ready_schema
 
-    settings = _startable_settings()
-    if is_sqlite(settings.database_url):
-        upgrade(settings.database_url)
+    settings = get_settings()
+    application = create_app(settings)  # a setting it refuses is refused here, in one line
+    ready_schema(settings.database_url)
+    head_revisions()  # loaded once, before /readyz needs it
     uvicorn.run(
-        "kap_outcomes.app:create_app",
-        factory=True,
+        application if workers == 1 else "kap_outcomes.app:create_app",
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,
@@ -47,30 +49,6 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=log_config(settings.log_level),
     )
-
-
-def _startable_settings() -> Settings:
-    """The settings, or one line on stderr naming what to fix and exit 2 (no traceback, and
-    never the offending value: it may be a secret)."""
-    from pydantic import ValidationError
-
-    from kap_outcomes.links import require_public_base_url
-    from kap_outcomes.smart.tokens import TokenIssuer
-
-    try:
-        settings = get_settings()
-        TokenIssuer.from_settings(settings)
-        require_public_base_url(settings)
-    except ValidationError as exc:
-        names = ", ".join(
-            "KAP_" + str(err["loc"][0]).upper() + f" ({err['msg']})" for err in exc.errors()
-        )
-        typer.echo(f"kap-outcomes: refusing to start: invalid setting {names}", err=True)
-        raise typer.Exit(2) from None
-    except RuntimeError as exc:
-        typer.echo(f"kap-outcomes: refusing to start: {exc}", err=True)
-        raise typer.Exit(2) from None
-    return settings
 
 
 @app.command()
@@ -85,7 +63,7 @@ def worker() -> None:
 
     from kap_outcomes.worker import run_forever
 
-    settings = _startable_settings()
+    settings = get_settings()
     logging.config.dictConfig(log_config(settings.log_level))
     asyncio.run(run_forever(settings))
 
@@ -132,8 +110,11 @@ def db_purge_idempotency_keys() -> None:
     """Delete Idempotency-Key records past their retention (48 hours); run it daily."""
     from kap_outcomes.db import Database, make_engine
     from kap_outcomes.idempotency.service import purge
+    from kap_outcomes.migrate import ready_schema
 
-    db = Database(make_engine(get_settings().database_url))
+    settings = get_settings()
+    ready_schema(settings.database_url)
+    db = Database(make_engine(settings.database_url))
     removed = db.run_write(purge)
     db.dispose()
     typer.echo(f"removed {removed} lapsed idempotency records")
@@ -150,15 +131,14 @@ def token_create(
     from sqlalchemy import Connection
 
     from kap_outcomes.auth.service import ensure_organisation, issue_token
-    from kap_outcomes.db import Database, is_sqlite, make_engine
-    from kap_outcomes.migrate import upgrade
+    from kap_outcomes.db import Database, make_engine
+    from kap_outcomes.migrate import ready_schema
     from kap_outcomes.patients import repository as patients_repository
 
     if (role is Role.patient) != (patient_id is not None):
         raise typer.BadParameter("--patient-id is required for, and only for, --role patient")
     settings = get_settings()
-    if is_sqlite(settings.database_url):
-        upgrade(settings.database_url)
+    ready_schema(settings.database_url)
     db = Database(make_engine(settings.database_url))
 
     def create(conn: Connection) -> str:
@@ -192,5 +172,21 @@ def openapi(
     typer.echo(f"wrote {output}")
 
 
+def main() -> None:
+    """The ``kap-outcomes`` command. What an operator must fix (a setting, a database behind
+    this version) is said in one line on stderr, without a traceback."""
+    from kap_outcomes.migrate import SchemaNotReady
+
+    try:
+        app()
+    except ConfigError as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        raise SystemExit(2) from None
+    except SchemaNotReady as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

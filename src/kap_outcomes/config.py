@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
-from typing import Literal
+from typing import Literal, get_origin
 
-from pydantic import Field, IPvAnyNetwork, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "KAP_"
+
+
+class ConfigError(RuntimeError):
+    """Settings that cannot work, as one line per bad variable (``KAP_NAME: what is expected``).
+
+    ``get_settings()`` turns every refused setting into one (a ValueError raised by a field
+    validator names its field; a model validator's message must name its variables itself);
+    code that refuses a setting later, at start-up, raises it directly. The command line prints
+    the lines and exits 2, without a traceback.
+    """
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 class Settings(BaseSettings):
@@ -39,6 +59,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list,
         description='Browser origins allowed to call the API, e.g. ["https://dash.example"].',
+        examples=[["https://dash.example"]],
     )
     log_level: str = "INFO"
     api_docs: bool | None = Field(
@@ -116,7 +137,68 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_we_speak(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "expected sqlite:///path/to/file.db or postgresql+psycopg://user:password@host/db"
+            )
+        return value
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of the environment; a refused one raises ConfigError (one line each)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(*_validation_lines(exc)) from None
+    except SettingsError as exc:  # a list or object setting that is not JSON
+        raise ConfigError(_parse_error_line(exc)) from None
+
+
+def variable(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _expected_form(field: str) -> str:
+    """``; expected a JSON list, e.g. [...]``: the kind of a list or object setting and the
+    first of a setting's ``examples`` (give one to any setting with a form to show)."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return ""
+    origin = get_origin(info.annotation)
+    kind = {list: " a JSON list", dict: " a JSON object"}.get(origin, "") if origin else ""
+    if not info.examples:
+        return f"; expected{kind}" if kind else ""
+    example = info.examples[0]
+    shown = example if isinstance(example, str) else json.dumps(example)
+    return f"; expected{kind}{',' if kind else ''} e.g. {shown}"
+
+
+def _validation_lines(exc: ValidationError) -> list[str]:
+    """One line per variable; the value itself is never shown (it may be a secret)."""
+    lines: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "too_short":  # a secret's length: the bound, not the value's
+            message = f"should have at least {error.get('ctx', {}).get('min_length')} characters"
+        if not error["loc"]:  # a model validator: its message names the variables
+            lines.setdefault(message, message)
+            continue
+        field = str(error["loc"][0])
+        lines.setdefault(field, f"{variable(field)}: {message}{_expected_form(field)}")
+    return list(lines.values())
+
+
+def _parse_error_line(exc: SettingsError) -> str:
+    match = re.search(r'field "(\w+)"', str(exc))
+    if match is None:
+        return str(exc)
+    field = match.group(1)
+    return f"{variable(field)}: not valid JSON{_expected_form(field)}"

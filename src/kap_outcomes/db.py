@@ -597,11 +597,15 @@ class Database:
         connection gives up after ``PING_CONNECT_TIMEOUT_S``.
         """
         try:
-            with self._pinger().connect() as conn:
-                conn.execute(text("SELECT 1"))
+            self.probe(lambda conn: conn.execute(text("SELECT 1")))
             return True
         except Exception:
             return False
+
+    def probe(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on the connection ``ping`` uses (a new one on a server database)."""
+        with self._pinger().connect() as conn:
+            return fn(conn)
 
     def _pinger(self) -> Engine:
         if self.sqlite:

@@ -8,7 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from kap_outcomes.auth.dependencies import DbDep
+from kap_outcomes.db import Database
 from kap_outcomes.http import PROBLEMS
+from kap_outcomes.migrate import schema_gap
 
 router = APIRouter(tags=["health"])
 
@@ -24,20 +26,32 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: PROBLEMS[503]})
 async def readyz(db: DbDep) -> JSONResponse:
-    """The database answers; 503 while it does not."""
+    """The database answers and its schema is at this version's head; 503 while not."""
+    detail = "The database is not reachable."
     with anyio.move_on_after(READY_TIMEOUT_S):
         # abandoned, not waited for, if the database hangs past the deadline
-        if await anyio.to_thread.run_sync(db.ping, abandon_on_cancel=True):
+        unready = await anyio.to_thread.run_sync(_unready, db, abandon_on_cancel=True)
+        if unready is None:
             return JSONResponse({"status": "ready"})
+        detail = unready
     return JSONResponse(
         {
             "type": "https://kap-outcomes.dev/problems/unavailable",
             "title": "Service unavailable",
             "status": 503,
-            "detail": "The database is not reachable.",
+            "detail": detail,
             "instance": "/readyz",
         },
         status_code=503,
         media_type="application/problem+json",
         headers={"Retry-After": "2"},
     )
+
+
+def _unready(db: Database) -> str | None:
+    """None when ready; else why not, as the problem's detail."""
+    try:
+        gap = db.probe(schema_gap)
+    except Exception:
+        return "The database is not reachable."
+    return None if gap is None else f"{gap[0].upper()}{gap[1:]}."

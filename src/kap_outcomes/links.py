@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from kap_outcomes.config import Settings
+from kap_outcomes.config import ConfigError, Settings
 
 FHIR_PATH = "/fhir/R4"
 
@@ -30,7 +30,7 @@ def require_public_base_url(settings: Settings) -> None:
     clients (and their tokens) at the wrong place."""
     default = Settings.model_fields["public_base_url"].default
     if settings.environment == "production" and public_base(settings) == default.rstrip("/"):
-        raise RuntimeError(
-            "KAP_PUBLIC_BASE_URL is required in production (it is still the default "
+        raise ConfigError(
+            "KAP_PUBLIC_BASE_URL: required in production (it is still the default "
             f"{default}); set the service's public address, e.g. https://outcomes.example.org"
         )

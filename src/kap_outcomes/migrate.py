@@ -1,11 +1,34 @@
-"""Alembic, driven from code: the same migrations for the CLI, the server and the tests."""
+"""Alembic, driven from code: the same migrations for the CLI, the server and the tests.
+
+Migrations run under a lock, so any number of processes that migrate at the same moment
+(`serve` and `token create` on a new SQLite file, several `db upgrade`) end with one schema:
+a file lock beside a SQLite database, an advisory lock on PostgreSQL. Whoever gets the lock
+second finds the schema at head (Alembic reads the revision after the lock is taken).
+"""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+UPGRADE_COMMAND = "kap-outcomes db upgrade"
+PG_LOCK_KEY = 0x6B61_705F_6D69_67  # "kap_mig": the advisory lock of migrations
+
+
+class SchemaNotReady(RuntimeError):
+    """The database is not at this version's schema (or cannot be reached): one line."""
 
 
 def migrations_dir() -> Path:
@@ -24,8 +47,96 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    with migration_lock(database_url) as connection:
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    with migration_lock(database_url) as connection:
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+@contextmanager
+def migration_lock(database_url: str) -> Iterator[Connection | None]:
+    """Hold the migration lock of the database; on PostgreSQL, yield the connection that
+    holds it (migrate on it); elsewhere None (Alembic connects by URL)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with _connect(engine) as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_LOCK_KEY})
+                conn.commit()  # a session lock: it outlives this transaction
+                try:
+                    yield conn
+                finally:
+                    # closing the connection releases the lock too, should this fail
+                    with suppress(Exception):
+                        conn.rollback()
+                        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_LOCK_KEY})
+                        conn.commit()
+        finally:
+            engine.dispose()
+        return
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield None  # nothing another process could migrate at the same time
+        return
+    with Path(f"{path}.migrate.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process ends
+        yield None
+
+
+def _connect(engine: Engine) -> Connection:
+    """A connection, or SchemaNotReady in one line when the database cannot be reached."""
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise SchemaNotReady(f"cannot reach the database of KAP_DATABASE_URL: {reason}") from None
+
+
+@lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    """The revisions this version of the code expects the database to be at."""
+    return frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
+
+
+def schema_gap(conn: Connection) -> str | None:
+    """None when the database is at head; else one line saying where it is and what to run."""
+    current = frozenset(MigrationContext.configure(conn).get_current_heads())
+    heads = head_revisions()
+    if current == heads:
+        return None
+    needs = ", ".join(sorted(heads))
+    where = (
+        "the database is empty"
+        if not current
+        else f"the database schema is at {', '.join(sorted(current))}"
+    )
+    return f"{where}, this version needs {needs}: run `{UPGRADE_COMMAND}`"
+
+
+def require_head(database_url: str) -> None:
+    """Raise SchemaNotReady unless the database is reachable and at head."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with _connect(engine) as conn:
+            gap = schema_gap(conn)
+    finally:
+        engine.dispose()
+    if gap is not None:
+        raise SchemaNotReady(gap)
+
+
+def ready_schema(database_url: str) -> None:
+    """Before a command uses the database: the embedded SQLite default is migrated (it must
+    just work); a server database must already be at head (releases run `db upgrade`)."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        upgrade(database_url)
+    else:
+        require_head(database_url)

@@ -14,7 +14,7 @@ from functools import lru_cache
 import jwt
 from zxcvbn import zxcvbn
 
-from kap_outcomes.config import Settings
+from kap_outcomes.config import ConfigError, Settings
 from kap_outcomes.db import new_id
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=300)
@@ -48,7 +48,7 @@ _ESTIMATED_CHARACTERS = 72  # zxcvbn's limit; a longer key is judged by its star
 KEY_HOW_TO = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
-class SigningKeyError(RuntimeError):
+class SigningKeyError(ConfigError):
     """KAP_SIGNING_KEY is missing or unfit; the message is one line, the key never in it."""
 
 

@@ -1,0 +1,108 @@
+"""`serve`, `token create` and /readyz check that the schema is at head (issue #10, req. 1).
+
+On PostgreSQL a database that is behind is refused in one line naming `kap-outcomes db upgrade`
+(releases migrate as a step of their own); on the embedded SQLite default `serve` migrates it.
+Real processes against a throwaway database of the backend under test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import PG_URL
+from .processes import ServiceProcess, free_port, service_env, throwaway_database
+
+UPGRADE_HINT = "kap-outcomes db upgrade"
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path) -> Iterator[str]:
+    with throwaway_database(PG_URL, tmp_path) as url:
+        yield url
+
+
+def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kap_outcomes.cli", *args],
+        env=service_env(url),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _assert_refused_in_one_line(out: subprocess.CompletedProcess[str], *, is_at: str) -> None:
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert UPGRADE_HINT in lines[0]
+    assert is_at in lines[0]
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not PG_URL, reason="on SQLite `serve` and `token create` migrate")
+def test_postgres_behind_head_is_refused_in_one_line(fresh_url: str, tmp_path: Path) -> None:
+    # an empty database: nothing migrated yet
+    for args in (("token", "create", "--org", "demo", "--role", "admin"), ("serve",)):
+        _assert_refused_in_one_line(_cli(*args, url=fresh_url, cwd=tmp_path), is_at="empty")
+
+    # one migration behind
+    assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+    assert _cli("db", "downgrade", "--", "-1", url=fresh_url, cwd=tmp_path).returncode == 0
+    for args in (("token", "create", "--org", "demo", "--role", "admin"), ("serve",)):
+        _assert_refused_in_one_line(_cli(*args, url=fresh_url, cwd=tmp_path), is_at="is at")
+
+    # after `db upgrade` both work
+    assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+    created = _cli(
+        "token", "create", "--org", "demo", "--role", "admin", url=fresh_url, cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith("kap_")
+
+
+def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path: Path) -> None:
+    if PG_URL:
+        assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+    server = ServiceProcess(service_env(fresh_url), tmp_path)  # on SQLite it migrates
+    try:
+        assert httpx.get(f"{server.base}/readyz").status_code == 200
+
+        downgraded = _cli("db", "downgrade", "--", "-1", url=fresh_url, cwd=tmp_path)
+        assert downgraded.returncode == 0, downgraded.stderr
+        behind = httpx.get(f"{server.base}/readyz")
+        assert behind.status_code == 503
+        assert behind.headers["content-type"] == "application/problem+json"
+        problem = behind.json()
+        assert problem["status"] == 503
+        assert "schema" in problem["detail"]
+        assert UPGRADE_HINT in problem["detail"]
+        assert httpx.get(f"{server.base}/healthz").status_code == 200  # the process is up
+
+        assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+        assert httpx.get(f"{server.base}/readyz").status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="needs no database: runs once")
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    nothing_listens = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/kap"
+    for args in (
+        ("db", "upgrade"),
+        ("token", "create", "--org", "demo", "--role", "admin"),
+        ("serve", "--port", str(free_port())),
+    ):
+        out = _cli(*args, url=nothing_listens, cwd=tmp_path)
+        assert out.returncode == 1, out.stderr
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith("cannot reach the database of KAP_DATABASE_URL: ")
+        assert "Traceback" not in out.stdout + out.stderr
