@@ -66,6 +66,11 @@ def _creates(tenant: Tenant) -> dict[tuple[str, str], Any]:
         {"name": "ehr", "jwks": {"keys": [_public_jwk()]}, "scope": "system/*.rs"},
         Role.admin,
     )
+    calls[("post", "/v1/webhooks")] = tenant.post(
+        "/v1/webhooks",
+        {"url": "https://hooks.example.org/location", "event_types": ["alert.opened"]},
+        Role.admin,
+    )
     calls[("post", "/fhir/R4/QuestionnaireResponse")] = tenant.client.post(
         "/fhir/R4/QuestionnaireResponse",
         json=us_core_phq9(pid, [0, 1, 0, 0, 1, 0, 0, 0, 0]),
@@ -99,6 +104,7 @@ READ_BACK: dict[tuple[str, str], tuple[Role, str]] = {
     ("post", "/v1/patients/{patient_id}/enrollments"): (Role.clinician, "id"),
     ("post", "/v1/auth/enroll"): (Role.admin, "token_id"),
     ("post", "/v1/clients"): (Role.admin, "client_id"),
+    ("post", "/v1/webhooks"): (Role.admin, "id"),
 }
 
 

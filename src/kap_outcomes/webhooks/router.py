@@ -41,15 +41,17 @@ def _policy(request: Request) -> EgressPolicy:
 
 @router.post("", status_code=201)
 async def create_webhook(
-    data: WebhookCreate, principal: AdminDep, db: DbDep, request: Request
+    data: WebhookCreate, principal: AdminDep, db: DbDep, request: Request, response: Response
 ) -> WebhookWithSecret:
     """Register an endpoint; the answer holds its signing secret, shown this once.
 
     No Idempotency-Key replay here: a replay would have to keep the secret to show it again.
     """
-    return await db.write(
+    created = await db.write(
         partial(service.create_endpoint, principal=principal, data=data, policy=_policy(request))
     )
+    response.headers["Location"] = f"/v1/webhooks/{created.id}"
+    return created
 
 
 @router.get("")
