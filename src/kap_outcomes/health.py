@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from kap_outcomes.auth.dependencies import DbDep
-from kap_outcomes.http import PROBLEMS
+from kap_outcomes.http import problems
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: PROBLEMS[503]})
+@router.get("/readyz", responses=problems((503, "The database does not answer")))
 async def readyz(db: DbDep) -> JSONResponse:
     """The database answers; 503 while it does not."""
     with anyio.move_on_after(READY_TIMEOUT_S):
