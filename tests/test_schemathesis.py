@@ -12,15 +12,18 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks
 from schemathesis.config import SchemathesisConfig
+from sqlalchemy import text
 
 from kap_outcomes.app import create_app
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
+from kap_outcomes.auth.tokens import generate_token, hash_token
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import upgrade
@@ -52,16 +55,27 @@ CHECKS = REGISTERED_CHECKS.get_all()
 """All of them, as ``--checks all``."""
 
 
-def _clinician_token() -> str:
+TOKEN = generate_token()
+"""The run's clinician token. Schemathesis puts it into the example cases it builds when the
+tests are collected, before the suite's database exists on PostgreSQL; the fixture below
+stores it when the test starts."""
+
+
+@pytest.fixture(scope="module")
+def clinician_token(database_url: str) -> str:
     db = Database(make_engine(URL))
 
-    def create(conn: Any) -> str:
+    def create(conn: Any) -> None:
         org_id = ensure_organisation(conn, "schemathesis")
-        return issue_token(conn, organisation_id=org_id, role=Role.clinician)[1]
+        token_id, _ = issue_token(conn, organisation_id=org_id, role=Role.clinician)
+        conn.execute(
+            text("UPDATE api_tokens SET token_hash = :h WHERE id = :i"),
+            {"h": hash_token(TOKEN), "i": token_id},
+        )
 
-    token = db.run_write(create)
+    db.run_write(create)
     db.dispose()
-    return token
+    return TOKEN
 
 
 @schema.auth()
@@ -69,12 +83,8 @@ class ClinicianToken:
     """The run's credentials, as the CLI's ``-H "Authorization: Bearer ..."``: Schemathesis
     knows them for auth, so it can also leave them out on purpose (``ignored_auth``)."""
 
-    token: str | None = None
-
     def get(self, case: Any, ctx: Any) -> str:
-        if ClinicianToken.token is None:  # issued on first use: the database is ready then
-            ClinicianToken.token = _clinician_token()
-        return ClinicianToken.token
+        return TOKEN
 
     def set(self, case: Any, data: str, ctx: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -87,5 +97,5 @@ class ClinicianToken:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_openapi_contract(case: Any, database_url: str) -> None:
+def test_openapi_contract(case: Any, clinician_token: str) -> None:
     case.call_and_validate(checks=CHECKS)
