@@ -5,30 +5,30 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from kap_outcomes import __version__, api_docs
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
 from kap_outcomes.audit.router import router as audit_router
-from kap_outcomes.auth.dependencies import BEARER_SCHEME, current_principal
 from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
+from kap_outcomes.contract import api_routes, finish, operation_id
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
@@ -41,7 +41,6 @@ from kap_outcomes.fhir.outcome import (
 )
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
-from kap_outcomes.http import MANUAL_BODIES
 from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.patients.router import router as patients_router
@@ -67,10 +66,6 @@ class OutcomeResponse(ProblemResponse):
     """An error on a FHIR route: an OperationOutcome (never problem+json)."""
 
     media_type = FHIR_MEDIA_TYPE
-
-
-def _operation_id(route: APIRoute) -> str:
-    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -103,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Measurement-based care for ketamine-assisted psychotherapy.",
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         docs_url=None,  # served by api_docs, from the package rather than a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if settings.serves_api_docs else None,
@@ -160,6 +155,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            return await _invalid(request, _malformed_json())
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method the path takes, whichever route has it
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         titles = {
             400: "Bad request",
             404: "Not found",
@@ -170,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if is_fhir_path(request.url.path):
             detail = str(exc.detail) if exc.status_code != 404 else "No such resource."
             return OutcomeResponse(
-                outcome_for(exc.status_code, detail), status_code=exc.status_code
+                outcome_for(exc.status_code, detail),
+                status_code=exc.status_code,
+                headers=headers or None,
             )
         body = problem_body(
             status=exc.status_code,
@@ -179,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detail=str(exc.detail) if exc.status_code != 404 else "No such resource.",
             instance=request.url.path,
         )
-        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return ProblemResponse(body, status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
@@ -247,6 +249,24 @@ class NoTracebacks:
             await self.app(scope, receive, send)
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"
+"""FastAPI's 400 for a body it cannot decode (not UTF-8): answered as the 422 of any other
+malformed JSON."""
+
+
+def _malformed_json() -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "invalid"}])
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods some route takes at this path (the ``Allow`` header of a 405)."""
+    methods: set[str] = set()
+    for route in api_routes(app.router.routes):
+        if route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def freeze_startup_objects() -> None:
     """Move everything built at start-up out of the cyclic garbage collector's sight.
 
@@ -258,41 +278,16 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _api_routes(routes: Sequence[Any]) -> Iterator[APIRoute]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif (included := getattr(route, "original_router", None)) is not None:
-            yield from _api_routes(included.routes)
-
-
-def _needs_principal(dependant: Dependant) -> bool:
-    return dependant.call is current_principal or any(
-        _needs_principal(sub) for sub in dependant.dependencies
-    )
-
-
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, plus the bearer scheme on every route that needs a token."""
+    """The generated document, finished by kap_outcomes.contract (errors, headers, security)."""
     if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            routes=app.routes,
+        app.openapi_schema = finish(
+            get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+            ),
+            app.routes,
         )
-        components = schema.setdefault("components", {})
-        components["securitySchemes"] = {"bearerAuth": BEARER_SCHEME}
-        schemas = components.setdefault("schemas", {})
-        for name, model in MANUAL_BODIES.items():
-            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            for def_name, definition in body.pop("$defs", {}).items():
-                schemas.setdefault(def_name, definition)
-            schemas[name] = body
-        for route in _api_routes(app.routes):
-            if _needs_principal(route.dependant):
-                for method in route.methods or ():
-                    operation = schema["paths"][route.path_format][method.lower()]
-                    operation["security"] = [{"bearerAuth": []}]
-        app.openapi_schema = schema
     return app.openapi_schema

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from kap_outcomes.auth.dependencies import DbDep
 from kap_outcomes.db import Database
-from kap_outcomes.http import PROBLEMS
+from kap_outcomes.http import problems
 from kap_outcomes.migrate import schema_gap
 
 router = APIRouter(tags=["health"])
@@ -24,7 +24,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: PROBLEMS[503]})
+@router.get(
+    "/readyz",
+    responses=problems((503, "The database does not answer, or its schema is not at head")),
+)
 async def readyz(db: DbDep) -> JSONResponse:
     """The database answers and its schema is at this version's head; 503 while not."""
     detail = "The database is not reachable."

@@ -19,7 +19,13 @@ from kap_outcomes.errors import (
     problems_from_errors,
     unsupported_media_type,
 )
-from kap_outcomes.idempotency.service import Outcome, check_key, fingerprint, idempotent
+from kap_outcomes.idempotency.service import (
+    RETENTION,
+    Outcome,
+    check_key,
+    fingerprint,
+    idempotent,
+)
 from kap_outcomes.middleware import is_json_media_type
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,25 +58,100 @@ class Problem(BaseModel):
     errors: list[FieldProblemModel] | None = None
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The request is not acceptable as it stands",
+    401: "Missing, unknown, expired or revoked token",
+    403: "The token's role (or scopes) may not do this",
+    404: "Not found in the caller's organisation",
+    405: "The path does not take this method (`Allow` lists those it takes)",
+    409: "Conflicts with what is stored (a duplicate, or a request with this Idempotency-Key "
+    "still in flight)",
+    412: "If-Match names a version that is no longer current",
+    413: "The body is larger than the service accepts",
+    415: "The body is not JSON",
+    422: "The request is not valid; `errors` points at each problem",
+    428: "If-Match with an ETag is required to change this resource (* names none)",
+    429: "Too many requests (per token, or failed authentications per address); retry after "
+    "`Retry-After` seconds",
+    503: "The database is unreachable; retry after `Retry-After` seconds",
+}
+"""What each error status means, wherever a route does not say more (see :func:`problems`).
+Errors are ``application/problem+json`` (``Problem``) on /v1 and ``OperationOutcome`` on
+/fhir: kap_outcomes.contract writes their content and headers into the document."""
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "model": Problem,
-        "content": {"application/problem+json": {}},
+        "content": {PROBLEM_MEDIA_TYPE: {}},
     }
 
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, unknown, expired or revoked token"),
-    415: _problem("The body is not application/json"),
-    403: _problem("The token's role may not do this"),
-    404: _problem("Not found in the caller's organisation"),
-    409: _problem("Conflicts with what is stored (a duplicate, or a request still in flight)"),
-    412: _problem("If-Match names a version that is no longer current"),
-    428: _problem("If-Match with an ETag is required to change this resource (* names none)"),
-    422: _problem("The request is not valid; `errors` points at each problem"),
-    503: _problem("The database is unreachable; retry after `Retry-After` seconds"),
+    status: _problem(PROBLEM_DESCRIPTIONS[status])
+    for status in (401, 403, 404, 409, 412, 415, 422, 428, 503)
 }
+"""The former router-wide declaration, kept for routes that pick one entry from it."""
+
+
+def problems(
+    *statuses: int | tuple[int, str], ok: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: the error statuses it can answer beyond those that follow
+    from its shape (401/403 when protected, 404 with a path parameter, 413/415/422 with a
+    body, 429, 503: see kap_outcomes.contract). ``(409, "why")`` overrides the description;
+    ``ok`` documents more of the 200 response (``ok=with_headers("ETag")``)."""
+    declared: dict[int | str, dict[str, Any]] = {200: ok} if ok else {}
+    for entry in statuses:
+        status, description = entry if isinstance(entry, tuple) else (entry, None)
+        declared[status] = {"description": description or PROBLEM_DESCRIPTIONS[status]}
+    return declared
+
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request's id (the client's own `X-Request-ID` when it sent a valid "
+        "one, else one made here); it names the request in the service's logs.",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "WWW-Authenticate": {
+        "description": 'How to authenticate: `Bearer realm="kap-outcomes"`.',
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "The version of the resource; send it as `If-Match` to change it.",
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "Where the created resource (this version of it) can be read.",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response of an earlier request with the "
+        "same Idempotency-Key (nothing new was created).",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+"""Every response header of the service, as the OpenAPI document declares it."""
+
+
+def header(name: str, *, required: bool = False) -> dict[str, Any]:
+    return RESPONSE_HEADERS[name] | ({"required": True} if required else {})
+
+
+def with_headers(*required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A success response's headers, for ``responses={200: with_headers("ETag")}``."""
+    return {
+        "headers": {name: header(name, required=True) for name in required}
+        | {name: header(name) for name in optional}
+    }
 
 
 def created(model: BaseModel, headers: dict[str, str]) -> Response:
@@ -92,6 +173,10 @@ CreatedHeaders = Callable[[dict[str, Any]], dict[str, str]]
 MANUAL_BODIES: dict[str, type[BaseModel]] = {}
 """Request bodies that a route parses itself (see :func:`json_body`); app.py adds their
 schemas to the OpenAPI components."""
+
+DOCUMENTED_SCHEMAS: dict[str, dict[str, Any]] = {}
+"""JSON Schemas a route documents without a model of its own (kap_outcomes.contract adds
+them to the OpenAPI components)."""
 
 
 def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -129,16 +214,25 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise invalid(problems_from_errors(errors)) from None
 
 
+RETENTION_HOURS = int(RETENTION.total_seconds() // 3600)
 IDEMPOTENCY_KEY_DESCRIPTION = (
     "Makes a create safe to retry: the same key with the same body replays the first "
-    "response; with a different body it is a 422. Kept at least 24 hours per token."
+    "response (header `Idempotent-Replayed: true`); with a different body it is a 422; while "
+    f"the first is still in flight, a 409. Keys belong to the token and are kept "
+    f"{RETENTION_HOURS} hours. 1-255 visible ASCII characters (a fresh UUID per request)."
 )
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,255}$"
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": IDEMPOTENCY_KEY_DESCRIPTION,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+    },
 }
 """For a route that reads the header itself (the ingest route): FastAPI's own header
 parameter handling cost a tenth of its throughput."""
@@ -148,6 +242,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description=IDEMPOTENCY_KEY_DESCRIPTION,
     ),
 ]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
+from kap_outcomes.clinical.safety import AlertKind, AlertLevel
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN
 
@@ -47,8 +48,8 @@ class Alert(SQLModel, table=True):
 
 class AlertSummary(BaseModel):
     id: str
-    level: str
-    kind: str
+    level: AlertLevel
+    kind: AlertKind
     status: AlertStatus
 
 
@@ -56,8 +57,8 @@ class AlertPublic(BaseModel):
     id: str
     patient_id: str
     assessment_id: str
-    level: str
-    kind: str
+    level: AlertLevel
+    kind: AlertKind
     status: AlertStatus
     reason: str
     suggested_action: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
@@ -11,12 +11,10 @@ from kap_outcomes.alerts import service
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
-from kap_outcomes.http import ID_PATTERN, PROBLEMS, ResourceId
+from kap_outcomes.http import ID_PATTERN, ResourceId, problems
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(
-    prefix="/v1/alerts", tags=["alerts"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=AuditedRoute)
 
 
 @router.get("")
@@ -40,9 +38,7 @@ async def list_alerts(
     )
 
 
-_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: PROBLEMS[404] | {"description": "The alert is not in a state that allows this"}
-}
+_CONFLICT = problems((409, "The alert is not in a state that allows this"))
 OptionalAction = Annotated[AlertAction | None, Body()]
 
 

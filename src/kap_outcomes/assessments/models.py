@@ -13,6 +13,7 @@ from sqlmodel import SQLModel, UniqueConstraint
 
 from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
+from kap_outcomes.clinical.scoring import Risk, Severity
 from kap_outcomes.db import JSONType, UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
@@ -129,9 +130,9 @@ class AssessmentPublic(BaseModel):
     raw_total: float | None
     prorated: bool
     missing_items: int
-    severity: str | None
+    severity: Severity | None
     subscores: dict[str, int]
-    risk: str | None
+    risk: Risk | None
     flags: list[str]
     version: int = Field(description="1 for the form as first recorded; +1 per correction")
     status: AssessmentStatus
@@ -194,8 +195,8 @@ class AssessmentVersion(BaseModel):
     administered_at: datetime
     valid: bool
     total: int | None
-    severity: str | None
-    risk: str | None
+    severity: Severity | None
+    risk: Risk | None
     flags: list[str]
     recorded_at: datetime
     recorded_by: str | None

@@ -21,25 +21,25 @@ from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, curren
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.db import Database
 from kap_outcomes.http import (
-    PROBLEMS,
     ResourceId,
     create_once,
     created,
     json_body,
     json_request_body,
+    problems,
+    with_headers,
 )
 from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import Timestamp
 
-router = APIRouter(prefix="/v1", tags=["assessments"], responses=PROBLEMS, route_class=AuditedRoute)
+router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
 
 
 @router.post(
     "/patients/{patient_id}/assessments",
     status_code=201,
     response_model=AssessmentPublic,
-    responses={415: PROBLEMS[415]},
     openapi_extra=json_request_body(AssessmentCreate),
 )
 async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:
@@ -100,7 +100,7 @@ async def list_assessments(
     )
 
 
-@router.get("/assessments/{assessment_id}")
+@router.get("/assessments/{assessment_id}", responses=problems(ok=with_headers("ETag")))
 async def get_assessment(
     assessment_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
 ) -> AssessmentPublic:
@@ -118,11 +118,9 @@ IfMatch = Annotated[
         alias="If-Match", max_length=200, description="The ETag of the version corrected (not *)"
     ),
 ]
-PRECONDITIONS: dict[int | str, dict[str, Any]] = {
-    409: PROBLEMS[409],
-    412: PROBLEMS[412],
-    428: PROBLEMS[428],
-}
+PRECONDITIONS = problems(
+    (409, "The assessment was retracted (entered in error)"), 412, 428, ok=with_headers("ETag")
+)
 
 
 @router.post("/assessments/{assessment_id}/amend", responses=PRECONDITIONS)

@@ -11,13 +11,11 @@ from kap_outcomes.audit import service
 from kap_outcomes.audit.models import AuditEventPublic
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
-from kap_outcomes.http import ID_PATTERN, PROBLEMS
+from kap_outcomes.http import ID_PATTERN
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import Timestamp
 
-router = APIRouter(
-    prefix="/v1/audit-events", tags=["audit"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/audit-events", tags=["audit"], route_class=AuditedRoute)
 
 
 @router.get("")

@@ -24,10 +24,10 @@ from kap_outcomes.auth.models import (
 )
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.errors import forbidden
-from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.http import ResourceId, problems
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(tags=["auth"], responses=PROBLEMS, route_class=AuditedRoute)
+router = APIRouter(tags=["auth"], route_class=AuditedRoute)
 
 
 @router.post("/v1/tokens", status_code=201)
@@ -110,7 +110,7 @@ async def get_enrollment(
 @router.post(
     "/v1/auth/enroll",
     status_code=201,
-    responses={400: PROBLEMS[422] | {"description": "Unknown, used or expired code"}},
+    responses=problems((400, "Unknown, used or expired code")),
 )
 async def enroll(data: EnrollRequest, db: DbDep, response: Response) -> Enrolled:
     """Exchange an enrollment code for the app's own patient token (no token needed)."""

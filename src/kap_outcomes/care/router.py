@@ -12,12 +12,10 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.care import service
 from kap_outcomes.care.models import CourseCreate, CoursePublic, SessionCreate, SessionPublic
-from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
+from kap_outcomes.http import IdempotencyKey, ResourceId, create_once
 from kap_outcomes.pagination import Cursor, Limit, Page
 
-router = APIRouter(
-    prefix="/v1/patients/{patient_id}", tags=["care"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)
 
 
 def course_location(course: dict[str, Any]) -> dict[str, str]:

@@ -8,9 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
-from kap_outcomes.clinical.booster import BoosterStatus
+from kap_outcomes.clinical.scoring import Severity
 from kap_outcomes.db import UTCDateTime
-from kap_outcomes.signals.models import AlertLevel
+from kap_outcomes.signals.models import AlertLevel, BoosterStatus
 
 
 class PatientSummary(SQLModel, table=True):
@@ -57,7 +57,7 @@ class PatientSummary(SQLModel, table=True):
 
 class LatestScore(BaseModel):
     total: int
-    severity: str | None
+    severity: Severity | None
     administered_at: datetime
 
 

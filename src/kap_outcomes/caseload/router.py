@@ -10,11 +10,10 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.caseload import service
 from kap_outcomes.caseload.models import CaseloadRow
-from kap_outcomes.clinical.booster import BoosterStatus
-from kap_outcomes.http import PROBLEMS
 from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.signals.models import BoosterStatus
 
-router = APIRouter(prefix="/v1", tags=["caseload"], responses=PROBLEMS, route_class=AuditedRoute)
+router = APIRouter(prefix="/v1", tags=["caseload"], route_class=AuditedRoute)
 
 
 @router.get("/caseload")

@@ -16,7 +16,7 @@ from kap_outcomes.fhir import search, service
 from kap_outcomes.fhir.capability import capability_statement
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE
 from kap_outcomes.fhir.search import DEFAULT_COUNT, MAX_COUNT
-from kap_outcomes.http import IdempotencyKey
+from kap_outcomes.http import IdempotencyKey, problems, with_headers
 from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.links import fhir_base
 
@@ -32,33 +32,62 @@ class FhirResponse(Response):
         return orjson.dumps(content)
 
 
-RESOURCE_SCHEMA: dict[str, Any] = {
+def _resource_schema(resource_type: str, description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["resourceType"],
+        "properties": {
+            "resourceType": {"type": "string", "const": resource_type},
+            "id": {"type": "string"},
+            "meta": {"$ref": "#/components/schemas/Meta"},
+        },
+        "additionalProperties": True,
+    }
+
+
+RESOURCE_SCHEMAS: dict[str, dict[str, Any]] = {
+    name: _resource_schema(name, description)
+    for name, description in {
+        "CapabilityStatement": "What this FHIR server supports (FHIR R4)",
+        "Bundle": "A searchset Bundle: `entry[].resource`, `link` with `next` while there is more",
+        "Patient": "FHIR R4 Patient (pseudonymous: identifiers only)",
+        "Questionnaire": "FHIR R4 Questionnaire (LOINC-coded PHQ-9, GAD-7, C-SSRS screener)",
+        "QuestionnaireResponse": "FHIR R4 QuestionnaireResponse",
+        "Observation": "FHIR R4 Observation (a derived score)",
+    }.items()
+}
+"""The resources the FHIR routes answer with, as components of the OpenAPI document (their
+full definitions are FHIR R4's; these name the type and keep generated clients typed)."""
+RESOURCE_SCHEMAS["Meta"] = {
     "type": "object",
-    "required": ["resourceType"],
-    "properties": {"resourceType": {"type": "string"}},
+    "description": "FHIR R4 Meta: versionId, lastUpdated, profile …",
+    "properties": {"versionId": {"type": "string"}, "lastUpdated": {"type": "string"}},
+    "additionalProperties": True,
 }
 
 
-def _documented(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {FHIR_MEDIA_TYPE: {"schema": RESOURCE_SCHEMA}}}
+def _documented(resource_type: str, description: str, *headers: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {FHIR_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{resource_type}"}}},
+    } | (with_headers(optional=headers) if headers else {})
 
 
-FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
-    200: _documented("The resource, or a searchset Bundle"),
-    400: _documented("OperationOutcome: a search parameter or header is not valid"),
-    401: _documented("OperationOutcome (login): missing, unknown, expired or revoked token"),
-    403: _documented("OperationOutcome (forbidden)"),
-    404: _documented("OperationOutcome (not-found): not in the caller's organisation"),
-    413: _documented("OperationOutcome (too-costly): the body is too large"),
-    415: _documented("OperationOutcome: the body is not JSON"),
-    422: _documented("OperationOutcome: the resource is not acceptable"),
-    503: _documented("OperationOutcome (transient): the database is unreachable"),
-}
+def _read(resource_type: str) -> dict[int | str, dict[str, Any]]:
+    return problems(ok=_documented(resource_type, f"The {resource_type}", "ETag"))
+
+
+def _searchset(resource_type: str) -> dict[int | str, dict[str, Any]]:
+    return problems(
+        (400, "A search parameter is not valid"),
+        ok=_documented("Bundle", f"A searchset Bundle of {resource_type} resources"),
+    )
+
 
 router = APIRouter(
     prefix=BASE,
     tags=["fhir"],
-    responses=FHIR_ERRORS,
     default_response_class=FhirResponse,
     route_class=AuditedRoute,
 )
@@ -112,13 +141,13 @@ def _resource(resource: dict[str, Any]) -> FhirResponse:
     return FhirResponse(resource, headers=headers)
 
 
-@router.get("/metadata")
+@router.get("/metadata", responses=problems(ok=_documented("CapabilityStatement", "Capabilities")))
 async def fhir_metadata(request: Request) -> FhirResponse:
     """CapabilityStatement (no token needed)."""
     return FhirResponse(capability_statement(_base(request)))
 
 
-@router.get("/Questionnaire")
+@router.get("/Questionnaire", responses=_searchset("Questionnaire"))
 async def fhir_search_questionnaires(
     request: Request,
     principal: PrincipalDep,
@@ -130,27 +159,35 @@ async def fhir_search_questionnaires(
     return FhirResponse(service.search_questionnaires(request=_search(request, "Questionnaire")))
 
 
-@router.get("/Questionnaire/{questionnaire_id}")
+@router.get("/Questionnaire/{questionnaire_id}", responses=_read("Questionnaire"))
 async def fhir_read_questionnaire(
     questionnaire_id: FhirId, principal: PrincipalDep
 ) -> FhirResponse:
     return _resource(service.read_questionnaire(questionnaire_id))
 
 
+_CREATED = problems(
+    (400, "The body is not a JSON object, or a header is not valid"),
+    (412, "Several resources match If-None-Exist"),
+    ok=_documented("QuestionnaireResponse", "If-None-Exist matched one: the stored one", "ETag"),
+)
+_CREATED[201] = _documented(
+    "QuestionnaireResponse", "Created: the stored QuestionnaireResponse", "ETag", "Location"
+)
+
+
 @router.post(
     "/QuestionnaireResponse",
     status_code=201,
-    responses={
-        201: _documented("Created: the stored QuestionnaireResponse"),
-        409: _documented("OperationOutcome: a request with this Idempotency-Key is in flight"),
-        412: _documented("OperationOutcome: several resources match If-None-Exist"),
-    },
+    responses=_CREATED,
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                FHIR_MEDIA_TYPE: {"schema": RESOURCE_SCHEMA},
-                "application/json": {"schema": RESOURCE_SCHEMA},
+                FHIR_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/QuestionnaireResponse"}},
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/QuestionnaireResponse"}
+                },
             },
         }
     },
@@ -191,7 +228,7 @@ async def fhir_create_questionnaire_response(
     )
 
 
-@router.get("/QuestionnaireResponse/{response_id}")
+@router.get("/QuestionnaireResponse/{response_id}", responses=_read("QuestionnaireResponse"))
 async def fhir_read_questionnaire_response(
     response_id: FhirId, principal: PrincipalDep, db: DbDep
 ) -> FhirResponse:
@@ -204,7 +241,7 @@ async def fhir_read_questionnaire_response(
     )
 
 
-@router.get("/QuestionnaireResponse")
+@router.get("/QuestionnaireResponse", responses=_searchset("QuestionnaireResponse"))
 async def fhir_search_questionnaire_responses(
     request: Request,
     principal: PrincipalDep,
@@ -232,7 +269,7 @@ async def fhir_search_questionnaire_responses(
     )
 
 
-@router.get("/Observation/{observation_id}")
+@router.get("/Observation/{observation_id}", responses=_read("Observation"))
 async def fhir_read_observation(
     observation_id: FhirId, principal: PrincipalDep, db: DbDep
 ) -> FhirResponse:
@@ -243,7 +280,7 @@ async def fhir_read_observation(
     )
 
 
-@router.get("/Observation")
+@router.get("/Observation", responses=_searchset("Observation"))
 async def fhir_search_observations(
     request: Request,
     principal: PrincipalDep,
@@ -271,14 +308,14 @@ async def fhir_search_observations(
     )
 
 
-@router.get("/Patient/{patient_id}")
+@router.get("/Patient/{patient_id}", responses=_read("Patient"))
 async def fhir_read_patient(patient_id: FhirId, principal: PrincipalDep, db: DbDep) -> FhirResponse:
     return _resource(
         await db.read(partial(service.read_patient, principal=principal, patient_id=patient_id))
     )
 
 
-@router.get("/Patient")
+@router.get("/Patient", responses=_searchset("Patient"))
 async def fhir_search_patients(
     request: Request,
     principal: PrincipalDep,

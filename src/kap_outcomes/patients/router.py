@@ -10,21 +10,25 @@ from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
+from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
 
-router = APIRouter(
-    prefix="/v1/patients", tags=["patients"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=AuditedRoute)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=PatientPublic,
-    responses={409: PROBLEMS[409]},
+    responses=problems(
+        (
+            409,
+            "This external_id exists already, or a request with this "
+            "Idempotency-Key is still in flight",
+        )
+    ),
 )
 async def create_patient(
     data: PatientCreate,

@@ -8,12 +8,18 @@ from typing import Literal
 
 from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
+from typing_extensions import TypeAliasType
 
-from kap_outcomes.clinical.booster import BoosterStatus, ReasonCode
+from kap_outcomes.clinical import booster
+from kap_outcomes.clinical.scoring import Severity
 from kap_outcomes.clinical.trend import TrendLabel
 from kap_outcomes.db import UTCDateTime
 
-AlertLevel = Literal["none", "review", "urgent", "emergency"]
+# Named, so that the OpenAPI document has one enum of each (not one per field using it).
+SafetyLevel = TypeAliasType("SafetyLevel", Literal["none", "review", "urgent", "emergency"])
+AlertLevel = SafetyLevel
+BoosterStatus = TypeAliasType("BoosterStatus", booster.BoosterStatus)
+ReasonCode = TypeAliasType("ReasonCode", booster.ReasonCode)
 
 
 class TrendInstrument(StrEnum):
@@ -51,7 +57,7 @@ class TrendPoint(BaseModel):
     assessment_id: str
     administered_at: datetime
     total: int
-    severity: str | None
+    severity: Severity | None
     smoothed: float
     """EWMA for display only (alpha from the policy); never used by signals."""
 

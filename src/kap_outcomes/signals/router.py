@@ -8,11 +8,11 @@ from fastapi import APIRouter
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
-from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.http import ResourceId
 from kap_outcomes.signals import service
 from kap_outcomes.signals.models import SignalsPublic, TrendInstrument, TrendPublic
 
-router = APIRouter(prefix="/v1", tags=["signals"], responses=PROBLEMS, route_class=AuditedRoute)
+router = APIRouter(prefix="/v1", tags=["signals"], route_class=AuditedRoute)
 
 
 @router.get("/patients/{patient_id}/trends")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
-from kap_outcomes.http import PROBLEMS, ResourceId, created
+from kap_outcomes.http import ResourceId, created
 from kap_outcomes.smart import service
 from kap_outcomes.smart.jwks import ALGORITHMS
 from kap_outcomes.smart.models import (
@@ -23,9 +23,7 @@ from kap_outcomes.smart.models import (
 )
 from kap_outcomes.smart.tokens import TOKEN_PATH, TokenIssuer
 
-clients_router = APIRouter(
-    prefix="/v1/clients", tags=["smart"], responses=PROBLEMS, route_class=AuditedRoute
-)
+clients_router = APIRouter(prefix="/v1/clients", tags=["smart"], route_class=AuditedRoute)
 oauth_router = APIRouter(tags=["smart"])
 
 SCOPES_SUPPORTED = [
@@ -87,7 +85,13 @@ _TOKEN_FORM: dict[str, Any] = {
                             "description": "A JWT signed with the client's key (RS384 or ES384)",
                         },
                     },
-                }
+                },
+                "example": {
+                    "grant_type": "client_credentials",
+                    "scope": "system/Patient.rs system/Observation.rs",
+                    "client_assertion_type": service.JWT_BEARER,
+                    "client_assertion": "eyJhbGciOiJFUzM4NCJ9.e30.c2lnbmF0dXJl",
+                },
             }
         },
     }
@@ -104,8 +108,6 @@ _TOKEN_FORM: dict[str, Any] = {
             "unsupported_grant_type"
         ),
         401: _oauth_error("invalid_client: unknown client, unregistered key, bad signature"),
-        413: PROBLEMS[415] | {"description": "The body is too large"},
-        503: PROBLEMS[503],
     },
 )
 async def token(request: Request, db: DbDep) -> Response:

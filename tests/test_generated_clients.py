@@ -1,0 +1,152 @@
+"""Clients generated from openapi/openapi.json work without hand edits (issue #10, req. 4).
+
+- TypeScript: openapi-typescript + openapi-fetch, pinned in clients/typescript/package-lock.json;
+  ``tsc --strict`` type-checks clients/typescript/flow.ts (create a patient, submit a PHQ-9,
+  read the signals, read ``error.detail`` after ``if (error)``), which then runs against a live
+  server.
+- Python: openapi-python-client (clients/python/requirements.txt, in a venv of its own)
+  generates without a single warning; its client runs clients/python/flow.py, the same flow,
+  against the live server.
+
+Once per suite run (not again on PostgreSQL: the database is not what this tests). Without
+node and npm the TypeScript half is skipped locally and fails in CI (``CI=true``), where they
+always are. npm and pip keep their download caches, so a second run installs from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kap_outcomes.auth.models import Role
+from kap_outcomes.auth.service import ensure_organisation, issue_token
+from kap_outcomes.db import Database, make_engine
+from kap_outcomes.migrate import upgrade
+
+from .conftest import PG_URL, ROOT
+from .processes import ServiceProcess, service_env
+
+pytestmark = pytest.mark.skipif(bool(PG_URL), reason="runs once, on the SQLite pass")
+
+SPEC = ROOT / "openapi" / "openapi.json"
+CLIENTS = ROOT / "clients"
+
+
+def _run(*args: str | Path, cwd: Path, timeout: float = 600) -> str:
+    out = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert out.returncode == 0, f"{args} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+    return out.stdout + out.stderr
+
+
+def _require(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        message = f"{', '.join(missing)} not found"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI must have them")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real server process on 127.0.0.1 with a database of its own, and a clinician token."""
+    workdir = tmp_path_factory.mktemp("clients-server")
+    url = f"sqlite:///{workdir}/clients.db"
+    upgrade(url)
+    db = Database(make_engine(url))
+
+    def create(conn: Any) -> str:
+        org_id = ensure_organisation(conn, "generated-clients")
+        return issue_token(conn, organisation_id=org_id, role=Role.clinician)[1]
+
+    token = db.run_write(create)
+    db.dispose()
+    server = ServiceProcess(service_env(url), workdir)
+    try:
+        yield server.base, token
+    finally:
+        server.stop()
+
+
+def _check_flow(said: list[str]) -> None:
+    """What the flow must have seen: PHQ-9 1,2,1,0,1,2,1,0,0 is 8, mild (Kroenke 2001: 5-9),
+    and an unknown patient is a 404 problem whose detail the client could read."""
+    assert said[0].startswith("patient ")
+    assert said[1] == "phq9 total 8 severity mild"
+    assert said[2].startswith("booster ")
+    assert said[3].startswith("problem 404 ") and len(said[3]) > len("problem 404 ")
+
+
+def test_typescript_client_type_checks_strictly_and_runs(
+    tmp_path: Path, live: tuple[str, str]
+) -> None:
+    _require("node", "npm")
+    work = tmp_path / "typescript"
+    work.mkdir()
+    for name in ("package.json", "package-lock.json", "tsconfig.json", "flow.ts"):
+        shutil.copy(CLIENTS / "typescript" / name, work / name)
+    _run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=work)
+    bin_dir = work / "node_modules" / ".bin"
+    _run(
+        bin_dir / "openapi-typescript",
+        SPEC,
+        "--default-non-nullable",
+        "false",
+        "--output",
+        work / "generated" / "schema.d.ts",
+        cwd=work,
+    )
+    _run(bin_dir / "tsc", "--strict", "--noEmit", "-p", ".", cwd=work)
+    _run(bin_dir / "tsc", "-p", ".", cwd=work)  # the same, compiled, to run it
+    out = _run("node", work / "dist" / "flow.js", *live, cwd=work, timeout=60)
+    _check_flow(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_python_client_generates_without_warnings_and_runs(
+    tmp_path: Path, live: tuple[str, str]
+) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    _run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "-r",
+        CLIENTS / "python" / "requirements.txt",
+        cwd=tmp_path,
+    )
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    out = _run(
+        env_dir / "bin" / "openapi-python-client",
+        "generate",
+        "--path",
+        SPEC,
+        "--config",
+        CLIENTS / "python" / "config.yaml",
+        "--meta",
+        "setup",
+        cwd=generated,
+    )
+    assert "Warning" not in out and "warning" not in out, out
+    _run(python, "-m", "pip", "install", "--quiet", generated / "kap-outcomes-client", cwd=tmp_path)
+    said = _run(python, CLIENTS / "python" / "flow.py", *live, cwd=tmp_path, timeout=60)
+    _check_flow(json.loads(said.strip().splitlines()[-1]))
