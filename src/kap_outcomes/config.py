@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = Field(
         default=None,
         description=(
-            "HS256 key of the SMART access tokens (at least 32 characters). Required in "
-            "production; elsewhere each process generates one at start-up, so tokens do not "
-            "survive a restart and are not shared between worker processes. Outside "
+            "HS256 key of the SMART access tokens (at least 32 characters). Required outside "
+            "development; in development each process generates one at start-up, so tokens do "
+            "not survive a restart and are not shared between worker processes. Outside "
             "development a guessable key (repeated pattern, sequence, words) is refused; make "
             'one with `python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
         ),
