@@ -141,6 +141,12 @@ REQUEST_EXAMPLES: dict[str, Any] = {
         "scope": "system/Patient.rs system/Observation.rs system/QuestionnaireResponse.cruds",
     },
     "PolicyChange": {"induction_doses": 4, "phq9": {"rise_from_nadir": 4}},
+    "WebhookCreate": {
+        "url": "https://ehr.example.org/hooks/kap",
+        "event_types": ["alert.opened", "signal.changed"],
+        "description": "Safety alerts to the on-call inbox",
+    },
+    "WebhookUpdate": {"event_types": ["alert.opened"], "enabled": True},
     "QuestionnaireResponse": _QUESTIONNAIRE_RESPONSE_EXAMPLE,
 }
 """One example of each request body, by schema name (synthetic data; a public key only)."""

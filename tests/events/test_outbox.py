@@ -93,7 +93,7 @@ def test_a_refused_write_records_no_event(tenant):
         f"/v1/patients/{pid}/sessions",
         {"kind": "intake", "occurred_at": "2026-03-01T15:00:00Z", "course_id": "no-such-course"},
     )
-    assert bad.status_code == 404
+    assert bad.status_code == 422  # a course that is not the patient's
     assert _events(tenant) == before
 
 

@@ -13,12 +13,10 @@ from kap_outcomes.config import Settings
 from kap_outcomes.events import service
 from kap_outcomes.events.models import EventPage, EventType
 from kap_outcomes.events.repository import START
-from kap_outcomes.http import ID_PATTERN, PROBLEMS
+from kap_outcomes.http import ID_PATTERN
 from kap_outcomes.pagination import Limit
 
-router = APIRouter(
-    prefix="/v1/events", tags=["events"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=AuditedRoute)
 
 EVENT_STREAM = "text/event-stream"
 _TYPES = ", ".join(t.value for t in EventType)

@@ -70,15 +70,14 @@ def signing_key_problem(secret: str, *, environment: str) -> str | None:
     Too short is refused everywhere; a placeholder or a guessable key outside development.
     """
     if len(secret) < MIN_KEY_LENGTH:
-        return f"KAP_SIGNING_KEY is too short ({len(secret)} characters, {MIN_KEY_LENGTH} or more)"
+        return f"KAP_SIGNING_KEY: too short ({len(secret)} characters, {MIN_KEY_LENGTH} or more)"
     if environment == "development":
         return None
     if looks_like_placeholder(secret):
         return "KAP_SIGNING_KEY looks like a placeholder"
     if _guesses_log10(secret) < MIN_KEY_GUESSES_LOG10:
         return (
-            "KAP_SIGNING_KEY is guessable (a repeated pattern, a sequence, words or a keyboard "
-            "walk)"
+            "KAP_SIGNING_KEY: guessable (a repeated pattern, a sequence, words or a keyboard walk)"
         )
     return None
 
@@ -104,7 +103,7 @@ class TokenIssuer:
             key = secret.encode()
         elif settings.environment != "development":
             raise SigningKeyError(
-                f"KAP_SIGNING_KEY is required outside development ({settings.environment}); "
+                f"KAP_SIGNING_KEY: required outside development ({settings.environment}); "
                 + KEY_HOW_TO
             )
         else:

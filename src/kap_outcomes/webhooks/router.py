@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.config import Settings
-from kap_outcomes.http import PROBLEMS, ResourceId
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.webhooks import service
 from kap_outcomes.webhooks.egress import EgressPolicy
@@ -23,15 +23,13 @@ from kap_outcomes.webhooks.models import (
     WebhookWithSecret,
 )
 
-router = APIRouter(
-    prefix="/v1/webhooks", tags=["webhooks"], responses=PROBLEMS, route_class=AuditedRoute
-)
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=AuditedRoute)
 
 IfMatch = Annotated[
     str | None,
     Header(alias="If-Match", max_length=200, description="The webhook's ETag, from GET"),
 ]
-PRECONDITIONS: dict[int | str, dict[str, Any]] = {412: PROBLEMS[412], 428: PROBLEMS[428]}
+PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(412, 428, ok=with_headers("ETag"))
 
 
 def _policy(request: Request) -> EgressPolicy:
@@ -59,7 +57,7 @@ async def list_webhooks(principal: AdminDep, db: DbDep) -> Page[WebhookPublic]:
     return await db.read(partial(service.list_endpoints, principal=principal))
 
 
-@router.get("/{webhook_id}")
+@router.get("/{webhook_id}", responses=problems(ok=with_headers("ETag")))
 async def get_webhook(
     webhook_id: ResourceId, principal: AdminDep, db: DbDep, response: Response
 ) -> WebhookPublic:
@@ -137,7 +135,7 @@ async def list_webhook_deliveries(
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=202,
-    responses={409: PROBLEMS[409]},
+    responses=problems(409),
 )
 async def redeliver_webhook_delivery(
     webhook_id: ResourceId, delivery_id: ResourceId, principal: AdminDep, db: DbDep
