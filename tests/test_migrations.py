@@ -35,6 +35,7 @@ TABLES = {
     "fhir_identifiers",
     "enrollment_codes",
     "audit_events",
+    "care_session_revisions",
 }
 
 

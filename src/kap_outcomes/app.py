@@ -26,6 +26,7 @@ from kap_outcomes.audit.router import router as audit_router
 from kap_outcomes.auth.dependencies import BEARER_SCHEME, current_principal
 from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
+from kap_outcomes.care.router import session_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.db import Database, make_engine
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assessments_router,
         patients_router,
         care_router,
+        session_router,
         alerts_router,
         policy_router,
         signals_router,
