@@ -27,7 +27,7 @@ from kap_outcomes.clinical.booster import (
     gad7_booster_signal,
 )
 from kap_outcomes.clinical.cadence import phq9_due
-from kap_outcomes.clinical.change import change_metrics, course_baseline
+from kap_outcomes.clinical.change import change_metrics, course_baseline, episode_outcome
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Policy
 from kap_outcomes.clinical.trend import ewma, trend
@@ -205,6 +205,20 @@ def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> S
     )
 
 
+def _episode(data: PatientData, policy: Policy) -> tuple[bool | None, bool | None]:
+    """clinical-rules.md section 3 for the course: the first of the pair is each instrument's
+    course baseline, the latest its latest valid score; null where either is missing."""
+    ends: dict[str, tuple[int | None, int | None]] = {}
+    for name in ("phq9", "gad7"):
+        first = _baseline(data, name, policy)
+        rows = data.scores[name]
+        ends[name] = (
+            first.total if first is not None else None,
+            rows[-1].total if rows and first is not None else None,
+        )
+    return episode_outcome(*ends["phq9"], *ends["gad7"], policy)
+
+
 def get_trend(
     conn: Connection, *, principal: Principal, patient_id: str, instrument: TrendInstrument
 ) -> TrendPublic:
@@ -230,11 +244,14 @@ def get_trend(
         )
     line = trend(instrument.value, _points(rows), policy)
     smoothed = ewma([r.total for r in rows], policy.ewma_alpha)
+    recovery, reliable_recovery = _episode(data, policy)
     return TrendPublic(
         instrument=instrument,
         baseline=_ref(baseline) if baseline is not None else None,
         latest=_ref(latest) if latest is not None else None,
         change=change,
+        recovery=recovery,
+        reliable_recovery=reliable_recovery,
         trend=TrendLine(
             label=line.label,
             slope_per_week=line.slope_per_week,
