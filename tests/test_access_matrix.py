@@ -90,6 +90,8 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/v1/caseload"): STAFF,
     ("get", "/v1/policy"): ADMIN_ONLY,
     ("put", "/v1/policy"): ADMIN_ONLY,
+    ("get", "/v1/organisation"): ADMIN_ONLY,
+    ("put", "/v1/organisation"): ADMIN_ONLY,
     ("post", "/v1/tokens"): ADMIN_ONLY,
     ("get", "/v1/tokens"): ADMIN_ONLY,
     ("delete", "/v1/tokens/{token_id}"): ADMIN_ONLY,
@@ -133,6 +135,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v1/alerts/{alert_id}/acknowledge"): {},
     ("post", "/v1/alerts/{alert_id}/resolve"): {},
     ("put", "/v1/policy"): {},
+    ("put", "/v1/organisation"): {"timezone": "UTC"},
     ("post", "/v1/tokens"): {"role": "clinician"},
     ("post", "/v1/clients"): {"name": "matrix", "jwks": {"keys": []}, "scope": "system/*.rs"},
 }

@@ -43,6 +43,7 @@ from kap_outcomes.health import router as health_router
 from kap_outcomes.http import MANUAL_BODIES
 from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import RequestBodyRules
+from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.query_rules import only_declared_query
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_router,
         alerts_router,
         policy_router,
+        organisation_router,
         signals_router,
         caseload_router,
         clients_router,

@@ -27,6 +27,10 @@ class Organisation(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     slug: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    timezone: str = Field(default="UTC", max_length=64)
+    """IANA name: the calendar of every date shown to people (organisation/)."""
+    settings_version: int = 1
+    """The settings' ETag; +1 per change."""
 
 
 class ApiToken(SQLModel, table=True):

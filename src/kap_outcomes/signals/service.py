@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,6 +32,7 @@ from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Policy
 from kap_outcomes.clinical.trend import ewma, trend
 from kap_outcomes.db import utcnow
+from kap_outcomes.organisation import service as organisation_service
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import repository
@@ -131,8 +132,11 @@ def _induction_doses(data: PatientData, policy: Policy) -> int:
     return int(data.course.induction_doses) if data.course is not None else policy.induction_doses
 
 
-def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -> BoosterSignal:
-    """Section 5 for the active course: the PHQ-9 status, or its GAD-7 analogue."""
+def booster(
+    data: PatientData, instrument: str, now: datetime, policy: Policy, zone: tzinfo = UTC
+) -> BoosterSignal:
+    """Section 5 for the active course: the PHQ-9 status, or its GAD-7 analogue; the dates in
+    its reasons are calendar dates in ``zone`` (the organisation's, section 8)."""
     scores = _points(data.scores[instrument])
     common: dict[str, Any] = {
         "dose_times": data.doses,
@@ -140,6 +144,7 @@ def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -
         "baseline": _baseline(data, instrument, policy),
         "now": now,
         "policy": policy,
+        "zone": zone,
     }
     if instrument == "phq9":
         return booster_signal(phq9_scores=scores, **common)
@@ -185,6 +190,7 @@ def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> S
     require_patient(conn, principal=principal, patient_id=patient_id)
     version, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     data = _load(conn, patient_id=patient_id)
+    zone = organisation_service.clinic_zone(conn, organisation_id=principal.organisation_id)
     now = utcnow()
     phq9 = data.scores["phq9"]
     due, days_since = phq9_due(
@@ -196,8 +202,8 @@ def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> S
     return SignalsPublic(
         patient_id=patient_id,
         course_id=data.course.id if data.course is not None else None,
-        booster=_booster_public(booster(data, "phq9", now, policy)),
-        gad7_booster=_booster_public(booster(data, "gad7", now, policy)),
+        booster=_booster_public(booster(data, "phq9", now, policy, zone)),
+        gad7_booster=_booster_public(booster(data, "gad7", now, policy, zone)),
         safety=safety(data.alerts),
         measurement=MeasurementPublic(phq9_due=due, days_since_last_phq9=days_since),
         policy_version=version,
