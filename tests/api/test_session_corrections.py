@@ -8,6 +8,7 @@ are `stable`; before the sixth dose there is nothing to judge (`pending`).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -112,6 +113,33 @@ def test_amending_a_dose_onto_another_is_a_duplicate(tenant):
     # moving a dose by a few minutes does not collide with itself
     body = {"occurred_at": _iso(T0 + timedelta(days=3, minutes=10)), "reason": "clock"}
     assert _correct(tenant, second["id"], "amend", body, '"1"').status_code == 200
+
+
+def test_the_same_dose_sent_at_once_is_stored_once(tenant):
+    clinic = Clinic(tenant)
+
+    def send(n: int):
+        return _dose(clinic, _iso(T0 + timedelta(days=1, minutes=n)))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(send, range(6)))
+    assert statuses == [201] + [409] * 5
+    assert len(_listed(clinic)) == 1
+
+
+def test_concurrent_corrections_of_one_version_one_wins(tenant):
+    clinic = Clinic(tenant)
+    sid = _dose_ok(clinic, 1)["id"]
+
+    def amend(n: int):
+        body = {"occurred_at": _day(2 + n), "reason": f"attempt {n}"}
+        return _correct(tenant, sid, "amend", body, '"1"')
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(amend, range(6)))
+    assert statuses == [200] + [412] * 5
+    history = tenant.get(f"/v1/sessions/{sid}/history").json()
+    assert [v["version"] for v in history["versions"]] == [1, 2]
 
 
 # --- corrections --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from kap_outcomes.organisation.models import OrganisationSettings, OrganisationS
 from kap_outcomes.preconditions import check_if_match, precondition_failed
 
 _orgs = Organisation.__table__  # type: ignore[attr-defined]
-NOUN = "organisation's settings"
+NOUN = "organisation"
 
 
 def _row(conn: Connection, organisation_id: str, *, for_update: bool = False) -> Any:
