@@ -8,7 +8,6 @@ Create Date: 2026-11-30 10:45:00.000000
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "9d2e3f4a5b6c"
@@ -18,12 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Existing organisations keep what they had: UTC, settings version 1.
+    # Existing organisations get UTC (what they had) and settings version 1. The server
+    # defaults stay: an insert naming only the older columns remains valid.
     with op.batch_alter_table("organisations", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
                 "timezone",
-                sqlmodel.sql.sqltypes.AutoString(length=64),
+                sa.String(length=64),
                 nullable=False,
                 server_default="UTC",
             )
@@ -31,13 +31,6 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("settings_version", sa.Integer(), nullable=False, server_default="1")
         )
-    with op.batch_alter_table("organisations", schema=None) as batch_op:
-        batch_op.alter_column(
-            "timezone",
-            existing_type=sqlmodel.sql.sqltypes.AutoString(length=64),
-            server_default=None,
-        )
-        batch_op.alter_column("settings_version", existing_type=sa.Integer(), server_default=None)
 
 
 def downgrade() -> None:
