@@ -41,6 +41,7 @@ TABLES = {
     "webhook_endpoints",
     "webhook_deliveries",
     "webhook_attempts",
+    "care_session_revisions",
 }
 
 

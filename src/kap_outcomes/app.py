@@ -26,6 +26,7 @@ from kap_outcomes.audit import service as audit_service
 from kap_outcomes.audit.router import router as audit_router
 from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
+from kap_outcomes.care.router import session_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.contract import api_routes, finish, operation_id
@@ -43,6 +44,7 @@ from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.links import require_public_base_url
 from kap_outcomes.middleware import NoNulText, RequestBodyRules
+from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.query_rules import only_declared_query
@@ -209,8 +211,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assessments_router,
         patients_router,
         care_router,
+        session_router,
         alerts_router,
         policy_router,
+        organisation_router,
         signals_router,
         caseload_router,
         events_router,

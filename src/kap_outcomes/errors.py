@@ -36,12 +36,14 @@ class DomainError(Exception):
     title: str = "Bad request"
     errors: list[FieldProblem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+    """Extension members of the problem document (RFC 9457 3.2), e.g. what it conflicts with."""
 
     def __str__(self) -> str:
         return f"{self.status} {self.title}: {self.detail}"
 
     def body(self, instance: str) -> dict[str, Any]:
-        return problem_body(
+        body = problem_body(
             status=self.status,
             slug=self.slug,
             title=self.title,
@@ -49,6 +51,7 @@ class DomainError(Exception):
             instance=instance,
             errors=self.errors,
         )
+        return {**self.extensions, **body}
 
 
 def problem_body(

@@ -4,7 +4,7 @@ from kap_outcomes.alerts.models import Alert
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
-from kap_outcomes.care.models import CareSession, Course
+from kap_outcomes.care.models import CareSession, CareSessionRevision, Course
 from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.events.models import Event, EventConsumer
 from kap_outcomes.fhir.models import FhirIdentifier
@@ -22,6 +22,7 @@ __all__ = [
     "AssessmentRevision",
     "AuditEvent",
     "CareSession",
+    "CareSessionRevision",
     "Course",
     "EnrollmentCode",
     "Event",

@@ -117,6 +117,14 @@ ROWS: list[tuple[str, Instrument, list[int | None], AlertLevel, AlertKind, str]]
         AlertKind.SAFETY_ITEM_MISSING,
         "ask item 9",
     ),
+    (
+        "empty C-SSRS screener (clinical-rules.md section 8: nothing screened is not no risk)",
+        CSSRS,
+        [N] * 7,
+        AlertLevel.REVIEW,
+        AlertKind.SAFETY_ITEM_MISSING,
+        "ask the C-SSRS screener's questions",
+    ),
 ]
 
 
@@ -146,7 +154,6 @@ def test_safety_table(
         (PHQ9, [3, 3, 3, 3, 3, 3, 3, 3, 0]),  # item 9 = 0: no alert, but only a flag
         (PHQ9, [N, N, N, N, N, N, N, N, 0]),
         (CSSRS, [0, 0, N, N, N, 0, N]),  # risk none
-        (CSSRS, [N] * 7),  # not screened
         (GAD7, [3] * 7),  # GAD-7 has no safety item
         (GAD7, [N] * 7),
     ],
@@ -238,6 +245,10 @@ def test_cssrs_alert_follows_risk(items: list[int | None]) -> None:
     if 1 in items:
         assert len(triggers) == 1
         assert triggers[0].kind is AlertKind.CSSRS_RISK
+    elif all(value is None for value in items):
+        assert [(t.level, t.kind) for t in triggers] == [
+            (AlertLevel.REVIEW, AlertKind.SAFETY_ITEM_MISSING)
+        ]
     else:
         assert triggers == []
 

@@ -32,46 +32,10 @@ from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.clinical.safety import evaluate_safety
 from kap_outcomes.clinical.scoring import score
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError, conflict, not_found
+from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def precondition_required(
-    detail: str = "Send If-Match with the assessment's ETag (read it with GET first).",
-) -> DomainError:
-    return DomainError(
-        detail=detail,
-        status=428,
-        slug="precondition-required",
-        title="Precondition required",
-    )
-
-
-def precondition_failed() -> DomainError:
-    return DomainError(
-        detail="The assessment changed since that ETag; read it again, then correct it.",
-        status=412,
-        slug="precondition-failed",
-        title="Precondition failed",
-    )
-
-
-STAR_REFUSED = "If-Match: * names no version; send the ETag of the {what} you read."
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    if if_match is None or not if_match.strip():
-        raise precondition_required()
-    tags = [tag.strip() for tag in if_match.split(",")]
-    if "*" in tags:
-        raise precondition_required(STAR_REFUSED.format(what="assessment"))
-    if etag(version) not in (tag.removeprefix("W/") for tag in tags):
-        raise precondition_failed()
+from kap_outcomes.preconditions import check_if_match, precondition_failed
 
 
 def _current(

@@ -31,6 +31,7 @@ from kap_outcomes.http import (
 )
 from kap_outcomes.idempotency.service import check_key
 from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.preconditions import etag
 from kap_outcomes.timing import Timestamp
 
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
@@ -71,7 +72,7 @@ def assessment_headers(assessment: dict[str, Any]) -> dict[str, str]:
     """A created assessment's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
     return {
         "Location": f"/v1/assessments/{assessment['id']}",
-        "ETag": corrections.etag(assessment["version"]),
+        "ETag": etag(assessment["version"]),
     }
 
 
@@ -108,7 +109,7 @@ async def get_assessment(
     result = await db.read(
         partial(service.get_assessment, principal=principal, assessment_id=assessment_id)
     )
-    response.headers["ETag"] = corrections.etag(result.version)
+    response.headers["ETag"] = etag(result.version)
     return result
 
 
@@ -142,7 +143,7 @@ async def amend_assessment(
             data=data,
         )
     )
-    response.headers["ETag"] = corrections.etag(result.version)
+    response.headers["ETag"] = etag(result.version)
     return result
 
 
@@ -165,7 +166,7 @@ async def retract_assessment(
             data=data,
         )
     )
-    response.headers["ETag"] = corrections.etag(result.version)
+    response.headers["ETag"] = etag(result.version)
     return result
 
 

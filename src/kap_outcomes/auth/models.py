@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
-from sqlalchemy import Column, ForeignKey, String
+from sqlalchemy import Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
@@ -28,6 +28,17 @@ class Organisation(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     slug: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Server defaults, not Python ones: an insert that names only the older columns (as at
+    # earlier revisions) stays valid.
+    timezone: str = Field(
+        default="UTC",
+        sa_column=Column(String(64), nullable=False, server_default="UTC"),
+    )
+    """IANA name: the calendar of every date shown to people (organisation/)."""
+    settings_version: int = Field(
+        default=1, sa_column=Column(Integer, nullable=False, server_default="1")
+    )
+    """The settings' ETag; +1 per change."""
 
 
 class ApiToken(SQLModel, table=True):

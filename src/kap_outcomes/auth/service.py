@@ -70,7 +70,11 @@ def ensure_organisation(conn: Connection, slug: str) -> str:
     if existing is not None:
         return str(existing)
     org_id = new_id()
-    conn.execute(insert(_orgs).values(id=org_id, slug=slug, created_at=utcnow()))
+    conn.execute(
+        insert(_orgs).values(
+            id=org_id, slug=slug, created_at=utcnow(), timezone="UTC", settings_version=1
+        )
+    )
     return org_id
 
 

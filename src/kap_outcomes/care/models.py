@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Float, Index, String, text
 from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, UniqueConstraint
 
 from kap_outcomes.clinical.dose import DOSE_MAX_MG, DOSE_MIN_MG
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
@@ -27,6 +27,14 @@ class SessionKind(StrEnum):
 
 
 DOSE_KINDS = frozenset({SessionKind.dosing, SessionKind.booster})
+
+
+class SessionStatus(StrEnum):
+    """A version's status, as for assessments (the FHIR Encounter/Procedure vocabulary)."""
+
+    final = "final"
+    amended = "amended"
+    entered_in_error = "entered-in-error"
 
 
 class DoseRoute(StrEnum):
@@ -76,6 +84,31 @@ class CareSession(SQLModel, table=True):
     dose_route: DoseRoute | None = SQLField(default=None, sa_type=String(16))
     dose_amount_mg: float | None = SQLField(default=None, sa_type=Float)
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+    version: int = 1
+    status: SessionStatus = SQLField(default=SessionStatus.final, sa_type=String(16))
+    version_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_by: str | None = SQLField(default=None, max_length=36)
+    version_reason: str | None = SQLField(default=None, max_length=500)
+
+
+class CareSessionRevision(SQLModel, table=True):
+    """A superseded version of a session, kept as it was (corrections never overwrite)."""
+
+    __tablename__ = "care_session_revisions"
+    __table_args__ = (UniqueConstraint("session_id", "version"),)
+
+    id: str = SQLField(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = SQLField(foreign_key="organisations.id", max_length=36)
+    session_id: str = SQLField(foreign_key="care_sessions.id", max_length=36)
+    version: int
+    status: SessionStatus = SQLField(sa_type=String(16))
+    kind: SessionKind = SQLField(sa_type=String(16))
+    occurred_at: datetime = SQLField(sa_type=UTCDateTime)
+    dose_route: DoseRoute | None = SQLField(default=None, sa_type=String(16))
+    dose_amount_mg: float | None = SQLField(default=None, sa_type=Float)
+    version_at: datetime = SQLField(sa_type=UTCDateTime)
+    recorded_by: str | None = SQLField(default=None, max_length=36)
+    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
 # No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).
@@ -126,6 +159,14 @@ class SessionCreate(BaseModel):
     occurred_at: PastTimestamp
     course_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
     dose: Dose | None = None
+    distinct: bool = Field(
+        default=False,
+        strict=True,
+        description=(
+            "true: a second dose within 60 minutes of another is really a separate session "
+            "(otherwise it is refused as a duplicate)."
+        ),
+    )
 
 
 class SessionPublic(BaseModel):
@@ -136,3 +177,54 @@ class SessionPublic(BaseModel):
     occurred_at: datetime
     dose: Dose | None
     created_at: datetime
+    version: int = Field(default=1, description="1 as first recorded; +1 per correction")
+    status: SessionStatus = SessionStatus.final
+
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=FREE_TEXT_PATTERN)]
+
+
+class SessionAmend(BaseModel):
+    """A correction: what changes (left out: unchanged), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    occurred_at: PastTimestamp | None = None
+    kind: SessionKind | None = None
+    dose: Dose | None = Field(
+        default=None, description="Left out: unchanged; null: no dose (a non-dosing kind)."
+    )
+    distinct: bool = Field(
+        default=False,
+        strict=True,
+        description="As when recording: the corrected dose is not a duplicate of one nearby.",
+    )
+
+
+class SessionRetract(BaseModel):
+    """Marks a session entered in error (for example, a dose entered twice)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class SessionVersion(BaseModel):
+    """One version in a session's history: what was recorded, when, by whom and why."""
+
+    version: int
+    status: SessionStatus
+    kind: SessionKind
+    occurred_at: datetime
+    dose: Dose | None
+    recorded_at: datetime
+    recorded_by: str | None
+    reason: str | None
+
+
+class SessionHistory(BaseModel):
+    session_id: str
+    patient_id: str
+    current_version: int
+    versions: list[SessionVersion]

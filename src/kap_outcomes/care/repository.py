@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from kap_outcomes.care.models import CareSession, Course
+from kap_outcomes.care.models import CareSession, CareSessionRevision, Course, SessionStatus
 
 courses = Course.__table__  # type: ignore[attr-defined]
 sessions = CareSession.__table__  # type: ignore[attr-defined]
@@ -74,3 +74,71 @@ def page_sessions(
         )
     query = query.order_by(sessions.c.occurred_at, sessions.c.id).limit(limit)
     return list(conn.execute(query).all())
+
+
+revisions = CareSessionRevision.__table__  # type: ignore[attr-defined]
+_REVISION_COLUMNS = [c.name for c in revisions.columns if c.name not in ("id", "session_id")]
+
+
+def session_by_id(conn: Connection, *, organisation_id: str, session_id: str) -> Any | None:
+    return conn.execute(
+        select(sessions).where(
+            sessions.c.id == session_id, sessions.c.organisation_id == organisation_id
+        )
+    ).first()
+
+
+def session_for_update(conn: Connection, *, organisation_id: str, session_id: str) -> Any | None:
+    """The current version, locked until the transaction ends (PostgreSQL)."""
+    return conn.execute(
+        select(sessions)
+        .where(sessions.c.id == session_id, sessions.c.organisation_id == organisation_id)
+        .with_for_update()
+    ).first()
+
+
+def doses_near(
+    conn: Connection, *, patient_id: str, start: datetime, end: datetime, kinds: list[str]
+) -> list[Any]:
+    """The patient's standing (not retracted) doses with start < occurred_at < end."""
+    return list(
+        conn.execute(
+            select(sessions)
+            .where(
+                sessions.c.patient_id == patient_id,
+                sessions.c.kind.in_(kinds),
+                sessions.c.status != SessionStatus.entered_in_error.value,
+                sessions.c.occurred_at > start,
+                sessions.c.occurred_at < end,
+            )
+            .order_by(sessions.c.occurred_at, sessions.c.id)
+        ).all()
+    )
+
+
+def keep_session_revision(conn: Connection, *, current: Any, revision_id: str) -> None:
+    """Copy the current version, unchanged, into the history before it is superseded."""
+    values = {name: getattr(current, name) for name in _REVISION_COLUMNS}
+    conn.execute(insert(revisions).values(id=revision_id, session_id=current.id, **values))
+
+
+def replace_session(
+    conn: Connection, *, session_id: str, expected_version: int, values: dict[str, Any]
+) -> bool:
+    """Write the next version; False if another correction got there first."""
+    result = conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.version == expected_version)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def session_revisions(conn: Connection, *, session_id: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(revisions)
+            .where(revisions.c.session_id == session_id)
+            .order_by(revisions.c.version)
+        ).all()
+    )

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
-from kap_outcomes.care import service
-from kap_outcomes.care.models import CourseCreate, CoursePublic, SessionCreate, SessionPublic
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once
+from kap_outcomes.care import corrections, service
+from kap_outcomes.care.models import (
+    CourseCreate,
+    CoursePublic,
+    SessionAmend,
+    SessionCreate,
+    SessionHistory,
+    SessionPublic,
+    SessionRetract,
+)
+from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)
 
@@ -23,7 +32,11 @@ def course_location(course: dict[str, Any]) -> dict[str, str]:
 
 
 def session_location(session: dict[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}"}
+    """A created session's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
+    return {
+        "Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}",
+        "ETag": etag(session.get("version", 1)),
+    }
 
 
 @router.post("/courses", status_code=201, response_model=CoursePublic)
@@ -62,7 +75,17 @@ async def get_course(
     )
 
 
-@router.post("/sessions", status_code=201, response_model=SessionPublic)
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionPublic,
+    responses=problems(
+        (
+            409,
+            "A dose within 60 minutes of another (`duplicate-session`), or a retry in flight",
+        )
+    ),
+)
 async def record_session(
     patient_id: ResourceId,
     data: SessionCreate,
@@ -102,11 +125,100 @@ async def list_sessions(
 
 @router.get("/sessions/{session_id}")
 async def get_session(
-    patient_id: ResourceId, session_id: ResourceId, principal: StaffDep, db: DbDep
+    patient_id: ResourceId,
+    session_id: ResourceId,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
 ) -> SessionPublic:
-    """One session (what a session's ``Location`` names)."""
-    return await db.read(
+    """One session (what a session's ``Location`` names), with its ``ETag``."""
+    result = await db.read(
         partial(
             service.get_session, principal=principal, patient_id=patient_id, session_id=session_id
         )
+    )
+    response.headers["ETag"] = etag(result.version)
+    return result
+
+
+session_router = APIRouter(prefix="/v1/sessions", tags=["care"], route_class=AuditedRoute)
+"""Corrections of a session, addressed by the session alone (as assessments are)."""
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=200, description="The ETag of the version corrected"),
+]
+PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(
+    (409, "The amended dose lies within 60 minutes of another (`duplicate-session`)"),
+    412,
+    428,
+    ok=with_headers("ETag"),
+)
+
+
+@session_router.get("/{session_id}", responses=problems(ok=with_headers("ETag")))
+async def get_session_by_id(
+    session_id: ResourceId, principal: StaffDep, db: DbDep, response: Response
+) -> SessionPublic:
+    """The current version, with its ``ETag`` (send it as ``If-Match`` to correct it)."""
+    result = await db.read(
+        partial(corrections.get_session, principal=principal, session_id=session_id)
+    )
+    response.headers["ETag"] = etag(result.version)
+    return result
+
+
+@session_router.post("/{session_id}/amend", responses=PRECONDITIONS)
+async def amend_session(
+    session_id: ResourceId,
+    data: SessionAmend,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SessionPublic:
+    """Record the session as it should have been (time, kind, dose) as a new version; every
+    signal follows it."""
+    result = await db.write(
+        partial(
+            corrections.amend_session,
+            principal=principal,
+            session_id=session_id,
+            if_match=if_match,
+            data=data,
+        )
+    )
+    response.headers["ETag"] = etag(result.version)
+    return result
+
+
+@session_router.post("/{session_id}/retract", responses=PRECONDITIONS)
+async def retract_session(
+    session_id: ResourceId,
+    data: SessionRetract,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SessionPublic:
+    """Mark the session entered in error; it leaves induction and every signal, its history
+    stays."""
+    result = await db.write(
+        partial(
+            corrections.retract_session,
+            principal=principal,
+            session_id=session_id,
+            if_match=if_match,
+            data=data,
+        )
+    )
+    response.headers["ETag"] = etag(result.version)
+    return result
+
+
+@session_router.get("/{session_id}/history")
+async def session_history(session_id: ResourceId, principal: StaffDep, db: DbDep) -> SessionHistory:
+    """Every version, oldest first: what was recorded, when, by which token and why."""
+    return await db.read(
+        partial(corrections.session_history, principal=principal, session_id=session_id)
     )

@@ -6,6 +6,7 @@ without ``course_id`` belongs to the active course; a dose with no active course
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -19,10 +20,12 @@ from kap_outcomes.care.models import (
     Dose,
     DoseRoute,
     SessionCreate,
+    SessionKind,
     SessionPublic,
+    SessionStatus,
 )
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.errors import DomainError, FieldProblem, invalid, not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
@@ -43,7 +46,7 @@ def _course_public(row: Any) -> CoursePublic:
     )
 
 
-def _session_public(row: Any) -> SessionPublic:
+def session_public(row: Any) -> SessionPublic:
     dose = (  # as stored: a dose recorded under older, wider bounds still reads
         Dose.model_construct(route=DoseRoute(row.dose_route), amount_mg=row.dose_amount_mg)
         if row.dose_route is not None
@@ -57,6 +60,8 @@ def _session_public(row: Any) -> SessionPublic:
         occurred_at=row.occurred_at,
         dose=dose,
         created_at=row.created_at,
+        version=row.version,
+        status=row.status,
     )
 
 
@@ -139,20 +144,68 @@ def get_session(
     row = repository.get_session(conn, patient_id=patient_id, session_id=session_id)
     if row is None:
         raise not_found("Session")
-    return _session_public(row)
+    return session_public(row)
+
+
+DUPLICATE_WINDOW = timedelta(minutes=60)
+"""Two doses of one patient closer than this are one dose entered twice unless the request
+says they are distinct (clinical-rules.md section 8, ENG)."""
+
+
+def check_dose(kind: SessionKind, dose: Dose | None) -> None:
+    """A dosing or booster session has a dose; no other kind has one."""
+    is_dose = kind in DOSE_KINDS
+    if is_dose and dose is None:
+        raise invalid([FieldProblem(pointer="/dose", detail=f"required for a {kind} session")])
+    if not is_dose and dose is not None:
+        raise invalid(
+            [FieldProblem(pointer="/dose", detail="only dosing and booster sessions take a dose")]
+        )
+
+
+def refuse_duplicate_dose(
+    conn: Connection, *, patient_id: str, occurred_at: datetime, exclude: str | None = None
+) -> None:
+    """409 ``duplicate-session`` naming the standing dose less than 60 minutes away, if any.
+
+    The caller holds the patient's lock, so two racing requests cannot both pass."""
+    nearby = [
+        row
+        for row in repository.doses_near(
+            conn,
+            patient_id=patient_id,
+            start=occurred_at - DUPLICATE_WINDOW,
+            end=occurred_at + DUPLICATE_WINDOW,
+            kinds=sorted(k.value for k in DOSE_KINDS),
+        )
+        if row.id != exclude
+    ]
+    if nearby:
+        first = nearby[0]
+        raise DomainError(
+            detail=(
+                f"Session {first.id} already records a {first.kind} dose less than 60 minutes "
+                "from this one. Correct that session, or send distinct: true if this is "
+                "really a second dose."
+            ),
+            status=409,
+            slug="duplicate-session",
+            title="Duplicate session",
+            extensions={"duplicate_of": first.id},
+        )
 
 
 def record_session(
     conn: Connection, *, principal: Principal, patient_id: str, data: SessionCreate
 ) -> SessionPublic:
     is_dose = data.kind in DOSE_KINDS
-    if is_dose and data.dose is None:
-        raise invalid([FieldProblem(pointer="/dose", detail=f"required for a {data.kind} session")])
-    if not is_dose and data.dose is not None:
-        raise invalid(
-            [FieldProblem(pointer="/dose", detail="only dosing and booster sessions take a dose")]
-        )
+    check_dose(data.kind, data.dose)
     require_patient(conn, principal=principal, patient_id=patient_id)
+    if is_dose:
+        # Racing duplicates would each find no other dose and both be stored.
+        patients_repository.lock(conn, patient_id=patient_id)
+        if not data.distinct:
+            refuse_duplicate_dose(conn, patient_id=patient_id, occurred_at=data.occurred_at)
     if data.course_id is not None:
         if repository.get_course(conn, patient_id=patient_id, course_id=data.course_id) is None:
             raise invalid(
@@ -185,7 +238,11 @@ def record_session(
         "dose_route": data.dose.route.value if data.dose else None,
         "dose_amount_mg": data.dose.amount_mg if data.dose else None,
         "created_at": now,
+        "version": 1,
+        "status": SessionStatus.final.value,
+        "recorded_by": principal.token_id,
     }
+    values["version_at"] = values["created_at"]
     repository.insert_session(conn, values)
     emit(
         conn,
@@ -215,4 +272,4 @@ def list_sessions(
     after = decode_cursor(cursor) if cursor else None
     rows = repository.page_sessions(conn, patient_id=patient_id, after=after, limit=limit + 1)
     rows, next_cursor = cut(rows, limit, lambda r: (r.occurred_at, r.id))
-    return Page[SessionPublic](data=[_session_public(r) for r in rows], next_cursor=next_cursor)
+    return Page[SessionPublic](data=[session_public(r) for r in rows], next_cursor=next_cursor)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from fractions import Fraction
 from typing import Literal
 
@@ -88,14 +88,17 @@ def booster_signal(
     baseline: ScorePoint | None,
     now: datetime,
     policy: Policy,
+    zone: tzinfo = UTC,
 ) -> BoosterSignal:
     """The PHQ-9 booster-need status, first match wins (section 5 table).
 
     phq9_scores: the patient's valid PHQ-9s, any order. dose_times: the current course's
     `dosing` and `booster` sessions, any order. induction_doses: the course's own value,
     else `policy.induction_doses`. baseline: `change.course_baseline` of the course.
+    zone: the clinic's time zone, for the dates the reason sentences show (section 8);
+    intervals stay elapsed time whatever it is.
     """
-    return _signal("phq9", phq9_scores, dose_times, induction_doses, baseline, now, policy)
+    return _signal("phq9", phq9_scores, dose_times, induction_doses, baseline, now, policy, zone)
 
 
 def gad7_booster_signal(
@@ -106,10 +109,11 @@ def gad7_booster_signal(
     baseline: ScorePoint | None,
     now: datetime,
     policy: Policy,
+    zone: tzinfo = UTC,
 ) -> BoosterSignal:
     """The GAD-7 analogue (section 5): hit = GAD-7 >= 8 and 50 % lost, rise = +4, trend
     against the GAD-7 MCID of 4. Reported separately; never changes the PHQ-9 status."""
-    return _signal("gad7", gad7_scores, dose_times, induction_doses, baseline, now, policy)
+    return _signal("gad7", gad7_scores, dose_times, induction_doses, baseline, now, policy, zone)
 
 
 def _signal(
@@ -120,6 +124,7 @@ def _signal(
     baseline: ScorePoint | None,
     now: datetime,
     policy: Policy,
+    zone: tzinfo,
 ) -> BoosterSignal:
     if induction_doses is not None and induction_doses < 1:
         raise ValueError(f"induction_doses must be at least 1, got {induction_doses}")
@@ -154,19 +159,19 @@ def _signal(
     if len(doses) < needed:
         detail = (
             f"{len(doses)} of {needed} induction doses given (latest on "
-            f"{_day(last_dose)}); the booster signal starts when induction is complete."
+            f"{_day(last_dose, zone)}); the booster signal starts when induction is complete."
         )
         return result("in_induction", [Reason("in_induction", detail)])
     if baseline is None:
         detail = (
             f"No baseline {name}: none valid at or within {policy.baseline_lookback_days} "
-            f"days before the first dose on {_day(doses[0])}."
+            f"days before the first dose on {_day(doses[0], zone)}."
         )
         return result("not_applicable", [Reason("no_baseline", detail)])
     b = baseline.total
     if b < thresholds.response_min_baseline:
         detail = (
-            f"Baseline {name} {b} on {_day(baseline.administered_at)} is below "
+            f"Baseline {name} {b} on {_day(baseline.administered_at, zone)} is below "
             f"{thresholds.response_min_baseline}, so response and relapse are not defined."
         )
         return result("not_applicable", [Reason("baseline_below_threshold", detail)])
@@ -176,7 +181,7 @@ def _signal(
     window = tuple(s for s in after_induction if s.administered_at > last_dose)
     if not window:
         since = _days((now - last_dose).days)
-        detail = f"No {name} since the latest dose on {_day(last_dose)} ({since} ago)."
+        detail = f"No {name} since the latest dose on {_day(last_dose, zone)} ({since} ago)."
         return result("pending", [Reason("awaiting_measure", detail)])
 
     nadir = min(window, key=lambda s: s.total)  # earliest of equal minima
@@ -184,10 +189,10 @@ def _signal(
     best = min(after_induction, key=lambda s: s.total)
     if best.total > response_at_most:
         detail = (
-            f"No {name} since induction completed on {_day(induction_done)} is at or "
+            f"No {name} since induction completed on {_day(induction_done, zone)} is at or "
             f"below {_num(response_at_most)} (a {_pct(policy.response_fraction)} drop from "
             f"the baseline {b}); the lowest "
-            f"is {best.total} on {_day(best.administered_at)}. A treatment-plan question, "
+            f"is {best.total} on {_day(best.administered_at, zone)}. A treatment-plan question, "
             f"not a booster question."
         )
         reason = Reason("no_response", detail)
@@ -198,7 +203,7 @@ def _signal(
     if len(run) >= policy.relapse_confirmation_min_scores:
         span_days = (run[-1].administered_at - run[0].administered_at).days
         if span_days >= policy.relapse_confirmation_min_days:
-            listed = ", ".join(f"{s.total} on {_day(s.administered_at)}" for s in run)
+            listed = ", ".join(f"{s.total} on {_day(s.administered_at, zone)}" for s in run)
             detail = (
                 f"Consecutive {name} scores {listed} are all {hit.describe()}, spanning "
                 f"{_days(span_days)} (confirmation needs at least "
@@ -206,15 +211,16 @@ def _signal(
             )
             return result("consider_booster", [Reason("relapse_confirmed", detail)], window, nadir)
 
-    watch = _watch_reasons(instrument, window, nadir, b, hit, policy)
+    watch = _watch_reasons(instrument, window, nadir, b, hit, policy, zone)
     if watch:
         return result("watch", watch, window, nadir)
     latest = window[-1]
     rise = latest.total - nadir.total
-    position = f"{rise} above {_nadir_text(nadir)}" if rise else f"at {_nadir_text(nadir)}"
+    nadir_text = _nadir_text(nadir, zone)
+    position = f"{rise} above {nadir_text}" if rise else f"at {nadir_text}"
     detail = (
-        f"{_score_text(instrument, latest)} is {position}; no watch rule holds since the "
-        f"latest dose on {_day(last_dose)}."
+        f"{_score_text(instrument, latest, zone)} is {position}; no watch rule holds since the "
+        f"latest dose on {_day(last_dose, zone)}."
     )
     return result("stable", [Reason("stable", detail)], window, nadir)
 
@@ -248,11 +254,12 @@ def _watch_reasons(
     baseline: int,
     hit: _HitRule,
     policy: Policy,
+    zone: tzinfo,
 ) -> list[Reason]:
     """Every `watch` row of the section 5 table that holds for the latest score in W."""
     thresholds = policy.thresholds_for(instrument)
     latest = window[-1]
-    latest_text = _score_text(instrument, latest)
+    latest_text = _score_text(instrument, latest, zone)
     rise = latest.total - nadir.total
     reasons: list[Reason] = []
     if hit(latest):
@@ -263,7 +270,7 @@ def _watch_reasons(
         reasons.append(Reason("relapse_unconfirmed", detail))
     if rise >= thresholds.rise_from_nadir:
         detail = (
-            f"{latest_text} is {rise} above {_nadir_text(nadir)} "
+            f"{latest_text} is {rise} above {_nadir_text(nadir, zone)} "
             f"(watch from {thresholds.rise_from_nadir})."
         )
         reasons.append(Reason("rise_from_nadir", detail))
@@ -272,14 +279,14 @@ def _watch_reasons(
     if gains > 0 and rise >= half_gains:
         detail = (
             f"{latest_text} has lost {rise} of the {gains} points gained from the "
-            f"baseline {baseline} to {_nadir_text(nadir)} (watch from {_num(half_gains)})."
+            f"baseline {baseline} to {_nadir_text(nadir, zone)} (watch from {_num(half_gains)})."
         )
         reasons.append(Reason("gains_half_lost", detail))
     window_trend = trend(instrument, window, policy)
     if window_trend.label == "worsening":
         detail = (
             f"The {_LABEL[instrument]} trend over {len(window_trend.window)} scores since "
-            f"{_day(window_trend.window[0].administered_at)} is "
+            f"{_day(window_trend.window[0].administered_at, zone)} is "
             f"{window_trend.slope_per_week:+.1f} points a week, a projected rise of "
             f"{window_trend.projected_change:.1f} (watch from {thresholds.mcid})."
         )
@@ -297,16 +304,18 @@ def _trailing_run(
     return window[start:]
 
 
-def _score_text(instrument: Instrument, score: ScorePoint) -> str:
-    return f"{_LABEL[instrument]} {score.total} on {_day(score.administered_at)}"
+def _score_text(instrument: Instrument, score: ScorePoint, zone: tzinfo) -> str:
+    return f"{_LABEL[instrument]} {score.total} on {_day(score.administered_at, zone)}"
 
 
-def _nadir_text(nadir: ScorePoint) -> str:
-    return f"the nadir of {nadir.total} on {_day(nadir.administered_at)}"
+def _nadir_text(nadir: ScorePoint, zone: tzinfo) -> str:
+    return f"the nadir of {nadir.total} on {_day(nadir.administered_at, zone)}"
 
 
-def _day(moment: datetime) -> str:
-    return moment.date().isoformat()
+def _day(moment: datetime, zone: tzinfo) -> str:
+    """The calendar date of an instant in the clinic's time zone (section 8): a score taken at
+    20:00 on 27 November in California is shown as 27 November, not the UTC date."""
+    return moment.astimezone(zone).date().isoformat()
 
 
 def _days(count: int) -> str:

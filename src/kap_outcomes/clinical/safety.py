@@ -66,6 +66,7 @@ from secondary triage sources; clinical-rules.md section 2)."""
 
 ADMINISTER_CSSRS = "administer the C-SSRS now"
 ASK_ITEM9 = "ask item 9"
+ASK_CSSRS = "ask the C-SSRS screener's questions"
 
 
 def evaluate_safety(
@@ -73,7 +74,8 @@ def evaluate_safety(
 ) -> list[AlertTrigger]:
     """Alerts this submission must open, most pressing first; [] when none.
 
-    C-SSRS: by `score.risk` [Columbia]. PHQ-9 item 9 (published risk gradient
+    C-SSRS: by `score.risk` [Columbia]; a screener with no answer at all opens a review with
+    kind `safety_item_missing` (ENG). PHQ-9 item 9 (published risk gradient
     [Simon13, Louzon16], ENG mapping to levels): >= 2 urgent, 1 review, not answered
     review with kind `safety_item_missing`. Item 9 = 0 opens nothing but is not
     reassurance [Louzon16]. GAD-7 has no safety item.
@@ -82,6 +84,17 @@ def evaluate_safety(
     if instrument is Instrument.CSSRS:
         if score.risk is not None and score.risk in _CSSRS_ALERT:
             triggers.append(_cssrs_trigger(items, score.risk, score.flags))
+        elif all(value is None for value in items):
+            # ENG (clinical-rules.md section 8, safety first): nothing was screened, which is
+            # not "no risk"; someone must ask the questions.
+            triggers.append(
+                AlertTrigger(
+                    level=AlertLevel.REVIEW,
+                    kind=AlertKind.SAFETY_ITEM_MISSING,
+                    suggested_action=ASK_CSSRS,
+                    reason="The C-SSRS screener was submitted with no answer at all.",
+                )
+            )
     elif instrument is Instrument.PHQ9:
         item9 = items[PHQ9_ITEM9]
         if item9 is None:

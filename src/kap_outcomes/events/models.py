@@ -32,6 +32,8 @@ class EventType(StrEnum):
     patient_created = "patient.created"
     course_opened = "course.opened"
     session_recorded = "session.recorded"
+    session_amended = "session.amended"
+    session_retracted = "session.retracted"
     policy_changed = "policy.changed"
 
 

@@ -67,6 +67,19 @@ class TrendPublic(BaseModel):
     baseline: ScoreRef | None
     latest: ScoreRef | None
     change: ChangePublic | None
+    recovery: bool | None = Field(
+        description=(
+            "Episode outcome of the course (both instruments): a case at the baseline "
+            "(PHQ-9 >= 10 or GAD-7 >= 8) and no case at the latest scores; null when not a case "
+            "at the start or when a baseline or latest score of either instrument is missing."
+        )
+    )
+    reliable_recovery: bool | None = Field(
+        description=(
+            "recovery with a reliable improvement on at least one instrument and a reliable "
+            "deterioration on neither; null whenever recovery is null."
+        )
+    )
     trend: TrendLine
     points: list[TrendPoint]
     policy_version: str

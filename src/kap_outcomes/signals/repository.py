@@ -16,7 +16,7 @@ from sqlalchemy.sql import Select
 
 from kap_outcomes.alerts.models import Alert, AlertStatus
 from kap_outcomes.assessments.models import Assessment, AssessmentStatus
-from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
+from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course, SessionStatus
 from kap_outcomes.signals.models import SignalState
 
 _assessments = Assessment.__table__  # type: ignore[attr-defined]
@@ -44,7 +44,8 @@ def active_courses(conn: Connection, *, patients: Patients) -> list[Any]:
 
 
 def dose_times(conn: Connection, *, patients: Patients) -> list[Any]:
-    """(patient_id, course_id, occurred_at) of the doses (dosing, booster) of active courses."""
+    """(patient_id, course_id, occurred_at) of the doses (dosing, booster) of active courses:
+    the current version of each session that was not retracted (clinical-rules.md section 8)."""
     query = (
         select(_sessions.c.patient_id, _sessions.c.course_id, _sessions.c.occurred_at)
         .select_from(
@@ -53,7 +54,10 @@ def dose_times(conn: Connection, *, patients: Patients) -> list[Any]:
                 and_(_courses.c.id == _sessions.c.course_id, _courses.c.ended_at.is_(None)),
             )
         )
-        .where(_sessions.c.kind.in_(_DOSE_KINDS))
+        .where(
+            _sessions.c.kind.in_(_DOSE_KINDS),
+            _sessions.c.status != SessionStatus.entered_in_error.value,
+        )
     )
     query = _for(query, _sessions.c.patient_id, patients)
     return list(conn.execute(query).all())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -27,11 +27,12 @@ from kap_outcomes.clinical.booster import (
     gad7_booster_signal,
 )
 from kap_outcomes.clinical.cadence import phq9_due
-from kap_outcomes.clinical.change import change_metrics, course_baseline
+from kap_outcomes.clinical.change import change_metrics, course_baseline, episode_outcome
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Policy
 from kap_outcomes.clinical.trend import ewma, trend
 from kap_outcomes.db import utcnow
+from kap_outcomes.organisation import service as organisation_service
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import repository
@@ -131,8 +132,11 @@ def _induction_doses(data: PatientData, policy: Policy) -> int:
     return int(data.course.induction_doses) if data.course is not None else policy.induction_doses
 
 
-def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -> BoosterSignal:
-    """Section 5 for the active course: the PHQ-9 status, or its GAD-7 analogue."""
+def booster(
+    data: PatientData, instrument: str, now: datetime, policy: Policy, zone: tzinfo = UTC
+) -> BoosterSignal:
+    """Section 5 for the active course: the PHQ-9 status, or its GAD-7 analogue; the dates in
+    its reasons are calendar dates in ``zone`` (the organisation's, section 8)."""
     scores = _points(data.scores[instrument])
     common: dict[str, Any] = {
         "dose_times": data.doses,
@@ -140,6 +144,7 @@ def booster(data: PatientData, instrument: str, now: datetime, policy: Policy) -
         "baseline": _baseline(data, instrument, policy),
         "now": now,
         "policy": policy,
+        "zone": zone,
     }
     if instrument == "phq9":
         return booster_signal(phq9_scores=scores, **common)
@@ -185,6 +190,7 @@ def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> S
     require_patient(conn, principal=principal, patient_id=patient_id)
     version, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     data = _load(conn, patient_id=patient_id)
+    zone = organisation_service.clinic_zone(conn, organisation_id=principal.organisation_id)
     now = utcnow()
     phq9 = data.scores["phq9"]
     due, days_since = phq9_due(
@@ -196,13 +202,27 @@ def get_signals(conn: Connection, *, principal: Principal, patient_id: str) -> S
     return SignalsPublic(
         patient_id=patient_id,
         course_id=data.course.id if data.course is not None else None,
-        booster=_booster_public(booster(data, "phq9", now, policy)),
-        gad7_booster=_booster_public(booster(data, "gad7", now, policy)),
+        booster=_booster_public(booster(data, "phq9", now, policy, zone)),
+        gad7_booster=_booster_public(booster(data, "gad7", now, policy, zone)),
         safety=safety(data.alerts),
         measurement=MeasurementPublic(phq9_due=due, days_since_last_phq9=days_since),
         policy_version=version,
         computed_at=now,
     )
+
+
+def _episode(data: PatientData, policy: Policy) -> tuple[bool | None, bool | None]:
+    """clinical-rules.md section 3 for the course: the first of the pair is each instrument's
+    course baseline, the latest its latest valid score; null where either is missing."""
+    ends: dict[str, tuple[int | None, int | None]] = {}
+    for name in ("phq9", "gad7"):
+        first = _baseline(data, name, policy)
+        rows = data.scores[name]
+        ends[name] = (
+            first.total if first is not None else None,
+            rows[-1].total if rows and first is not None else None,
+        )
+    return episode_outcome(*ends["phq9"], *ends["gad7"], policy)
 
 
 def get_trend(
@@ -230,11 +250,14 @@ def get_trend(
         )
     line = trend(instrument.value, _points(rows), policy)
     smoothed = ewma([r.total for r in rows], policy.ewma_alpha)
+    recovery, reliable_recovery = _episode(data, policy)
     return TrendPublic(
         instrument=instrument,
         baseline=_ref(baseline) if baseline is not None else None,
         latest=_ref(latest) if latest is not None else None,
         change=change,
+        recovery=recovery,
+        reliable_recovery=reliable_recovery,
         trend=TrendLine(
             label=line.label,
             slope_per_week=line.slope_per_week,

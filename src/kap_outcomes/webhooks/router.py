@@ -13,6 +13,7 @@ from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.config import Settings
 from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.preconditions import etag
 from kap_outcomes.webhooks import service
 from kap_outcomes.webhooks.egress import EgressPolicy
 from kap_outcomes.webhooks.models import (
@@ -65,7 +66,7 @@ async def get_webhook(
     found, version = await db.read(
         partial(service.get_endpoint, principal=principal, endpoint_id=webhook_id)
     )
-    response.headers["ETag"] = service.etag(version)
+    response.headers["ETag"] = etag(version)
     return found
 
 
@@ -91,7 +92,7 @@ async def update_webhook(
             policy=_policy(request),
         )
     )
-    response.headers["ETag"] = service.etag(version)
+    response.headers["ETag"] = etag(version)
     return updated
 
 

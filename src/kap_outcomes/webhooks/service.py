@@ -18,6 +18,7 @@ from kap_outcomes.db import after_commit, new_id, utcnow
 from kap_outcomes.errors import DomainError, FieldProblem, conflict, invalid, not_found
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.pagination import Page, cut, decode_cursor
+from kap_outcomes.preconditions import check_if_match, precondition_failed
 from kap_outcomes.webhooks import repository, signing
 from kap_outcomes.webhooks.egress import EgressPolicy, Refused, check_registration
 from kap_outcomes.webhooks.models import (
@@ -32,30 +33,12 @@ from kap_outcomes.webhooks.models import (
 ROTATION_GRACE = timedelta(hours=24)
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
 def _check_if_match(if_match: str | None, version: int) -> None:
-    if if_match is None or not if_match.strip():
-        raise DomainError(
-            detail="Send If-Match with the webhook's ETag (read it with GET first).",
-            status=428,
-            slug="precondition-required",
-            title="Precondition required",
-        )
-    tags = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
-    if "*" not in tags and etag(version) not in tags:
-        raise _changed()
+    check_if_match(if_match, version, "webhook")
 
 
 def _changed() -> DomainError:
-    return DomainError(
-        detail="The webhook changed since that ETag; read it again.",
-        status=412,
-        slug="precondition-failed",
-        title="Precondition failed",
-    )
+    return precondition_failed("webhook")
 
 
 def _check_url(url: str, policy: EgressPolicy) -> None:
