@@ -175,6 +175,7 @@ ABOUT_THE_PATIENT = (
     "{alert_id}",
     "{response_id}",
     "{observation_id}",
+    "{session_id}",
 )
 """Path parameters of the world's resources, all of which belong to its patient."""
 ROLES = ["admin", "clinician", "integration", "patient", "other_patient"]

@@ -147,6 +147,12 @@ REQUEST_EXAMPLES: dict[str, Any] = {
         "description": "Safety alerts to the on-call inbox",
     },
     "WebhookUpdate": {"event_types": ["alert.opened"], "enabled": True},
+    "OrganisationSettingsUpdate": {"timezone": "America/Los_Angeles"},
+    "SessionAmend": {
+        "occurred_at": "2026-03-03T15:00:00Z",
+        "reason": "Entered on the wrong day; the dose was given on 3 March.",
+    },
+    "SessionRetract": {"reason": "Entered twice."},
     "QuestionnaireResponse": _QUESTIONNAIRE_RESPONSE_EXAMPLE,
 }
 """One example of each request body, by schema name (synthetic data; a public key only)."""

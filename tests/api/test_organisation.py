@@ -38,7 +38,7 @@ def test_default_is_utc_and_a_change_needs_if_match(tenant):
     ["Mars/Olympus_Mons", "PST8PDT ", "", "../../etc/passwd", "america/los_angeles", "X" * 65],
 )
 def test_a_zone_that_is_no_iana_name_is_refused(tenant, zone):
-    resp = _put(tenant, {"timezone": zone}, "*")
+    resp = _put(tenant, {"timezone": zone}, _etag(tenant))
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"] == "application/problem+json"
     assert tenant.get("/v1/organisation", Role.admin).json()["timezone"] == "UTC"
@@ -46,11 +46,12 @@ def test_a_zone_that_is_no_iana_name_is_refused(tenant, zone):
 
 def test_settings_are_the_admins_and_each_organisation_its_own(tenant, make_tenant):
     assert tenant.get("/v1/organisation", Role.clinician).status_code == 403
-    assert _put(tenant, {"timezone": "Europe/Berlin"}, "*", Role.clinician).status_code == 403
-    assert _put(tenant, {"timezone": "Europe/Berlin"}, "*", Role.admin).status_code == 200
+    berlin = {"timezone": "Europe/Berlin"}
+    assert _put(tenant, berlin, _etag(tenant), Role.clinician).status_code == 403
+    assert _put(tenant, {"timezone": "Europe/Berlin"}, _etag(tenant), Role.admin).status_code == 200
     other = make_tenant()
     assert other.get("/v1/organisation", Role.admin).json()["timezone"] == "UTC"
-    assert _put(tenant, {"timezone": "UTC", "name": "x"}, "*").status_code == 422
+    assert _put(tenant, {"timezone": "UTC", "name": "x"}, _etag(tenant)).status_code == 422
 
 
 def _late_evening_day() -> date:
@@ -84,7 +85,7 @@ def test_reason_sentences_show_the_clinics_date(tenant):
     assert utc["status"] == "stable"
     assert utc["reasons"][0]["detail"].startswith(f"PHQ-9 6 on {d.isoformat()} ")
 
-    assert _put(tenant, {"timezone": "America/Los_Angeles"}, "*").status_code == 200
+    assert _put(tenant, {"timezone": "America/Los_Angeles"}, _etag(tenant)).status_code == 200
     local = tenant.get(f"/v1/patients/{pid}/signals").json()["booster"]
     evening = (d - timedelta(days=1)).isoformat()  # 20:00 or 21:00 the evening before
     last_dose = (d - timedelta(days=3)).isoformat()
@@ -95,3 +96,8 @@ def test_reason_sentences_show_the_clinics_date(tenant):
     # intervals are elapsed time: the zone moves no count
     assert local["days_since_last_dose"] == utc["days_since_last_dose"]
     assert local["status"] == utc["status"]
+
+
+def _etag(tenant):
+    """The settings' current ETag (``If-Match: *`` is refused: it names no version)."""
+    return tenant.get("/v1/organisation", Role.admin).headers["ETag"]

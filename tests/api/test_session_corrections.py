@@ -351,7 +351,8 @@ def test_every_session_route_is_audited_once_with_its_patient(tenant, db):
     ]
     for number, (method, path, body) in enumerate(calls):
         rid = f"session-audit-{number}-{sid}"
-        headers = tenant.headers() | {"If-Match": "*", "X-Request-ID": rid}
+        current = tenant.get(f"/v1/sessions/{sid}").headers["ETag"]
+        headers = tenant.headers() | {"If-Match": current, "X-Request-ID": rid}
         resp = tenant.client.request(method, path, json=body, headers=headers)
         assert resp.status_code in (200, 409), resp.text
         rows = db.run_read(

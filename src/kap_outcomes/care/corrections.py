@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository
 from kap_outcomes.care.models import (
@@ -43,6 +44,7 @@ def _visible(conn: Connection, principal: Principal, session_id: str) -> Any:
     )
     if row is None:
         raise not_found("Session")
+    audit.concerns(row.patient_id)  # the request's audit event names the patient, even on 4xx
     return row
 
 

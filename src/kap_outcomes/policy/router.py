@@ -13,7 +13,6 @@ from kap_outcomes.auth.dependencies import AdminDep, DbDep
 from kap_outcomes.http import DOCUMENTED_SCHEMAS, problems, with_headers
 from kap_outcomes.policy import service
 from kap_outcomes.policy.models import PolicyDocument, PolicyPublic
-from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"], route_class=AuditedRoute)
 
@@ -49,7 +48,7 @@ DOCUMENTED_SCHEMAS["PolicyChange"] = _policy_change()
 async def get_policy(principal: AdminDep, db: DbDep, response: Response) -> PolicyPublic:
     """The policy in force: version 0 (`default`, the documented values) until one is stored."""
     policy = await db.read(partial(service.get_policy, principal=principal))
-    response.headers["ETag"] = etag(policy.version)
+    response.headers["ETag"] = service.etag(policy.version)
     return policy
 
 
@@ -72,5 +71,5 @@ async def replace_policy(
     policy = await db.write(
         partial(service.replace_policy, principal=principal, document=document, if_match=if_match)
     )
-    response.headers["ETag"] = etag(policy.version)
+    response.headers["ETag"] = service.etag(policy.version)
     return policy

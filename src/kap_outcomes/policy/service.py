@@ -25,7 +25,6 @@ from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.policy import repository
 from kap_outcomes.policy.models import PolicyDocument, PolicyPublic
-from kap_outcomes.preconditions import check_if_match
 
 DEFAULT_VERSION = "default"
 
@@ -100,7 +99,22 @@ def replace_policy(
 
 def _check_precondition(if_match: str | None, current: int) -> None:
     """``If-Match`` must name the version replaced; ``*`` names none, so it is refused."""
-    check_if_match(if_match, current, "policy")
+    tags = (
+        set() if if_match is None else {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    )
+    if if_match is None or "*" in tags:
+        raise DomainError(
+            detail=(
+                "Send If-Match with the ETag of the policy you read."
+                if if_match is None
+                else "If-Match: * names no version; send the ETag of the policy you read."
+            ),
+            status=428,
+            slug="precondition-required",
+            title="Precondition required",
+        )
+    if etag(current) not in tags:
+        raise _stale()
 
 
 def _stale() -> DomainError:
