@@ -185,8 +185,14 @@ def test_two_workers_on_postgresql_deliver_each_of_1000_events_once(
             )
 
         # one delivery per event; a retry (after a connection the receiver dropped) carries
-        # the same webhook-id, so the receiver still counts it once
-        assert [tuple(r) for r in db.run_read(settled)] == [("succeeded", 1000)]
+        # the same webhook-id, so the receiver still counts it once. A worker records the
+        # success after the receiver has answered: wait for the last few to be written down.
+        wait_for(
+            lambda: [tuple(r) for r in db.run_read(settled)] == [("succeeded", 1000)],
+            timeout=30,
+            what="every delivery recorded as succeeded",
+            step=0.2,
+        )
         retried = set(
             db.run_read(
                 lambda c: (
