@@ -314,3 +314,5 @@ def _declare_headers(operation: dict[str, Any]) -> None:
                 media["schema"] = {"$ref": media["schema"]["$ref"]}
         if idempotent and status.startswith("2"):
             headers["Idempotent-Replayed"] = header("Idempotent-Replayed")
+        if status == "201":  # every 201 names what it created
+            headers["Location"] = header("Location", required=True)

@@ -41,6 +41,7 @@ router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
     "/patients/{patient_id}/assessments",
     status_code=201,
     response_model=AssessmentPublic,
+    responses={201: with_headers("ETag")},
     openapi_extra=json_request_body(AssessmentCreate),
 )
 async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:

@@ -83,8 +83,9 @@ async def get_course(
         (
             409,
             "A dose within 60 minutes of another (`duplicate-session`), or a retry in flight",
-        )
-    ),
+        ),
+    )
+    | {201: with_headers("ETag")},
 )
 async def record_session(
     patient_id: ResourceId,
