@@ -41,7 +41,14 @@ def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | Non
 
 
 def insert_patient(
-    conn: Connection, *, organisation_id: str, patient_id: str, external_id: str, at: datetime
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_id: str,
+    external_id: str,
+    at: datetime,
+    age_group: str | None = None,
+    conditions: str | None = None,
 ) -> bool:
     """Insert; False when the external id is taken in this organisation."""
     try:
@@ -51,6 +58,8 @@ def insert_patient(
                     id=patient_id,
                     organisation_id=organisation_id,
                     external_id=external_id,
+                    age_group=age_group,
+                    conditions=conditions,
                     created_at=at,
                 )
             )

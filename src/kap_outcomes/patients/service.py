@@ -13,7 +13,12 @@ from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
-from kap_outcomes.patients.models import PatientCreate, PatientPublic
+from kap_outcomes.patients.models import (
+    PatientCreate,
+    PatientPublic,
+    conditions_from_column,
+    conditions_to_column,
+)
 
 
 def require_patient(conn: Connection, *, principal: Principal, patient_id: str) -> None:
@@ -34,6 +39,8 @@ def _public(conn: Connection, row: Any) -> PatientPublic:
     return PatientPublic(
         id=row.id,
         external_id=row.external_id,
+        age_group=row.age_group,
+        conditions=conditions_from_column(row.conditions),
         created_at=row.created_at,
         active_course_id=course.id if course is not None else None,
     )
@@ -48,13 +55,20 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         patient_id=patient_id,
         external_id=data.external_id,
         at=now,
+        age_group=data.age_group,
+        conditions=conditions_to_column(data.conditions),
     ):
         raise conflict("A patient with this external_id exists in this organisation.")
     caseload_repository.insert_summary(
         conn, organisation_id=principal.organisation_id, patient_id=patient_id
     )
     return PatientPublic(
-        id=patient_id, external_id=data.external_id, created_at=now, active_course_id=None
+        id=patient_id,
+        external_id=data.external_id,
+        age_group=data.age_group,
+        conditions=sorted(data.conditions) if data.conditions is not None else None,
+        created_at=now,
+        active_course_id=None,
     )
 
 
