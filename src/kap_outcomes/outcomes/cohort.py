@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta
 from kap_outcomes.clinical.booster import booster_signal, gad7_booster_signal
 from kap_outcomes.clinical.change import change_metrics, course_baseline
 from kap_outcomes.clinical.points import ScorePoint
-from kap_outcomes.clinical.policy import Instrument, Policy
+from kap_outcomes.clinical.policy import Instrument, Policy, fraction_of
 from kap_outcomes.outcomes.stats import (
     Proportion,
     Spread,
@@ -143,8 +144,13 @@ def course_outcome(
     if applies and follow_up and baseline is not None:
         last = _days(first_dose, follow_up[-1].administered_at)
         to_response = (last, False)
+        # Section 3's response, (B - C) / B >= fraction, is C <= B - fraction x B; totals are
+        # whole numbers, so C <= floor(B - fraction x B), computed once (exactly) per course.
+        responds_at_most = math.floor(
+            baseline.total - fraction_of(policy.response_fraction, baseline.total)
+        )
         for score in follow_up:
-            if change_metrics(instrument, baseline.total, score.total, policy).response:
+            if score.total <= responds_at_most:
                 to_response = (_days(first_dose, score.administered_at), True)
                 break
         to_relapse = (last, False)
@@ -173,11 +179,17 @@ def _first_confirmed_relapse(
     policy: Policy,
 ) -> datetime | None:
     """The time of the first follow-up score at which section 5's status becomes
-    `consider_booster` (relapse_confirmed). The status can only turn so on a score that is
-    a hit, hence at least the relapse threshold: only those moments are evaluated."""
+    `consider_booster` (relapse_confirmed). That needs a hit at that time and at least two
+    hits so far (section 5: >= the relapse threshold and above the lost fraction of B), so
+    only those moments are evaluated, by booster_signal itself."""
     minimum = policy.thresholds_for(instrument).relapse_min_score
+    above = fraction_of(policy.response_lost_fraction, baseline.total)
+    hits_so_far = 0
     for score in follow_up:
-        if score.total < minimum:
+        if not (score.total >= minimum and score.total > above):
+            continue
+        hits_so_far += 1
+        if hits_so_far < 2:
             continue
         common = {
             "dose_times": course.dose_times,
