@@ -64,6 +64,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/patients"): STAFF,
     ("get", "/v1/patients"): STAFF,
     ("get", "/v1/patients/{patient_id}"): STAFF_AND_OWN_PATIENT,
+    ("patch", "/v1/patients/{patient_id}"): STAFF,
     ("get", "/v1/reports/outcomes"): STAFF,
     ("get", "/v1/reports/cms159"): STAFF,
     ("post", "/v1/patients/{patient_id}/courses"): STAFF,

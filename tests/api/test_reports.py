@@ -254,3 +254,37 @@ def test_unknown_age_groups_and_conditions_are_refused(tenant, count_rows, field
     resp = tenant.post("/v1/patients", {"external_id": f"ext-{uuid.uuid4()}", **fields})
     assert resp.status_code == 422, resp.text
     assert count_rows("patients", tenant.org_id) == 0
+
+
+def test_age_group_and_conditions_change_with_if_match(tenant):
+    clinic = _patient(tenant)
+    path = f"/v1/patients/{clinic.pid}"
+    read = tenant.get(path)
+    etag = read.headers["ETag"]
+    change = {"age_group": "18+", "conditions": ["depression"]}
+    missing = tenant.client.patch(path, json=change, headers=tenant.headers())
+    assert missing.status_code == 428
+    done = tenant.client.patch(path, json=change, headers=tenant.headers() | {"If-Match": etag})
+    assert done.status_code == 200, done.text
+    assert (done.json()["age_group"], done.json()["conditions"]) == ("18+", ["depression"])
+    assert done.headers["ETag"] != etag
+    stale = tenant.client.patch(
+        path, json={"age_group": "12-17"}, headers=tenant.headers() | {"If-Match": etag}
+    )
+    assert stale.status_code == 412
+    # A field left out keeps its value; null clears it.
+    cleared = tenant.client.patch(
+        path,
+        json={"conditions": None},
+        headers=tenant.headers() | {"If-Match": done.headers["ETag"]},
+    )
+    assert cleared.status_code == 200
+    assert tenant.get(path).json() == cleared.json()
+    assert (cleared.json()["age_group"], cleared.json()["conditions"]) == ("18+", None)
+    for bad in ({}, {"conditions": ["F32.1"]}, {"external_id": "x"}):
+        resp = tenant.client.patch(path, json=bad, headers=tenant.headers() | {"If-Match": "*"})
+        assert resp.status_code == 422, bad
+    other = tenant.client.patch(
+        f"/v1/patients/{uuid.uuid4()}", json=change, headers=tenant.headers() | {"If-Match": "*"}
+    )
+    assert other.status_code == 404

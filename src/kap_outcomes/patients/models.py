@@ -88,6 +88,16 @@ class PatientCreate(BaseModel):
     )
 
 
+class PatientUpdate(BaseModel):
+    """The CMS159 facts of an existing patient; a field left out keeps its value, null clears
+    it (not recorded). Needs If-Match with the patient's ETag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    age_group: AgeGroup | None = None
+    conditions: Conditions = None
+
+
 class PatientPublic(BaseModel):
     id: str
     external_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.patients.models import Patient
@@ -66,6 +66,10 @@ def insert_patient(
     except IntegrityError:
         return False
     return True
+
+
+def update_facts(conn: Connection, *, patient_id: str, values: dict[str, str | None]) -> None:
+    conn.execute(update(patients).where(patients.c.id == patient_id).values(**values))
 
 
 def page(

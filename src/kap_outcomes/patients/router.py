@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
@@ -13,7 +13,12 @@ from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
 from kap_outcomes.http import PROBLEMS, IdempotencyKey, ResourceId, create_once
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
-from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
+from kap_outcomes.patients.models import (
+    EXTERNAL_ID_PATTERN,
+    PatientCreate,
+    PatientPublic,
+    PatientUpdate,
+)
 
 router = APIRouter(
     prefix="/v1/patients", tags=["patients"], responses=PROBLEMS, route_class=AuditedRoute
@@ -69,5 +74,35 @@ async def list_patients(
 
 
 @router.get("/{patient_id}")
-async def get_patient(patient_id: ResourceId, principal: PrincipalDep, db: DbDep) -> PatientPublic:
-    return await db.read(partial(service.get_patient, principal=principal, patient_id=patient_id))
+async def get_patient(
+    patient_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
+) -> PatientPublic:
+    patient = await db.read(
+        partial(service.get_patient, principal=principal, patient_id=patient_id)
+    )
+    response.headers["ETag"] = service.etag(patient)
+    return patient
+
+
+@router.patch("/{patient_id}", responses={412: PROBLEMS[412], 428: PROBLEMS[428]})
+async def update_patient(
+    patient_id: ResourceId,
+    data: PatientUpdate,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> PatientPublic:
+    """Set `age_group` and/or `conditions` (CMS159); needs If-Match with the ETag of
+    GET /v1/patients/{patient_id}: missing is 428, stale is 412."""
+    patient = await db.write(
+        partial(
+            service.update_patient,
+            principal=principal,
+            patient_id=patient_id,
+            data=data,
+            if_match=if_match,
+        )
+    )
+    response.headers["ETag"] = service.etag(patient)
+    return patient

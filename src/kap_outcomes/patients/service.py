@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import Connection
@@ -10,12 +11,13 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import conflict, not_found
+from kap_outcomes.errors import DomainError, FieldProblem, conflict, invalid, not_found
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
 from kap_outcomes.patients.models import (
     PatientCreate,
     PatientPublic,
+    PatientUpdate,
     conditions_from_column,
     conditions_to_column,
 )
@@ -98,3 +100,57 @@ def list_patients(
     )
     rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
     return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)
+
+
+def etag(patient: PatientPublic) -> str:
+    """The ETag of a patient's mutable facts (age group, conditions): a digest of their
+    values, so a stale If-Match is one that names other values than the stored ones."""
+    conditions = "-" if patient.conditions is None else ",".join(patient.conditions)
+    digest = hashlib.sha256(f"{patient.age_group or '-'}|{conditions}".encode()).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def update_patient(
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str,
+    data: PatientUpdate,
+    if_match: str | None,
+) -> PatientPublic:
+    """Set the age group and conditions of a patient of the caller's organisation."""
+    if not data.model_fields_set:
+        raise invalid(
+            [FieldProblem(pointer="", detail="name age_group or conditions")],
+            detail="Nothing to change.",
+        )
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    repository.lock(conn, patient_id=patient_id)
+    row = repository.get(conn, organisation_id=principal.organisation_id, patient_id=patient_id)
+    if row is None:  # pragma: no cover - require_patient checked it in this transaction
+        raise not_found("Patient")
+    current = _public(conn, row)
+    if if_match is None:
+        raise DomainError(
+            detail="Send If-Match with the ETag of the patient you read.",
+            status=428,
+            slug="precondition-required",
+            title="Precondition required",
+        )
+    tags = {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    if "*" not in tags and etag(current) not in tags:
+        raise DomainError(
+            detail="The patient has changed since you read it; read it again.",
+            status=412,
+            slug="precondition-failed",
+            title="Precondition failed",
+        )
+    values: dict[str, str | None] = {}
+    if "age_group" in data.model_fields_set:
+        values["age_group"] = data.age_group
+        current.age_group = data.age_group
+    if "conditions" in data.model_fields_set:
+        values["conditions"] = conditions_to_column(data.conditions)
+        current.conditions = conditions_from_column(values["conditions"])
+    repository.update_facts(conn, patient_id=patient_id, values=values)
+    return current
