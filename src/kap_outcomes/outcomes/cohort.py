@@ -20,13 +20,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from kap_outcomes.clinical.booster import booster_signal, gad7_booster_signal
-from kap_outcomes.clinical.change import change_metrics, course_baseline
+from kap_outcomes.clinical.change import ChangeMetrics, change_metrics, course_baseline
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Instrument, Policy, fraction_of
 from kap_outcomes.outcomes.stats import (
@@ -113,6 +113,13 @@ def _days(start: datetime, end: datetime) -> float:
     return (end - start) / _DAY
 
 
+@lru_cache(maxsize=8192)
+def _change(instrument: Instrument, baseline: int, current: int, policy: Policy) -> ChangeMetrics:
+    """Section 3's change_metrics, remembered: a cohort has at most 28 x 28 (B, C) pairs per
+    instrument and policy, and the exact fractions it compares with are costly to rebuild."""
+    return change_metrics(instrument, baseline, current, policy)
+
+
 def course_outcome(
     course: CourseRecord, instrument: Instrument, policy: Policy, as_of: datetime
 ) -> CourseOutcome:
@@ -133,7 +140,7 @@ def course_outcome(
         if baseline is None:
             horizons[weeks] = HorizonScore(weeks, score, None, None, None)
             continue
-        metrics = change_metrics(instrument, baseline.total, score.total, policy)
+        metrics = _change(instrument, baseline.total, score.total, policy)
         horizons[weeks] = HorizonScore(
             weeks, score, metrics.points, metrics.response, metrics.remission
         )
@@ -144,13 +151,8 @@ def course_outcome(
     if applies and follow_up and baseline is not None:
         last = _days(first_dose, follow_up[-1].administered_at)
         to_response = (last, False)
-        # Section 3's response, (B - C) / B >= fraction, is C <= B - fraction x B; totals are
-        # whole numbers, so C <= floor(B - fraction x B), computed once (exactly) per course.
-        responds_at_most = math.floor(
-            baseline.total - fraction_of(policy.response_fraction, baseline.total)
-        )
         for score in follow_up:
-            if score.total <= responds_at_most:
+            if _change(instrument, baseline.total, score.total, policy).response:
                 to_response = (_days(first_dose, score.administered_at), True)
                 break
         to_relapse = (last, False)
