@@ -229,3 +229,49 @@ def test_every_reported_interval_contains_its_rate() -> None:
                 assert p.ci_low <= p.rate <= p.ci_high
                 checked += 1
     assert checked >= 5
+
+
+def test_relapse_time_is_the_first_time_the_booster_signal_confirms() -> None:
+    # The definition, brute force: ask section 5's booster_signal at every follow-up score
+    # time; the report's first confirmed relapse must be the first time it says so.
+    from kap_outcomes.clinical.booster import booster_signal
+    from kap_outcomes.clinical.change import course_baseline
+    from kap_outcomes.outcomes.cohort import course_outcome
+
+    rng = random.Random(17)
+    checked = confirmed = 0
+    for n in range(300):
+        scores: dict[float, int] = {-1: rng.randint(10, 27)}
+        for _ in range(rng.randint(1, 14)):
+            scores[float(rng.randint(1, 120))] = rng.choice([rng.randint(0, 6), rng.randint(8, 27)])
+        doses = tuple(sorted(rng.sample(range(0, 60), rng.randint(4, 9))))
+        one = course(f"r{n}", scores, doses=(0, *doses))
+        outcome = course_outcome(one, "phq9", P, AS_OF)
+        points = sorted(one.scores, key=lambda s: s.administered_at)
+        baseline = course_baseline(points, first_dose_at=one.first_dose_at, policy=P)
+        expected = None
+        if baseline is not None and baseline.total >= 10:
+            for s in points:
+                if s.administered_at <= one.first_dose_at:
+                    continue
+                status = booster_signal(
+                    phq9_scores=points,
+                    dose_times=one.dose_times,
+                    induction_doses=6,
+                    baseline=baseline,
+                    now=s.administered_at,
+                    policy=P,
+                ).status
+                if status == "consider_booster":
+                    expected = (s.administered_at - one.first_dose_at) / timedelta(days=1)
+                    break
+        if outcome.time_to_relapse is None:
+            assert expected is None
+            continue
+        checked += 1
+        days, event = outcome.time_to_relapse
+        assert event == (expected is not None), n
+        if expected is not None:
+            confirmed += 1
+            assert days == expected, n
+    assert checked > 100 and confirmed > 10

@@ -151,13 +151,15 @@ def course_outcome(
     if applies and follow_up and baseline is not None:
         last = _days(first_dose, follow_up[-1].administered_at)
         to_response = (last, False)
+        responded_at: datetime | None = None
         for score in follow_up:
             if _change(instrument, baseline.total, score.total, policy).response:
-                to_response = (_days(first_dose, score.administered_at), True)
+                responded_at = score.administered_at
+                to_response = (_days(first_dose, responded_at), True)
                 break
         to_relapse = (last, False)
         relapse_at = _first_confirmed_relapse(
-            course, instrument, ordered, follow_up, baseline, policy
+            course, instrument, ordered, follow_up, baseline, responded_at, policy
         )
         if relapse_at is not None:
             to_relapse = (_days(first_dose, relapse_at), True)
@@ -178,26 +180,46 @@ def _first_confirmed_relapse(
     scores: Sequence[ScorePoint],
     follow_up: Sequence[ScorePoint],
     baseline: ScorePoint,
+    responded_at: datetime | None,
     policy: Policy,
 ) -> datetime | None:
-    """The time of the first follow-up score at which section 5's status becomes
-    `consider_booster` (relapse_confirmed). That needs a hit at that time and at least two
-    hits so far (section 5: >= the relapse threshold and above the lost fraction of B), so
-    only those moments are evaluated, by booster_signal itself."""
+    """The first time at which section 5's status (booster_signal itself) becomes
+    `consider_booster` (relapse_confirmed), evaluated at each score time.
+
+    booster_signal is asked only where it could say so: the course has responded by then,
+    a score at that time is a hit (>= the relapse threshold and above the lost fraction of
+    B), and the consecutive hits up to it span at least the confirmation days. Those are
+    necessary conditions (the window since the latest dose is a tail of the follow-up), so
+    the answer is the same as asking at every score; at one time with hits and non-hits the
+    run is taken to start there (the widest the signal's own order could make it)."""
+    if responded_at is None:
+        return None
     minimum = policy.thresholds_for(instrument).relapse_min_score
     above = fraction_of(policy.response_lost_fraction, baseline.total)
-    hits_so_far = 0
-    for score in follow_up:
-        if not (score.total >= minimum and score.total > above):
+    min_days = policy.relapse_confirmation_min_days
+    run_start: datetime | None = None
+    i = 0
+    while i < len(follow_up):
+        moment = follow_up[i].administered_at
+        hits = misses = 0
+        while i < len(follow_up) and follow_up[i].administered_at == moment:
+            if follow_up[i].total >= minimum and follow_up[i].total > above:
+                hits += 1
+            else:
+                misses += 1
+            i += 1
+        if not hits:
+            run_start = None
             continue
-        hits_so_far += 1
-        if hits_so_far < 2:
+        if misses or run_start is None:
+            run_start = moment
+        if (moment - run_start).days < min_days or moment < responded_at:
             continue
         common = {
             "dose_times": course.dose_times,
             "induction_doses": course.induction_doses,
             "baseline": baseline,
-            "now": score.administered_at,
+            "now": moment,
             "policy": policy,
         }
         if instrument == "phq9":
@@ -205,7 +227,7 @@ def _first_confirmed_relapse(
         else:
             result = gad7_booster_signal(gad7_scores=scores, **common)  # type: ignore[arg-type]
         if result.status == "consider_booster":
-            return score.administered_at
+            return moment
     return None
 
 
