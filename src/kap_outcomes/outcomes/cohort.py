@@ -128,7 +128,8 @@ def course_outcome(
     end = as_of if course.ended_at is None else min(as_of, course.ended_at)
     ordered = sorted(course.scores, key=lambda s: (s.administered_at, -s.total, s.assessment_id))
     ordered = [s for s in ordered if s.administered_at <= as_of]
-    baseline = course_baseline(ordered, first_dose_at=first_dose, policy=policy)
+    before_dose = [s for s in ordered if s.administered_at <= first_dose]  # the candidates
+    baseline = course_baseline(before_dose, first_dose_at=first_dose, policy=policy)
     follow_up = [s for s in ordered if first_dose < s.administered_at <= end]
     thresholds = policy.thresholds_for(instrument)
 

@@ -126,16 +126,15 @@ def outcomes_report(
     report = cohort_report(
         records, instrument.value, policy, as_of, grouped=group_by is not GroupBy.none
     )
-    overall = _cohort_public(report.overall)
     return OutcomesReport(
-        **overall.model_dump(),
+        **_cohort_fields(report.overall),
         instrument=instrument,
         period_from=period_from,
         period_to=period_to,
         group_by=group_by,
         policy_version=version,
         as_of=as_of,
-        groups=[_cohort_public(g) for g in report.groups],
+        groups=[CohortPublic(**_cohort_fields(g)) for g in report.groups],
     )
 
 
@@ -161,8 +160,8 @@ def _survival(curve: SurvivalCurve) -> SurvivalPublic:
     )
 
 
-def _cohort_public(summary: CohortSummary) -> CohortPublic:
-    return CohortPublic(
+def _cohort_fields(summary: CohortSummary) -> dict[str, Any]:
+    return dict(
         group=summary.group,
         n_started=summary.n_started,
         n_followed_up=summary.n_followed_up,
