@@ -218,6 +218,22 @@ def test_cms159_over_http(tenant):
     }
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/reports/cms159", {"period_start": "0001-01-01", "period_end": "0001-12-31"}),
+        ("/v1/reports/cms159", {"period_start": "9999-01-01", "period_end": "9999-12-31"}),
+        ("/v1/reports/outcomes", {"from": "9999-12-01", "to": "9999-12-31"}),
+        ("/v1/reports/outcomes", {"from": "0001-01-01", "to": "0001-01-02"}),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_422_not_500(tenant, path, params):
+    # Found by the schemathesis run: year 1 minus 14 months, or 9999-12-31 plus a day.
+    resp = tenant.get(path, params=params)
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"].startswith(PROBLEM)
+
+
 def test_cms159_period_must_not_end_before_it_starts(tenant):
     resp = tenant.get(
         "/v1/reports/cms159", params={"period_start": "2026-02-01", "period_end": "2026-01-01"}

@@ -43,7 +43,18 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+"""Report dates outside these are a 422: the calendar arithmetic (14 months back, a day on)
+must stay inside Python's years 1 to 9999."""
+
+
 def _check_period(first: date, last: date, names: tuple[str, str]) -> None:
+    for name, day in zip(names, (first, last), strict=True):
+        if not EARLIEST <= day <= LATEST:
+            raise invalid(
+                [FieldProblem(parameter=name, detail=f"between {EARLIEST} and {LATEST}")],
+                detail="The report period lies outside the dates this service reports on.",
+            )
     if last < first:
         raise invalid(
             [FieldProblem(parameter=names[1], detail=f"must not be before {names[0]}")],
