@@ -44,6 +44,17 @@ def test_clinical_reads_no_clock() -> None:
         assert "datetime.now" not in text and "time.time" not in text, path.name
 
 
+def test_outcomes_is_pure_like_clinical() -> None:
+    """outcomes/ (section 7) reads no database, no HTTP and no clock; it may use clinical/."""
+    for path in (SRC / "outcomes").glob("*.py"):
+        for name in _imports(path):
+            if name.startswith(("kap_outcomes.clinical", "kap_outcomes.outcomes")):
+                continue
+            assert name.split(".")[0] not in FORBIDDEN_IN_CLINICAL, f"{path.name} imports {name}"
+        text = path.read_text()
+        assert "datetime.now" not in text and "time.time" not in text, path.name
+
+
 def test_routers_hold_no_queries_or_commits() -> None:
     for path in SRC.glob("*/router.py"):
         names = _imports(path)

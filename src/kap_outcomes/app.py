@@ -48,6 +48,7 @@ from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.query_rules import only_declared_query
+from kap_outcomes.reports.router import router as reports_router
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -219,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         caseload_router,
         events_router,
         webhooks_router,
+        reports_router,
         clients_router,
         oauth_router,
         auth_router,

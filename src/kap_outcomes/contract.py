@@ -148,6 +148,7 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     },
     "WebhookUpdate": {"event_types": ["alert.opened"], "enabled": True},
     "OrganisationSettingsUpdate": {"timezone": "America/Los_Angeles"},
+    "PatientUpdate": {"age_group": "18+", "conditions": ["depression"]},
     "SessionAmend": {
         "occurred_at": "2026-03-03T15:00:00Z",
         "reason": "Entered on the wrong day; the dose was given on 3 March.",

@@ -33,6 +33,11 @@ def precondition_failed(noun: str = "assessment") -> DomainError:
 
 
 def check_if_match(if_match: str | None, version: int, noun: str = "assessment") -> None:
+    check_if_match_tag(if_match, etag(version), noun)
+
+
+def check_if_match_tag(if_match: str | None, current: str, noun: str) -> None:
+    """``If-Match`` must name ``current`` (an ETag, quotes included); ``*`` names no version."""
     if if_match is None or not if_match.strip():
         raise precondition_required(noun)
     tags = [tag.strip() for tag in if_match.split(",")]
@@ -40,5 +45,5 @@ def check_if_match(if_match: str | None, version: int, noun: str = "assessment")
         raise precondition_required(
             noun, f"If-Match: * names no version; send the ETag of the {noun} you read."
         )
-    if etag(version) not in (tag.removeprefix("W/") for tag in tags):
+    if current not in (tag.removeprefix("W/") for tag in tags):
         raise precondition_failed(noun)

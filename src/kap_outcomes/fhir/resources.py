@@ -33,6 +33,25 @@ from kap_outcomes.fhir.questionnaires import (
 
 EXTERNAL_ID_SYSTEM = "https://kap-outcomes.dev/fhir/sid/external-id"
 """``Patient.identifier.system`` of our patients' ``external_id`` (the EHR's own reference)."""
+AGE_GROUP_EXTENSION = "https://kap-outcomes.dev/fhir/StructureDefinition/age-group"
+"""``Patient.extension``: the CMS159 age group ("12-17" or "18+"); no birth date is kept."""
+CONDITION_EXTENSION = "https://kap-outcomes.dev/fhir/StructureDefinition/recorded-condition"
+"""``Patient.extension``: one recorded condition of the closed set (CMS159 diagnosis and
+exclusions), a SNOMED CT concept where one matches it exactly."""
+SNOMED = "http://snomed.info/sct"
+CONDITION_CODES: dict[str, tuple[str | None, str]] = {
+    # SNOMED CT International, concepts of the "disorder" hierarchy.
+    "depression": ("35489007", "Depressive disorder"),
+    "dysthymia": ("78667006", "Dysthymia"),
+    "bipolar_disorder": ("13746004", "Bipolar disorder"),
+    "personality_disorder": ("33449004", "Personality disorder"),
+    "psychotic_disorder": ("69322001", "Psychotic disorder"),
+    "pervasive_developmental_disorder": ("35919005", "Pervasive developmental disorder"),
+    # Two regimes (hospice care 385763009, palliative care 103735009) recorded as one fact:
+    # no single concept means "either", so the text says it and no code pretends to.
+    "hospice_or_palliative_care": (None, "Hospice or palliative care"),
+}
+"""`deceased` is not a condition in FHIR: it is ``Patient.deceasedBoolean``."""
 SEVERITY_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/severity"
 """Our own severity bands: LOINC has no codes for them (interop.md)."""
 RISK_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/cssrs-risk"
@@ -229,11 +248,29 @@ def observations(row: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _condition_extension(name: str) -> dict[str, Any]:
+    code, display = CONDITION_CODES[name]
+    concept: dict[str, Any] = {"text": display}
+    if code is not None:
+        concept["coding"] = [{"system": SNOMED, "code": code, "display": display}]
+    return {"url": CONDITION_EXTENSION, "valueCodeableConcept": concept}
+
+
 def patient(row: Any) -> dict[str, Any]:
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": row.id,
         "meta": {"versionId": "1", "lastUpdated": instant(row.created_at)},
-        "identifier": [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}],
-        "active": True,
     }
+    conditions = [c for c in (getattr(row, "conditions", None) or "").split(",") if c]
+    extensions = [_condition_extension(c) for c in conditions if c in CONDITION_CODES]
+    age_group = getattr(row, "age_group", None)
+    if age_group is not None:
+        extensions.insert(0, {"url": AGE_GROUP_EXTENSION, "valueCode": age_group})
+    if extensions:
+        resource["extension"] = extensions
+    resource["identifier"] = [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}]
+    resource["active"] = True
+    if "deceased" in conditions:
+        resource["deceasedBoolean"] = True
+    return resource

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.patients.models import Patient
@@ -41,7 +41,14 @@ def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | Non
 
 
 def insert_patient(
-    conn: Connection, *, organisation_id: str, patient_id: str, external_id: str, at: datetime
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_id: str,
+    external_id: str,
+    at: datetime,
+    age_group: str | None = None,
+    conditions: str | None = None,
 ) -> bool:
     """Insert; False when the external id is taken in this organisation."""
     try:
@@ -51,12 +58,18 @@ def insert_patient(
                     id=patient_id,
                     organisation_id=organisation_id,
                     external_id=external_id,
+                    age_group=age_group,
+                    conditions=conditions,
                     created_at=at,
                 )
             )
     except IntegrityError:
         return False
     return True
+
+
+def update_facts(conn: Connection, *, patient_id: str, values: dict[str, str | None]) -> None:
+    conn.execute(update(patients).where(patients.c.id == patient_id).values(**values))
 
 
 def page(

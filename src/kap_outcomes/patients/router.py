@@ -5,15 +5,20 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems
+from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
-from kap_outcomes.patients.models import EXTERNAL_ID_PATTERN, PatientCreate, PatientPublic
+from kap_outcomes.patients.models import (
+    EXTERNAL_ID_PATTERN,
+    PatientCreate,
+    PatientPublic,
+    PatientUpdate,
+)
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=AuditedRoute)
 
@@ -72,6 +77,36 @@ async def list_patients(
     )
 
 
-@router.get("/{patient_id}")
-async def get_patient(patient_id: ResourceId, principal: PrincipalDep, db: DbDep) -> PatientPublic:
-    return await db.read(partial(service.get_patient, principal=principal, patient_id=patient_id))
+@router.get("/{patient_id}", responses=problems(ok=with_headers("ETag")))
+async def get_patient(
+    patient_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
+) -> PatientPublic:
+    patient = await db.read(
+        partial(service.get_patient, principal=principal, patient_id=patient_id)
+    )
+    response.headers["ETag"] = service.etag(patient)
+    return patient
+
+
+@router.patch("/{patient_id}", responses=problems(412, 428, ok=with_headers("ETag")))
+async def update_patient(
+    patient_id: ResourceId,
+    data: PatientUpdate,
+    principal: StaffDep,
+    db: DbDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+) -> PatientPublic:
+    """Set `age_group` and/or `conditions` (CMS159); needs If-Match with the ETag of
+    GET /v1/patients/{patient_id}: missing is 428, stale is 412."""
+    patient = await db.write(
+        partial(
+            service.update_patient,
+            principal=principal,
+            patient_id=patient_id,
+            data=data,
+            if_match=if_match,
+        )
+    )
+    response.headers["ETag"] = service.etag(patient)
+    return patient

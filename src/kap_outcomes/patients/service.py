@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import Connection
@@ -10,12 +11,19 @@ from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import conflict, not_found
+from kap_outcomes.errors import FieldProblem, conflict, invalid, not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
-from kap_outcomes.patients.models import PatientCreate, PatientPublic
+from kap_outcomes.patients.models import (
+    PatientCreate,
+    PatientPublic,
+    PatientUpdate,
+    conditions_from_column,
+    conditions_to_column,
+)
+from kap_outcomes.preconditions import check_if_match_tag
 
 
 def require_patient(conn: Connection, *, principal: Principal, patient_id: str) -> None:
@@ -36,6 +44,8 @@ def _public(conn: Connection, row: Any) -> PatientPublic:
     return PatientPublic(
         id=row.id,
         external_id=row.external_id,
+        age_group=row.age_group,
+        conditions=conditions_from_column(row.conditions),
         created_at=row.created_at,
         active_course_id=course.id if course is not None else None,
     )
@@ -51,6 +61,8 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         patient_id=patient_id,
         external_id=data.external_id,
         at=now,
+        age_group=data.age_group,
+        conditions=conditions_to_column(data.conditions),
     ):
         raise conflict("A patient with this external_id exists in this organisation.")
     emit(
@@ -63,7 +75,12 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         at=now,
     )
     return PatientPublic(
-        id=patient_id, external_id=data.external_id, created_at=now, active_course_id=None
+        id=patient_id,
+        external_id=data.external_id,
+        age_group=data.age_group,
+        conditions=sorted(data.conditions) if data.conditions is not None else None,
+        created_at=now,
+        active_course_id=None,
     )
 
 
@@ -95,3 +112,43 @@ def list_patients(
     if external_id is not None and len(rows) == 1:
         audit.concerns(rows[0].id)  # a look-up of one patient by the clinic's own id
     return Page[PatientPublic](data=[_public(conn, r) for r in rows], next_cursor=next_cursor)
+
+
+def etag(patient: PatientPublic) -> str:
+    """The ETag of a patient's mutable facts (age group, conditions): a digest of their
+    values, so a stale If-Match is one that names other values than the stored ones."""
+    conditions = "-" if patient.conditions is None else ",".join(patient.conditions)
+    digest = hashlib.sha256(f"{patient.age_group or '-'}|{conditions}".encode()).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def update_patient(
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str,
+    data: PatientUpdate,
+    if_match: str | None,
+) -> PatientPublic:
+    """Set the age group and conditions of a patient of the caller's organisation."""
+    if not data.model_fields_set:
+        raise invalid(
+            [FieldProblem(pointer="", detail="name age_group or conditions")],
+            detail="Nothing to change.",
+        )
+    require_patient(conn, principal=principal, patient_id=patient_id)
+    repository.lock(conn, patient_id=patient_id)
+    row = repository.get(conn, organisation_id=principal.organisation_id, patient_id=patient_id)
+    if row is None:  # pragma: no cover - require_patient checked it in this transaction
+        raise not_found("Patient")
+    current = _public(conn, row)
+    check_if_match_tag(if_match, etag(current), "patient")
+    values: dict[str, str | None] = {}
+    if "age_group" in data.model_fields_set:
+        values["age_group"] = data.age_group
+        current.age_group = data.age_group
+    if "conditions" in data.model_fields_set:
+        values["conditions"] = conditions_to_column(data.conditions)
+        current.conditions = conditions_from_column(values["conditions"])
+    repository.update_facts(conn, patient_id=patient_id, values=values)
+    return current
