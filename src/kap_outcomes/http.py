@@ -131,7 +131,7 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     },
     "Location": {
         "description": "Where the created resource (this version of it) can be read.",
-        "schema": {"type": "string", "format": "uri"},
+        "schema": {"type": "string", "format": "uri-reference"},
     },
     "Idempotent-Replayed": {
         "description": "`true` when this is the stored response of an earlier request with the "

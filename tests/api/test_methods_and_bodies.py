@@ -19,7 +19,7 @@ from kap_outcomes.auth.models import Role
         ("OPTIONS", "/v1/tokens", "GET, POST"),
         ("PATCH", "/v1/policy", "GET, PUT"),
         ("PUT", "/v1/patients/p-1/courses", "GET, POST"),
-        ("DELETE", "/v1/patients/p-1", "GET"),
+        ("DELETE", "/v1/patients/p-1", "GET, PATCH"),
     ],
 )
 def test_undeclared_method_is_405_with_allow(

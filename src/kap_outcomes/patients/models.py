@@ -45,7 +45,7 @@ def _no_repeats(values: list[Condition] | None) -> list[Condition] | None:
 
 Conditions = Annotated[
     list[Condition] | None,
-    ApiField(max_length=len(Condition)),
+    ApiField(max_length=len(Condition), json_schema_extra={"uniqueItems": True}),
     AfterValidator(_no_repeats),
 ]
 
@@ -92,7 +92,7 @@ class PatientUpdate(BaseModel):
     """The CMS159 facts of an existing patient; a field left out keeps its value, null clears
     it (not recorded). Needs If-Match with the patient's ETag."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     age_group: AgeGroup | None = None
     conditions: Conditions = None
