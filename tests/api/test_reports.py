@@ -304,3 +304,31 @@ def test_age_group_and_conditions_change_with_if_match(tenant):
         f"/v1/patients/{uuid.uuid4()}", json=change, headers=tenant.headers() | {"If-Match": "*"}
     )
     assert other.status_code == 404
+
+
+def _set_zone(tenant, zone: str) -> None:
+    current = tenant.get("/v1/organisation", Role.admin).headers["ETag"]
+    resp = tenant.client.put(
+        "/v1/organisation",
+        json={"timezone": zone},
+        headers=tenant.headers(Role.admin) | {"If-Match": current},
+    )
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_report_period_is_the_clinics_days(tenant):
+    # A first dose at 23:30 on 31 March in California is 06:30 on 1 April in UTC: a March
+    # report of a clinic in America/Los_Angeles counts it; the same clinic in UTC does not.
+    clinic = Clinic(tenant)
+    body = {
+        "kind": "dosing",
+        "occurred_at": "2026-03-31T23:30:00-07:00",
+        "dose": {"route": "iv", "amount_mg": 35},
+    }
+    assert tenant.post(f"/v1/patients/{clinic.pid}/sessions", body).status_code == 201
+    march = {"from": "2026-03-01", "to": "2026-03-31"}
+    _set_zone(tenant, "America/Los_Angeles")
+    assert _outcomes(tenant, **march).json()["n_started"] == 1
+    _set_zone(tenant, "UTC")
+    assert _outcomes(tenant, **march).json()["n_started"] == 0
+    assert _outcomes(tenant, **{"from": "2026-04-01", "to": "2026-04-30"}).json()["n_started"] == 1

@@ -31,7 +31,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 
 from kap_outcomes.clinical.points import ScorePoint
@@ -120,8 +120,9 @@ class PatientResult:
     reason: NotEvaluableReason | None = None
 
 
-def _day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
+def _day(moment: datetime, zone: tzinfo) -> date:
+    """The clinic's calendar day of a moment (clinical-rules section 8: dates are the clinic's)."""
+    return moment.astimezone(zone).date()
 
 
 def _latest(scores: Sequence[ScorePoint]) -> ScorePoint | None:
@@ -130,11 +131,15 @@ def _latest(scores: Sequence[ScorePoint]) -> ScorePoint | None:
     return max(scores, key=lambda s: (s.administered_at, s.total))
 
 
-def evaluate(patient: PatientRecord, period_start: date, period_end: date) -> PatientResult:
-    """Where one patient falls in CMS159 for the measurement period."""
+def evaluate(
+    patient: PatientRecord, period_start: date, period_end: date, zone: tzinfo = UTC
+) -> PatientResult:
+    """Where one patient falls in CMS159 for the measurement period (days in ``zone``)."""
     start, end = identification_period(period_start)
     candidates = [
-        s for s in patient.phq9 if start <= _day(s.administered_at) < end and s.total > INDEX_ABOVE
+        s
+        for s in patient.phq9
+        if start <= _day(s.administered_at, zone) < end and s.total > INDEX_ABOVE
     ]
     if not candidates:
         return PatientResult(patient.patient_id, "no_index_event")
@@ -149,13 +154,14 @@ def evaluate(patient: PatientRecord, period_start: date, period_end: date) -> Pa
         return PatientResult(
             patient.patient_id, "not_evaluable", index, reason="age_group_not_recorded"
         )
-    low, high = assessment_window(_day(index.administered_at))
+    low, high = assessment_window(_day(index.administered_at, zone))
     high = min(high, period_end)
     follow_up = _latest(
         [
             s
             for s in patient.phq9
-            if low <= _day(s.administered_at) <= high and s.administered_at > index.administered_at
+            if low <= _day(s.administered_at, zone) <= high
+            and s.administered_at > index.administered_at
         ]
     )
     if patient.conditions & EXCLUSIONS:
@@ -211,14 +217,17 @@ def _stratum(name: str, results: Sequence[PatientResult]) -> Stratum:
 
 
 def cms159_report(
-    patients: Iterable[PatientRecord], period_start: date, period_end: date
+    patients: Iterable[PatientRecord],
+    period_start: date,
+    period_end: date,
+    zone: tzinfo = UTC,
 ) -> Cms159Report:
-    """CMS159 for the measurement period [period_start, period_end]."""
+    """CMS159 for the measurement period [period_start, period_end], days in ``zone``."""
     if period_end < period_start:
         raise ValueError("period_end is before period_start")
     results = tuple(
         sorted(
-            (evaluate(p, period_start, period_end) for p in patients),
+            (evaluate(p, period_start, period_end, zone) for p in patients),
             key=lambda r: r.patient_id,
         )
     )

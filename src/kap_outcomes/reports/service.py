@@ -6,7 +6,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,6 +16,7 @@ from kap_outcomes.care.models import SessionKind
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.db import utcnow
 from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.organisation.service import clinic_zone
 from kap_outcomes.outcomes import cms159
 from kap_outcomes.outcomes.cohort import CohortSummary, CourseRecord, cohort_report
 from kap_outcomes.outcomes.stats import Proportion, SurvivalCurve
@@ -39,8 +40,9 @@ MAX_PERIOD_DAYS = 3700
 """A report period of at most about ten years (a typo such as year 20266 is a 422)."""
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    """Midnight of a report date in the clinic's time zone (a period is the clinic's days)."""
+    return datetime.combine(day, time(0), tzinfo=zone)
 
 
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
@@ -96,8 +98,9 @@ def outcomes_report(
     version, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     as_of = utcnow()
     org = principal.organisation_id
-    first_from = _start_of(period_from)
-    first_before = _start_of(period_to + timedelta(days=1))
+    zone = clinic_zone(conn, organisation_id=org)
+    first_from = _start_of(period_from, zone)
+    first_before = _start_of(period_to + timedelta(days=1), zone)
     courses = repository.cohort_courses(
         conn, organisation_id=org, first_from=first_from, first_before=first_before
     )
@@ -260,12 +263,13 @@ def cms159_report(
     _check_period(period_start, period_end, ("period_start", "period_end"))
     as_of = utcnow()
     ident_start, _ = cms159.identification_period(period_start)
+    zone = clinic_zone(conn, organisation_id=principal.organisation_id)
     by_patient: dict[str, tuple[Any, list[ScorePoint]]] = {}
     for row in repository.cms159_rows(
         conn,
         organisation_id=principal.organisation_id,
-        scores_from=_start_of(ident_start),
-        scores_before=_start_of(period_end + timedelta(days=1)),
+        scores_from=_start_of(ident_start, zone),
+        scores_before=_start_of(period_end + timedelta(days=1), zone),
     ):
         held = by_patient.get(row.patient_id)
         if held is None:
@@ -282,7 +286,7 @@ def cms159_report(
         )
         for patient_id, (row, points) in by_patient.items()
     ]
-    report = cms159.cms159_report(patients, period_start, period_end)
+    report = cms159.cms159_report(patients, period_start, period_end, zone)
     return Cms159Report(
         period_start=period_start,
         period_end=period_end,
