@@ -128,6 +128,8 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/fhir/R4/Observation/{observation_id}"): STAFF_AND_OWN_PATIENT,
     ("get", "/fhir/R4/Patient"): ANY_TOKEN,
     ("get", "/fhir/R4/Patient/{patient_id}"): STAFF_AND_OWN_PATIENT,
+    ("get", "/fhir/R4/Condition"): ANY_TOKEN,
+    ("get", "/fhir/R4/Condition/{condition_id}"): STAFF_AND_OWN_PATIENT,
 }
 
 BODIES: dict[tuple[str, str], Any] = {
@@ -170,6 +172,7 @@ FILTERS: dict[tuple[str, str], str] = {
     ("get", "/v1/alerts"): "?patient_id={patient_id}",
     ("get", "/fhir/R4/QuestionnaireResponse"): "?patient=Patient/{patient_id}",
     ("get", "/fhir/R4/Observation"): "?patient={patient_id}",
+    ("get", "/fhir/R4/Condition"): "?subject=Patient/{patient_id}",
 }
 """Searches filtered by the patient, in the audit test: their events must name it."""
 ABOUT_THE_PATIENT = (
@@ -179,6 +182,7 @@ ABOUT_THE_PATIENT = (
     "{response_id}",
     "{observation_id}",
     "{session_id}",
+    "{condition_id}",
 )
 """Path parameters of the world's resources, all of which belong to its patient."""
 ROLES = ["admin", "clinician", "integration", "patient", "other_patient"]
@@ -230,6 +234,10 @@ def world(tenant, db):
             text("UPDATE api_tokens SET revoked_at = created_at WHERE id = :i"), {"i": revoked_id}
         )
         disposable_id, _ = issue_token(conn, organisation_id=org, role=Role.clinician)
+        # a recorded condition, for the Condition reads (as PATCH /v1/patients stores it)
+        conn.execute(
+            text("UPDATE patients SET conditions = 'depression' WHERE id = :i"), {"i": pid}
+        )
         return {
             "disposable": disposable_id,
             "patient": issue_token(conn, organisation_id=org, role=Role.patient, patient_id=pid)[1],
@@ -261,6 +269,7 @@ def world(tenant, db):
             "client_id": backend["client_id"],
             "response_id": created["id"],
             "observation_id": f"{created['id']}-total",
+            "condition_id": f"{pid}-depression",
             "questionnaire_id": "phq-9",
             **webhooks,
         },

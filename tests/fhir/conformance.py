@@ -20,6 +20,7 @@ LOINC = "http://loinc.org"
 FHIRCLIENT_MODULES = {
     "Bundle": "bundle",
     "CapabilityStatement": "capabilitystatement",
+    "Condition": "condition",
     "Observation": "observation",
     "OperationOutcome": "operationoutcome",
     "Patient": "patient",
@@ -190,6 +191,43 @@ def _patient(patient: dict[str, Any]) -> None:
     assert patient["identifier"][0]["system"] == "https://kap-outcomes.dev/fhir/sid/external-id"
 
 
+CONDITION_CLINICAL = {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}
+CONDITION_VERIFICATION = {
+    "unconfirmed",
+    "provisional",
+    "differential",
+    "confirmed",
+    "refuted",
+    "entered-in-error",
+}
+
+
+def _condition(condition: dict[str, Any]) -> None:
+    """R4 Condition: required bindings of clinicalStatus and verificationStatus (condition-
+    clinical, condition-ver-status), con-3 (a problem-list item that is not entered-in-error has
+    a clinicalStatus), con-5 (none when entered-in-error), a Patient subject."""
+    clinical = condition.get("clinicalStatus", {}).get("coding", [])
+    verification = condition.get("verificationStatus", {}).get("coding", [])
+    for coding in clinical:
+        assert coding["system"] == "http://terminology.hl7.org/CodeSystem/condition-clinical"
+        assert coding["code"] in CONDITION_CLINICAL
+    for coding in verification:
+        assert coding["system"] == "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+        assert coding["code"] in CONDITION_VERIFICATION
+    refuted = any(c["code"] == "entered-in-error" for c in verification)
+    problem = any(
+        c.get("code") == "problem-list-item"
+        for category in condition.get("category", [])
+        for c in category.get("coding", [])
+    )
+    if problem and not refuted:
+        assert clinical, "con-3"
+    if refuted:
+        assert not clinical, "con-5"
+    assert condition["subject"]["reference"].startswith("Patient/")
+    assert condition["code"]["text"]
+
+
 def _capability(cs: dict[str, Any]) -> None:
     assert cs["fhirVersion"] == "4.0.1"
     assert cs["kind"] == "instance"
@@ -204,4 +242,5 @@ RULES = {
     "OperationOutcome": _outcome,
     "Patient": _patient,
     "CapabilityStatement": _capability,
+    "Condition": _condition,
 }

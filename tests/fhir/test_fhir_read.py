@@ -37,7 +37,13 @@ def test_metadata_needs_no_token_and_lists_what_is_supported(client: Any) -> Non
     assert resp.status_code == 200
     cs = check(resp.json())
     types = {r["type"]: r for r in cs["rest"][0]["resource"]}
-    assert set(types) == {"Questionnaire", "QuestionnaireResponse", "Observation", "Patient"}
+    assert set(types) == {
+        "Questionnaire",
+        "QuestionnaireResponse",
+        "Observation",
+        "Patient",
+        "Condition",
+    }
     assert {i["code"] for i in types["QuestionnaireResponse"]["interaction"]} == {
         "read",
         "search-type",

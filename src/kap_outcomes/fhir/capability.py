@@ -105,6 +105,21 @@ def capability_statement(base: str) -> dict[str, Any]:
                             _ID,
                         ],
                     },
+                    {
+                        "type": "Condition",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            _param("patient", "reference", "Patient/{id} or {id}."),
+                            _SUBJECT,
+                            _ID,
+                            _param(
+                                "code",
+                                "token",
+                                "SNOMED CT code, e.g. http://snomed.info/sct|35489007.",
+                            ),
+                            _COMMON[1],
+                        ],
+                    },
                 ],
             }
         ],

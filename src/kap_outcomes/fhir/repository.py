@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, and_, false, insert, literal, or_, select
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
@@ -95,6 +95,42 @@ def patients_by_ids(conn: Connection, *, organisation_id: str, patient_ids: list
             .order_by(patients.c.id)
         ).all()
     )
+
+
+def search_patients_with_conditions(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_ids: list[str] | None,
+    any_of: list[str] | None,
+    at_or_before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Patients with at least one recorded condition (of ``any_of``, if given), newest first,
+    keyset on (created_at, id), the cursor's row included."""
+    query = select(patients).where(
+        patients.c.organisation_id == organisation_id,
+        patients.c.conditions.is_not(None),
+        patients.c.conditions != "",
+    )
+    if patient_ids is not None:
+        query = query.where(patients.c.id.in_(patient_ids))
+    if any_of is not None:
+        # stored as the names joined by commas: a name matches between two commas
+        padded = literal(",") + patients.c.conditions + literal(",")
+        query = query.where(
+            or_(false(), *(padded.contains(f",{name},", autoescape=True) for name in any_of))
+        )
+    if at_or_before is not None:
+        at, row_id = at_or_before
+        query = query.where(
+            or_(
+                patients.c.created_at < at,
+                and_(patients.c.created_at == at, patients.c.id <= row_id),
+            )
+        )
+    query = query.order_by(patients.c.created_at.desc(), patients.c.id.desc())
+    return list(conn.execute(query.limit(limit)).all())
 
 
 def patient_by_external_id(

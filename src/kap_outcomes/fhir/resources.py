@@ -1,4 +1,5 @@
-"""Stored rows as FHIR R4 resources: QuestionnaireResponse, derived Observations, Patient.
+"""Stored rows as FHIR R4 resources: QuestionnaireResponse, derived Observations, Patient,
+and a patient's recorded conditions as Conditions (``{patient id}-{slug}``).
 
 The QuestionnaireResponse is the source of truth; Observations are derived from it (US Core
 screening and assessment pattern): the total score (PHQ-9, GAD-7), PHQ-9 item 9 and the
@@ -52,6 +53,22 @@ CONDITION_CODES: dict[str, tuple[str | None, str]] = {
     "hospice_or_palliative_care": (None, "Hospice or palliative care"),
 }
 """`deceased` is not a condition in FHIR: it is ``Patient.deceasedBoolean``."""
+CONDITION_SLUGS: Mapping[str, str] = MappingProxyType(
+    {
+        "depression": "depression",
+        "dysthymia": "dysthymia",
+        "bipolar_disorder": "bipolar-disorder",
+        "personality_disorder": "personality-disorder",
+        "psychotic_disorder": "psychotic-disorder",
+        # shortened: a FHIR id has at most 64 characters, a patient id takes 36 of them
+        "pervasive_developmental_disorder": "developmental-disorder",
+        "hospice_or_palliative_care": "hospice-or-palliative-care",
+    }
+)
+"""A Condition's id is ``{patient id}-{slug}``: one per (patient, recorded condition)."""
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 SEVERITY_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/severity"
 """Our own severity bands: LOINC has no codes for them (interop.md)."""
 RISK_SYSTEM = "https://kap-outcomes.dev/fhir/CodeSystem/cssrs-risk"
@@ -248,12 +265,59 @@ def observations(row: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _condition_extension(name: str) -> dict[str, Any]:
+def _condition_concept(name: str) -> dict[str, Any]:
     code, display = CONDITION_CODES[name]
     concept: dict[str, Any] = {"text": display}
     if code is not None:
         concept["coding"] = [{"system": SNOMED, "code": code, "display": display}]
-    return {"url": CONDITION_EXTENSION, "valueCodeableConcept": concept}
+    return concept
+
+
+def _condition_extension(name: str) -> dict[str, Any]:
+    return {"url": CONDITION_EXTENSION, "valueCodeableConcept": _condition_concept(name)}
+
+
+def recorded_conditions(row: Any) -> list[str]:
+    """The condition names stored on a patient row (sorted; ``deceased`` among them)."""
+    return [c for c in (getattr(row, "conditions", None) or "").split(",") if c]
+
+
+def condition_id(patient_id: str, name: str) -> str:
+    return f"{patient_id}-{CONDITION_SLUGS[name]}"
+
+
+def condition(row: Any, name: str) -> dict[str, Any]:
+    """One recorded condition of a patient as a problem-list Condition (never ``deceased``)."""
+    return {
+        "resourceType": "Condition",
+        "id": condition_id(row.id, name),
+        "clinicalStatus": {
+            "coding": [{"system": CONDITION_CLINICAL, "code": "active", "display": "Active"}]
+        },
+        "verificationStatus": {
+            "coding": [
+                {"system": CONDITION_VERIFICATION, "code": "confirmed", "display": "Confirmed"}
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": CONDITION_CATEGORY,
+                        "code": "problem-list-item",
+                        "display": "Problem List Item",
+                    }
+                ]
+            }
+        ],
+        "code": _condition_concept(name),
+        "subject": patient_reference(row.id),
+    }
+
+
+def conditions(row: Any) -> list[dict[str, Any]]:
+    """Every Condition of a patient row, in the order of the stored names."""
+    return [condition(row, c) for c in recorded_conditions(row) if c in CONDITION_SLUGS]
 
 
 def patient(row: Any) -> dict[str, Any]:
@@ -262,8 +326,8 @@ def patient(row: Any) -> dict[str, Any]:
         "id": row.id,
         "meta": {"versionId": "1", "lastUpdated": instant(row.created_at)},
     }
-    conditions = [c for c in (getattr(row, "conditions", None) or "").split(",") if c]
-    extensions = [_condition_extension(c) for c in conditions if c in CONDITION_CODES]
+    recorded = recorded_conditions(row)
+    extensions = [_condition_extension(c) for c in recorded if c in CONDITION_CODES]
     age_group = getattr(row, "age_group", None)
     if age_group is not None:
         extensions.insert(0, {"url": AGE_GROUP_EXTENSION, "valueCode": age_group})
@@ -271,6 +335,6 @@ def patient(row: Any) -> dict[str, Any]:
         resource["extension"] = extensions
     resource["identifier"] = [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}]
     resource["active"] = True
-    if "deceased" in conditions:
+    if "deceased" in recorded:
         resource["deceasedBoolean"] = True
     return resource

@@ -55,6 +55,7 @@ RESOURCE_SCHEMAS: dict[str, dict[str, Any]] = {
         "Questionnaire": "FHIR R4 Questionnaire (LOINC-coded PHQ-9, GAD-7, C-SSRS screener)",
         "QuestionnaireResponse": "FHIR R4 QuestionnaireResponse",
         "Observation": "FHIR R4 Observation (a derived score)",
+        "Condition": "FHIR R4 Condition (a recorded condition of a patient, problem list)",
     }.items()
 }
 """The resources the FHIR routes answer with, as components of the OpenAPI document (their
@@ -332,6 +333,44 @@ async def fhir_search_patients(
                 service.search_patients,
                 principal=principal,
                 request=_search(request, "Patient"),
+            )
+        )
+    )
+
+
+@router.get("/Condition/{condition_id}", responses=_read("Condition"))
+async def fhir_read_condition(
+    condition_id: FhirId, principal: PrincipalDep, db: DbDep
+) -> FhirResponse:
+    """One recorded condition of a patient; its id is ``{patient id}-{condition}``."""
+    return _resource(
+        await db.read(
+            partial(service.read_condition, principal=principal, condition_id=condition_id)
+        )
+    )
+
+
+@router.get("/Condition", responses=_searchset("Condition"))
+async def fhir_search_conditions(
+    request: Request,
+    principal: PrincipalDep,
+    db: DbDep,
+    patient: Reference = None,
+    subject: Reference = None,
+    ids: Ids = None,
+    code: Params = None,
+    count: Count = DEFAULT_COUNT,
+    cursor: CursorParam = None,
+    prefer: Prefer = None,
+) -> FhirResponse:
+    """Recorded conditions (problem-list items, SNOMED CT where one matches) by patient (or
+    subject), _id or code; searchset with ``next`` links."""
+    return FhirResponse(
+        await db.read(
+            partial(
+                service.search_conditions,
+                principal=principal,
+                request=_search(request, "Condition", count, cursor),
             )
         )
     )

@@ -144,6 +144,10 @@ SUPPORTED: dict[str, Supported] = {
         references=_PATIENT_REFERENCES,
     ),
     "Patient": Supported(frozenset({"identifier", "_id"})),
+    "Condition": Supported(
+        frozenset({"patient", "subject", "_id", "code"}) | _PAGED,
+        references=_PATIENT_REFERENCES,
+    ),
 }
 """What each search applies; the CapabilityStatement lists the same (less ``_cursor``)."""
 

@@ -166,6 +166,111 @@ def search_patients(
     )
 
 
+# Conditions ------------------------------------------------------------------------------
+
+_CONDITION_BY_SLUG = {slug: name for name, slug in resources.CONDITION_SLUGS.items()}
+
+
+def _condition_of(condition_id: str) -> tuple[str, str] | None:
+    """(patient id, condition name) of ``{patient id}-{slug}``, or None."""
+    for slug, name in _CONDITION_BY_SLUG.items():
+        if condition_id.endswith(f"-{slug}"):
+            return condition_id[: -len(slug) - 1], name
+    return None
+
+
+def read_condition(conn: Connection, *, principal: Principal, condition_id: str) -> dict[str, Any]:
+    parsed = _condition_of(condition_id)
+    if parsed is None:
+        raise not_found("Condition")
+    patient_id, name = parsed
+    if principal.is_patient and principal.patient_id != patient_id:
+        raise not_found("Condition")
+    row = repository.get_patient(
+        conn, organisation_id=principal.organisation_id, patient_id=patient_id
+    )
+    if row is None or name not in resources.recorded_conditions(row):
+        raise not_found("Condition")
+    audit.concerns(row.id)
+    return resources.condition(row, name)
+
+
+def search_conditions(
+    conn: Connection, *, principal: Principal, request: SearchRequest
+) -> dict[str, Any]:
+    """By patient (or subject), _id and SNOMED CT code (or the text's condition name); one
+    page is a keyset page over the patients, newest first."""
+    patient_ids = _patients(principal, request)
+    ids = _ids(request)
+    named: list[set[str]] = []
+    if ids is not None:
+        pairs = {parsed for one in ids if (parsed := _condition_of(one)) is not None}
+        wanted_patients = {patient_id for patient_id, _ in pairs}
+        patient_ids = sorted(
+            wanted_patients if patient_ids is None else wanted_patients & set(patient_ids)
+        )
+        named.append({name for _, name in pairs})
+    by_code = {
+        code: name for name, (code, _) in resources.CONDITION_CODES.items() if code is not None
+    }
+    for value in request.query.all("code"):
+        found: set[str] = set()
+        for one in search.alternatives(value, "code"):
+            system, code = search.token(one, "code")
+            if system in (None, resources.SNOMED) and code in by_code:
+                found.add(by_code[code])
+        named.append(found)
+    names = search.intersect(named)
+
+    def expand(row: Any) -> list[dict[str, Any]]:
+        return [
+            resources.condition(row, name)
+            for name in resources.recorded_conditions(row)
+            if name in resources.CONDITION_SLUGS
+            and (names is None or name in names)
+            and (ids is None or resources.condition_id(row.id, name) in ids)
+        ]
+
+    at_or_before: tuple[datetime, str] | None = None
+    skip = 0
+    if request.cursor is not None:
+        at, row_id, skip = search.decode_cursor(request.cursor)
+        at_or_before = (at, row_id)
+    out: list[dict[str, Any]] = []
+    next_cursor: str | None = None
+    while next_cursor is None:
+        rows = repository.search_patients_with_conditions(
+            conn,
+            organisation_id=principal.organisation_id,
+            patient_ids=patient_ids,
+            any_of=None if names is None else sorted(names),
+            at_or_before=at_or_before,
+            limit=request.count + 1,
+        )
+        for row in rows:
+            start = skip if at_or_before is not None and row.id == at_or_before[1] else 0
+            produced = expand(row)
+            for position in range(start, len(produced)):
+                if len(out) == request.count:
+                    next_cursor = search.encode_cursor(row.created_at, row.id, position)
+                    break
+                out.append(produced[position])
+            if next_cursor is not None:
+                break
+        if next_cursor is not None or len(rows) <= request.count:
+            break
+        # every row of this batch was read and expanded to fewer than a page: read on
+        last = rows[-1]
+        at_or_before, skip = (last.created_at, last.id), 10**6
+    return search.bundle(
+        base=request.base,
+        path="Condition",
+        params=request.params,
+        resources=out,
+        next_cursor=next_cursor,
+    )
+
+
 # QuestionnaireResponses --------------------------------------------------------------------
 
 

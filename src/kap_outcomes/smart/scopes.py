@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RESOURCE_TYPES = ("Patient", "Observation", "Questionnaire", "QuestionnaireResponse")
+RESOURCE_TYPES = ("Patient", "Observation", "Questionnaire", "QuestionnaireResponse", "Condition")
 _SCOPE = re.compile(rf"system/(\*|{'|'.join(RESOURCE_TYPES)})\.(c?r?u?d?s?)")
 WRITE_PERMISSIONS = frozenset("cud")
 
