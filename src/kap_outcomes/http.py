@@ -82,21 +82,6 @@ Errors are ``application/problem+json`` (``Problem``) on /v1 and ``OperationOutc
 /fhir: kap_outcomes.contract writes their content and headers into the document."""
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "model": Problem,
-        "content": {PROBLEM_MEDIA_TYPE: {}},
-    }
-
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: _problem(PROBLEM_DESCRIPTIONS[status])
-    for status in (401, 403, 404, 409, 412, 415, 422, 428, 503)
-}
-"""The former router-wide declaration, kept for routes that pick one entry from it."""
-
-
 def problems(
     *statuses: int | tuple[int, str], ok: dict[str, Any] | None = None
 ) -> dict[int | str, dict[str, Any]]:

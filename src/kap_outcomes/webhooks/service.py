@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import after_commit, new_id, utcnow
-from kap_outcomes.errors import DomainError, FieldProblem, conflict, invalid, not_found
+from kap_outcomes.errors import FieldProblem, conflict, invalid, not_found
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.preconditions import check_if_match, precondition_failed
@@ -31,14 +31,6 @@ from kap_outcomes.webhooks.models import (
 )
 
 ROTATION_GRACE = timedelta(hours=24)
-
-
-def _check_if_match(if_match: str | None, version: int) -> None:
-    check_if_match(if_match, version, "webhook")
-
-
-def _changed() -> DomainError:
-    return precondition_failed("webhook")
 
 
 def _check_url(url: str, policy: EgressPolicy) -> None:
@@ -109,7 +101,7 @@ def update_endpoint(
     policy: EgressPolicy,
 ) -> tuple[WebhookPublic, int]:
     row = _require(conn, principal, endpoint_id, lock=True)
-    _check_if_match(if_match, row.version)
+    check_if_match(if_match, row.version, "webhook")
     values: dict[str, Any] = {"version": row.version + 1, "updated_at": utcnow()}
     if data.url is not None:
         _check_url(data.url, policy)
@@ -134,7 +126,7 @@ def update_endpoint(
     if not repository.update_endpoint(
         conn, endpoint_id=endpoint_id, expected_version=row.version, values=values
     ):
-        raise _changed()
+        raise precondition_failed("webhook")
     return get_endpoint(conn, principal=principal, endpoint_id=endpoint_id)
 
 
