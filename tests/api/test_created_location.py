@@ -68,7 +68,7 @@ def _creates(tenant: Tenant) -> dict[tuple[str, str], Any]:
     )
     calls[("post", "/v1/webhooks")] = tenant.post(
         "/v1/webhooks",
-        {"url": "https://hooks.example.org/location", "event_types": ["alert.opened"]},
+        {"url": "http://127.0.0.1:9/location", "event_types": ["alert.opened"]},
         Role.admin,
     )
     calls[("post", "/fhir/R4/QuestionnaireResponse")] = tenant.client.post(
