@@ -158,21 +158,22 @@ def test_a_narrower_scope_than_registered_is_granted(tenant: Tenant) -> None:
 
 
 def test_writes_need_a_write_scope_and_keys_belong_to_the_client(tenant: Tenant) -> None:
-    backend = Backend(tenant)
+    backend = Backend(tenant, scope=SCOPE + " system/Patient.c")
     body = {"external_id": f"ehr-{uuid.uuid4()}"}
-    read_only = backend.access_token("system/Patient.rs")
-    resp = tenant.client.post("/v1/patients", json=body, headers=bearer(read_only))
-    assert resp.status_code == 403, resp.text
+    for scope in ("system/Patient.rs", "system/Patient.rs system/QuestionnaireResponse.cruds"):
+        resp = tenant.client.post(
+            "/v1/patients", json=body, headers=bearer(backend.access_token(scope))
+        )
+        assert resp.status_code == 403, resp.text  # creating a patient needs Patient.c
 
-    writer = backend.access_token("system/Patient.rs system/QuestionnaireResponse.cruds")
+    writer = backend.access_token("system/Patient.rs system/Patient.c")
     headers = bearer(writer) | {"Idempotency-Key": "ehr-1"}
     first = tenant.client.post("/v1/patients", json=body, headers=headers)
     assert first.status_code == 201, first.text
     again = tenant.client.post(
         "/v1/patients",
         json=body,
-        headers=bearer(backend.access_token("system/QuestionnaireResponse.c"))
-        | {"Idempotency-Key": "ehr-1"},
+        headers=bearer(backend.access_token("system/Patient.c")) | {"Idempotency-Key": "ehr-1"},
     )
     assert again.status_code == 201
     assert again.headers.get("idempotent-replayed") == "true"
@@ -291,8 +292,21 @@ def test_only_admins_register_clients(tenant: Tenant, rsa_backend_key: Any) -> N
     assert tenant.client.post("/v1/clients", json=body).status_code == 401
     resp = tenant.post("/v1/clients", body, role=Role.admin)
     assert resp.status_code == 201, resp.text
-    assert set(resp.json()) == {"client_id", "name", "scope", "created_at"}
+    assert set(resp.json()) == {
+        "client_id",
+        "name",
+        "scope",
+        "jwks_uri",
+        "key_ids",
+        "active",
+        "created_at",
+        "updated_at",
+        "revoked_at",
+    }
     assert resp.json()["scope"] == SCOPE
+    assert resp.json()["key_ids"] == ["k1"]
+    assert resp.json()["jwks_uri"] is None
+    assert resp.json()["active"] is True
 
 
 def test_backend_token_cannot_write_with_the_admin_route(
@@ -405,9 +419,11 @@ def test_duplicate_kids_are_refused(tenant: Tenant, rsa_backend_key: Any) -> Non
     [
         "patient/Patient.rs",
         "user/Observation.rs",
-        "system/Patient.read",
         "system/Patient.",
         "system/Patient.sr",
+        "system/Patient.readwrite",
+        "system/Patient.rs.read",
+        "system/Patient.Read",
         "openid",
         " ",
         # resource types this service does not serve (its CapabilityStatement)
@@ -417,7 +433,7 @@ def test_duplicate_kids_are_refused(tenant: Tenant, rsa_backend_key: Any) -> Non
         "system/PatientX.rs",
     ],
 )
-def test_only_system_v2_scopes_can_be_registered(
+def test_only_system_scopes_can_be_registered(
     tenant: Tenant, rsa_backend_key: Any, scope: str
 ) -> None:
     body = {
@@ -518,16 +534,27 @@ def test_revoking_the_clients_identity_token_revokes_the_client(tenant: Tenant) 
 # --- discovery and settings -----------------------------------------------------------------
 
 
-def test_smart_configuration(tenant: Tenant) -> None:
-    resp = tenant.client.get("/.well-known/smart-configuration")
+@pytest.mark.parametrize(
+    "path", ["/.well-known/smart-configuration", "/fhir/R4/.well-known/smart-configuration"]
+)
+def test_smart_configuration(tenant: Tenant, path: str) -> None:
+    """SMART App Launch 2.0 §Conformance: discovery relative to the FHIR base (where client
+    libraries look), and the same document at the root."""
+    resp = tenant.client.get(path)
     assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
     doc = resp.json()
+    assert doc == tenant.client.get("/.well-known/smart-configuration").json()
     assert doc["token_endpoint"] == tenant.client.app.state.token_issuer.token_url
     assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
     assert doc["grant_types_supported"] == ["client_credentials"]
-    assert "system/Patient.rs" in doc["scopes_supported"]
-    assert set(doc["capabilities"]) == {"client-confidential-asymmetric", "permission-v2"}
+    assert {"system/Patient.rs", "system/*.rs"} <= set(doc["scopes_supported"])
+    assert set(doc["capabilities"]) == {
+        "client-confidential-asymmetric",
+        "permission-v2",
+        "permission-v1",
+    }
 
 
 def test_signing_key_is_required_in_production() -> None:
