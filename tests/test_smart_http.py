@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -39,8 +40,10 @@ from kap_outcomes.smart.service import JWT_BEARER
 from kap_outcomes.webhooks.egress import EgressPolicy
 
 from .api.test_smart import new_private_key, public_jwk
-from .conftest import TEST_SIGNING_KEY
+from .conftest import ROOT, TEST_SIGNING_KEY
 from .processes import ServiceProcess, free_port, service_env
+from .test_generated_clients import _require as require
+from .test_generated_clients import _run as run
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
@@ -284,6 +287,55 @@ def test_fhirclient_discovers_the_token_endpoint_and_scopes_hold(
     )
     assert created.status_code == 403
     assert 'error="insufficient_scope"' in created.headers["www-authenticate"]
+
+
+def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
+    service: ServiceProcess, db: Database, tmp_path: Path
+) -> None:
+    """fhir-kit-client (pinned in clients/fhir-kit) finds the token endpoint by SMART
+    discovery, and a ``system/Observation.rs`` token searches Observations but cannot read
+    a Patient. Without node and npm it is skipped locally and fails in CI."""
+    require("node", "npm")
+    work = tmp_path / "fhir-kit"
+    work.mkdir()
+    for name in ("package.json", "package-lock.json", "discover.mjs"):
+        shutil.copy(ROOT / "clients" / "fhir-kit" / name, work / name)
+    run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=work)
+
+    base = service.base
+    admin = {"Authorization": f"Bearer {_admin(db)}"}
+    key = new_private_key("ES384")
+    registered = httpx.post(
+        f"{base}/v1/clients",
+        headers=admin,
+        json={
+            "name": "fhir-kit",
+            "jwks": {"keys": [public_jwk(key, "k1")]},
+            "scope": "system/*.rs",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    patient = httpx.post(
+        f"{base}/v1/patients", headers=admin, json={"external_id": f"fk-{uuid.uuid4()}"}
+    )
+    token = HttpBackend(base, registered.json()["client_id"]).token(key, "k1")
+    assert token.status_code == 200, token.text
+
+    said = json.loads(
+        run(
+            "node",
+            "discover.mjs",
+            f"{base}/fhir/R4",
+            token.json()["access_token"],
+            patient.json()["id"],
+            cwd=work,
+        )
+    )
+    assert said["tokenUrl"] == f"{base}/oauth/token"
+    assert said["capabilityUris"]["token"] == f"{base}/oauth/token"
+    assert "SMART-on-FHIR" in said["services"]
+    assert said["searchType"] == "searchset"
+    assert (said["readStatus"], said["readIssue"]) == (403, "forbidden")
 
 
 def test_capability_statement_security() -> None:
