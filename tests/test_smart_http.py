@@ -450,3 +450,37 @@ def test_unusable_keys_of_a_fetched_set_are_left_out() -> None:
         read_key_set(json.dumps({"keys": [weak]}).encode())
     with pytest.raises(KeySetUnavailable, match="JWK Set"):
         read_key_set(b'{"kid": "x"}')
+
+
+def test_the_cached_set_is_fetched_again_once_stale(jwks_server) -> None:
+    """``max-age=120`` (within the bounds): the set is served from the cache until 120 s have
+    passed, then fetched again; a kid it lacks fetches again only after the refresh
+    interval (10 s here), however many assertions name one."""
+    jwks_server.keys = [public_jwk(new_private_key("ES384"), "k1")]
+    jwks_server.cache_control = "max-age=120"
+    now = [1000.0]
+    keys = RemoteKeySets(
+        _rules(policy=EgressPolicy((ip_network("127.0.0.0/8"),))), clock=lambda: now[0]
+    )
+    uri = f"{jwks_server.url}/jwks.json"
+
+    async def ask(kid: str) -> list[str]:
+        return [k["kid"] for k in (await keys.keys_for("client-1", uri, kid))["keys"]]
+
+    assert asyncio.run(ask("k1")) == ["k1"]
+    now[0] += 119
+    assert asyncio.run(ask("k1")) == ["k1"]
+    assert jwks_server.fetches == 1
+    now[0] += 2  # 121 s: stale
+    assert asyncio.run(ask("k1")) == ["k1"]
+    assert jwks_server.fetches == 2
+    for step in range(9):  # unknown kids within the 10 s interval: no fetch
+        now[0] += 1
+        assert asyncio.run(ask(f"unknown-{step}")) == ["k1"]
+    assert jwks_server.fetches == 2
+    now[0] += 1.5
+    assert asyncio.run(ask("unknown")) == ["k1"]
+    assert jwks_server.fetches == 3
+    # another URL for the same client (its registration changed) is fetched at once
+    assert asyncio.run(keys.keys_for("client-1", f"{jwks_server.url}/jwks.json?v=2", "k1"))
+    assert jwks_server.hits[-1] == "/jwks.json?v=2"

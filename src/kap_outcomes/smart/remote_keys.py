@@ -116,12 +116,9 @@ class RemoteKeySets:
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self.fetches = 0
-        """How many fetches this process started (for tests and metrics)."""
 
     async def fetch(self, uri: str) -> tuple[dict[str, Any], float]:
         """Fetch and read the set at ``uri`` now: (usable keys, seconds to keep them)."""
-        self.fetches += 1
         try:
             async with egress.new_client() as client:
                 fetched = await egress.get(
