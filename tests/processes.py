@@ -54,8 +54,10 @@ def service_env(database_url: str) -> dict[str, str]:
 class ServiceProcess:
     """``python -m kap_outcomes.cli serve`` on a free port, its output in a log file."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30) -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")

@@ -104,6 +104,11 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/v1/audit-events"): ADMIN_ONLY,
     ("post", "/v1/clients"): ADMIN_ONLY,
     ("get", "/v1/clients/{client_id}"): ADMIN_ONLY,
+    ("get", "/v1/clients"): ADMIN_ONLY,
+    ("patch", "/v1/clients/{client_id}"): ADMIN_ONLY,
+    ("delete", "/v1/clients/{client_id}"): ADMIN_ONLY,
+    ("post", "/v1/clients/{client_id}/keys"): ADMIN_ONLY,
+    ("delete", "/v1/clients/{client_id}/keys/{kid}"): ADMIN_ONLY,
     # a patient token reads the feed too, narrowed to its own assessment events
     ("get", "/v1/events"): ANY_TOKEN,
     ("post", "/v1/webhooks"): ADMIN_ONLY,
@@ -116,6 +121,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("post", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): ADMIN_ONLY,
     ("post", "/oauth/token"): PUBLIC,
     ("get", "/.well-known/smart-configuration"): PUBLIC,
+    ("get", "/fhir/R4/.well-known/smart-configuration"): PUBLIC,
     ("get", "/fhir/R4/metadata"): PUBLIC,
     ("get", "/fhir/R4/Questionnaire"): ANY_TOKEN,
     ("get", "/fhir/R4/Questionnaire/{questionnaire_id}"): ANY_TOKEN,
@@ -155,6 +161,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("put", "/v1/organisation"): {"timezone": "UTC"},
     ("post", "/v1/tokens"): {"role": "clinician"},
     ("post", "/v1/clients"): {"name": "matrix", "jwks": {"keys": []}, "scope": "system/*.rs"},
+    ("patch", "/v1/clients/{client_id}"): {"name": "matrix, renamed"},
+    ("post", "/v1/clients/{client_id}/keys"): {"kty": "oct", "kid": "matrix-bad"},
     ("post", "/v1/webhooks"): {
         "url": "https://hooks.example.org/m",
         "event_types": ["alert.opened"],
@@ -162,8 +170,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("patch", "/v1/webhooks/{webhook_id}"): {"description": "matrix"},
 }
 PARAMS: dict[tuple[str, str], dict[str, str]] = {
-    # deleting must not take the webhook that the operations after it read
+    # deleting must not take the webhook (or client) that the operations after it read
     ("delete", "/v1/webhooks/{webhook_id}"): {"webhook_id": "disposable_webhook_id"},
+    ("delete", "/v1/clients/{client_id}"): {"client_id": "disposable_client_id"},
 }
 QUERIES: dict[tuple[str, str], str] = {
     ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",
@@ -210,15 +219,19 @@ def world(tenant, db):
     ).json()
     enrollment = tenant.post(f"/v1/patients/{pid}/enrollments", None).json()
     backend_key = ec.generate_private_key(ec.SECP384R1()).public_key()
-    backend = tenant.post(
-        "/v1/clients",
-        {
-            "name": "matrix",
-            "jwks": {"keys": [ECAlgorithm.to_jwk(backend_key, as_dict=True) | {"kid": "m1"}]},
-            "scope": "system/*.rs",
-        },
-        Role.admin,
-    ).json()
+    backend_jwk = ECAlgorithm.to_jwk(backend_key, as_dict=True)
+    backend, disposable_backend = (
+        tenant.post(
+            "/v1/clients",
+            {
+                "name": "matrix",
+                "jwks": {"keys": [backend_jwk | {"kid": "m1"}, backend_jwk | {"kid": "m2"}]},
+                "scope": "system/*.rs",
+            },
+            Role.admin,
+        ).json()
+        for _ in range(2)
+    )
 
     def tokens(conn: Any) -> dict[str, str]:
         org = tenant.org_id
@@ -267,6 +280,8 @@ def world(tenant, db):
             "session_id": session["id"],
             "enrollment_id": enrollment["id"],
             "client_id": backend["client_id"],
+            "disposable_client_id": disposable_backend["client_id"],
+            "kid": "m2",
             "response_id": created["id"],
             "observation_id": f"{created['id']}-total",
             "condition_id": f"{pid}-depression",

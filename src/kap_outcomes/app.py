@@ -50,6 +50,7 @@ from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.reports.router import router as reports_router
 from kap_outcomes.signals.router import router as signals_router
+from kap_outcomes.smart.remote_keys import FetchRules, RemoteKeySets
 from kap_outcomes.smart.router import clients_router, oauth_router
 from kap_outcomes.smart.tokens import TokenIssuer
 from kap_outcomes.webhooks.router import router as webhooks_router
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db.wrap_write = audit_service.in_transaction  # successful writes audit in-transaction
     app.state.settings = settings
     app.state.token_issuer = token_issuer
+    app.state.remote_keys = RemoteKeySets(FetchRules.from_settings(settings))
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:

@@ -137,6 +137,38 @@ class Settings(BaseSettings):
     )
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
 
+    # --- SMART backend clients whose keys are at a jwks_uri ---
+    jwks_allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs a client's jwks_uri may lead to although they are loopback, private, "
+            'link-local or metadata addresses, e.g. ["10.20.0.0/16"]. Empty by default; '
+            "separate from the webhooks' list."
+        ),
+    )
+    jwks_timeout_s: float = Field(default=5, gt=0, le=30)
+    jwks_cache_min_s: float = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="A fetched key set is kept at least this long, whatever its max-age says.",
+    )
+    jwks_cache_max_s: float = Field(
+        default=86400,
+        gt=0,
+        le=604800,
+        description="… and at most this long (without max-age: 300 s within the bounds).",
+    )
+    jwks_refresh_interval_s: float = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description=(
+            "At most one fetch per client this often: an assertion naming an unknown kid "
+            "fetches the set again only when the last fetch is older."
+        ),
+    )
+
     @field_validator("database_url")
     @classmethod
     def _a_database_we_speak(cls, value: str) -> str:

@@ -41,6 +41,7 @@ from kap_outcomes.http import (
     header,
 )
 from kap_outcomes.middleware import FORM_PATH
+from kap_outcomes.smart import access as smart_access
 from kap_outcomes.smart.router import SCOPES_SUPPORTED
 from kap_outcomes.smart.tokens import TOKEN_PATH
 
@@ -140,6 +141,16 @@ REQUEST_EXAMPLES: dict[str, Any] = {
         },
         "scope": "system/Patient.rs system/Observation.rs system/QuestionnaireResponse.cruds",
     },
+    "ClientUpdate": {"name": "Clinic EHR (nightly)", "scope": "system/Observation.rs"},
+    "PublicKey": {
+        "kty": "EC",
+        "crv": "P-384",
+        "x": "D7E4vaOdATorXVAo7F8WKPE8ex5BRsNfI2jGEV1t44hnGZz36Yo3oA1kyEdmL678",
+        "y": "uIf3UtelEe1YnWmx3kVrosA0BfxnCXH0dVmSZHQW7KQWv5uyjlNLnZYgPPQjfCkz",
+        "kid": "example-key-2",
+        "alg": "ES384",
+        "use": "sig",
+    },
     "PolicyChange": {"induction_doses": 4, "phq9": {"rise_from_nadir": 4}},
     "WebhookCreate": {
         "url": "https://ehr.example.org/hooks/kap",
@@ -165,7 +176,12 @@ SMART_SCHEME: dict[str, Any] = {
     "flows": {
         "clientCredentials": {
             "tokenUrl": TOKEN_PATH,
-            "scopes": {scope: "SMART v2 system scope" for scope in SCOPES_SUPPORTED},
+            "scopes": {scope: "SMART system scope" for scope in SCOPES_SUPPORTED}
+            | {
+                scope.text: "SMART v2 system scope"
+                for needs in smart_access.ROUTE_SCOPES.values()
+                for scope in needs or ()
+            },
         }
     },
 }
@@ -237,13 +253,22 @@ def finish(schema: dict[str, Any], routes: Sequence[Any]) -> dict[str, Any]:
         for method in sorted(m.lower() for m in route.methods or ()):
             operation = schema["paths"][route.path_format][method]
             if protected:
-                operation["security"] = [{"bearerAuth": []}]
+                operation["security"] = _security(method, route.path_format)
             _declare_errors(route.path_format, method, operation, protected=protected, db=uses_db)
             _declare_headers(operation)
             _example(operation)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return schema
+
+
+def _security(method: str, path: str) -> list[dict[str, list[str]]]:
+    """An API token, or a SMART access token with the scopes the route needs (none listed
+    where SMART tokens are refused: smart.access)."""
+    needs = smart_access.needed(method, path)
+    if needs is None:
+        return [{"bearerAuth": []}]
+    return [{"bearerAuth": []}, {"smartBackend": [scope.text for scope in needs]}]
 
 
 def _declare_errors(
@@ -294,6 +319,11 @@ def _error_content(path: str, status: int, response: dict[str, Any]) -> None:
         headers["Retry-After"] = {"$ref": HEADER_REF + "Retry-After"}
     if status == 401 and path != TOKEN_PATH:
         headers["WWW-Authenticate"] = {"$ref": HEADER_REF + "WWW-Authenticate"}
+    if status == 403:  # a SMART access token's insufficient_scope (RFC 6750 §3.1)
+        headers["WWW-Authenticate"] = header("WWW-Authenticate") | {
+            "description": "With a SMART access token whose scopes fall short: `Bearer "
+            'realm="kap-outcomes", error="insufficient_scope", scope="…"`.'
+        }
 
 
 def _example(operation: dict[str, Any]) -> None:

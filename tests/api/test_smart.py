@@ -158,21 +158,22 @@ def test_a_narrower_scope_than_registered_is_granted(tenant: Tenant) -> None:
 
 
 def test_writes_need_a_write_scope_and_keys_belong_to_the_client(tenant: Tenant) -> None:
-    backend = Backend(tenant)
+    backend = Backend(tenant, scope=SCOPE + " system/Patient.c")
     body = {"external_id": f"ehr-{uuid.uuid4()}"}
-    read_only = backend.access_token("system/Patient.rs")
-    resp = tenant.client.post("/v1/patients", json=body, headers=bearer(read_only))
-    assert resp.status_code == 403, resp.text
+    for scope in ("system/Patient.rs", "system/Patient.rs system/QuestionnaireResponse.cruds"):
+        resp = tenant.client.post(
+            "/v1/patients", json=body, headers=bearer(backend.access_token(scope))
+        )
+        assert resp.status_code == 403, resp.text  # creating a patient needs Patient.c
 
-    writer = backend.access_token("system/Patient.rs system/QuestionnaireResponse.cruds")
+    writer = backend.access_token("system/Patient.rs system/Patient.c")
     headers = bearer(writer) | {"Idempotency-Key": "ehr-1"}
     first = tenant.client.post("/v1/patients", json=body, headers=headers)
     assert first.status_code == 201, first.text
     again = tenant.client.post(
         "/v1/patients",
         json=body,
-        headers=bearer(backend.access_token("system/QuestionnaireResponse.c"))
-        | {"Idempotency-Key": "ehr-1"},
+        headers=bearer(backend.access_token("system/Patient.c")) | {"Idempotency-Key": "ehr-1"},
     )
     assert again.status_code == 201
     assert again.headers.get("idempotent-replayed") == "true"
@@ -291,8 +292,21 @@ def test_only_admins_register_clients(tenant: Tenant, rsa_backend_key: Any) -> N
     assert tenant.client.post("/v1/clients", json=body).status_code == 401
     resp = tenant.post("/v1/clients", body, role=Role.admin)
     assert resp.status_code == 201, resp.text
-    assert set(resp.json()) == {"client_id", "name", "scope", "created_at"}
+    assert set(resp.json()) == {
+        "client_id",
+        "name",
+        "scope",
+        "jwks_uri",
+        "key_ids",
+        "active",
+        "created_at",
+        "updated_at",
+        "revoked_at",
+    }
     assert resp.json()["scope"] == SCOPE
+    assert resp.json()["key_ids"] == ["k1"]
+    assert resp.json()["jwks_uri"] is None
+    assert resp.json()["active"] is True
 
 
 def test_backend_token_cannot_write_with_the_admin_route(
@@ -405,9 +419,11 @@ def test_duplicate_kids_are_refused(tenant: Tenant, rsa_backend_key: Any) -> Non
     [
         "patient/Patient.rs",
         "user/Observation.rs",
-        "system/Patient.read",
         "system/Patient.",
         "system/Patient.sr",
+        "system/Patient.readwrite",
+        "system/Patient.rs.read",
+        "system/Patient.Read",
         "openid",
         " ",
         # resource types this service does not serve (its CapabilityStatement)
@@ -417,7 +433,7 @@ def test_duplicate_kids_are_refused(tenant: Tenant, rsa_backend_key: Any) -> Non
         "system/PatientX.rs",
     ],
 )
-def test_only_system_v2_scopes_can_be_registered(
+def test_only_system_scopes_can_be_registered(
     tenant: Tenant, rsa_backend_key: Any, scope: str
 ) -> None:
     body = {
@@ -518,16 +534,27 @@ def test_revoking_the_clients_identity_token_revokes_the_client(tenant: Tenant) 
 # --- discovery and settings -----------------------------------------------------------------
 
 
-def test_smart_configuration(tenant: Tenant) -> None:
-    resp = tenant.client.get("/.well-known/smart-configuration")
+@pytest.mark.parametrize(
+    "path", ["/.well-known/smart-configuration", "/fhir/R4/.well-known/smart-configuration"]
+)
+def test_smart_configuration(tenant: Tenant, path: str) -> None:
+    """SMART App Launch 2.0 §Conformance: discovery relative to the FHIR base (where client
+    libraries look), and the same document at the root."""
+    resp = tenant.client.get(path)
     assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
     doc = resp.json()
+    assert doc == tenant.client.get("/.well-known/smart-configuration").json()
     assert doc["token_endpoint"] == tenant.client.app.state.token_issuer.token_url
     assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
     assert doc["grant_types_supported"] == ["client_credentials"]
-    assert "system/Patient.rs" in doc["scopes_supported"]
-    assert set(doc["capabilities"]) == {"client-confidential-asymmetric", "permission-v2"}
+    assert {"system/Patient.rs", "system/*.rs"} <= set(doc["scopes_supported"])
+    assert set(doc["capabilities"]) == {
+        "client-confidential-asymmetric",
+        "permission-v2",
+        "permission-v1",
+    }
 
 
 def test_signing_key_is_required_in_production() -> None:
@@ -550,3 +577,114 @@ def test_signing_key_is_required_in_production() -> None:
     assert len(TokenIssuer.from_settings(Settings(signing_key=None)).signing_key) == 32
     with pytest.raises(RuntimeError, match="KAP_SIGNING_KEY"):
         TokenIssuer.from_settings(Settings(environment="test", signing_key=None))
+
+
+# --- managing clients: list, update, keys, revocation ----------------------------------------
+
+
+def test_inline_keys_rotate_without_downtime(tenant: Tenant) -> None:
+    backend = Backend(tenant, algorithm="ES384")
+    old_kid, old_key = backend.kid, backend.key
+    issued_with_old = backend.access_token()
+    new_key = new_private_key("ES384")
+    added = tenant.post(
+        f"/v1/clients/{backend.client_id}/keys", public_jwk(new_key, "next"), role=Role.admin
+    )
+    assert added.status_code == 200, added.text
+    assert added.json()["key_ids"] == [old_kid, "next"]
+    # both keys sign during the overlap
+    assert backend.request_token(backend.assertion(key=new_key, kid="next")).status_code == 200
+    assert backend.request_token(backend.assertion()).status_code == 200
+
+    removed = tenant.client.delete(
+        f"/v1/clients/{backend.client_id}/keys/{old_kid}", headers=tenant.headers(Role.admin)
+    )
+    assert removed.status_code == 204, removed.text
+    assert_oauth_error(backend.request_token(backend.assertion(key=old_key)), 401, "invalid_client")
+    assert backend.request_token(backend.assertion(key=new_key, kid="next")).status_code == 200
+    # an access token issued before keeps working until it expires (5 minutes at most)
+    assert tenant.client.get("/v1/patients", headers=bearer(issued_with_old)).status_code == 200
+
+    last = tenant.client.delete(
+        f"/v1/clients/{backend.client_id}/keys/next", headers=tenant.headers(Role.admin)
+    )
+    assert last.status_code == 409, last.text
+    gone = tenant.client.delete(
+        f"/v1/clients/{backend.client_id}/keys/{old_kid}", headers=tenant.headers(Role.admin)
+    )
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("key", "pointer"),
+    [
+        (lambda jwk: jwk | {"d": "AAAA"}, "/d"),
+        (lambda jwk: jwk | {"kid": "dup"}, "/kid"),
+        (lambda jwk: jwk | {"crv": "P-256"}, "/crv"),
+    ],
+)
+def test_a_key_that_cannot_be_added(
+    tenant: Tenant, key: Callable[[Any], Any], pointer: str
+) -> None:
+    backend = Backend(tenant, algorithm="ES384")
+    tenant.post(
+        f"/v1/clients/{backend.client_id}/keys",
+        public_jwk(new_private_key("ES384"), "dup"),
+        role=Role.admin,
+    )
+    jwk = public_jwk(new_private_key("ES384"), "fresh")
+    resp = tenant.post(f"/v1/clients/{backend.client_id}/keys", key(jwk), role=Role.admin)
+    assert resp.status_code == 422, resp.text
+    assert [e["pointer"] for e in resp.json()["errors"]] == [pointer]
+    listed = tenant.get(f"/v1/clients/{backend.client_id}", role=Role.admin).json()
+    assert listed["key_ids"] == [backend.kid, "dup"]  # nothing stored
+
+
+def test_list_update_and_revoke_clients(tenant: Tenant, make_tenant: Callable[[], Tenant]) -> None:
+    one, two = Backend(tenant), Backend(tenant)
+    listed = tenant.get("/v1/clients", role=Role.admin)
+    assert listed.status_code == 200
+    assert [c["client_id"] for c in listed.json()["data"]] == [two.client_id, one.client_id]
+    other = make_tenant()
+    assert other.get(f"/v1/clients/{one.client_id}", role=Role.admin).status_code == 404
+    assert other.get("/v1/clients", role=Role.admin).json()["data"] == []
+
+    renamed = tenant.client.patch(
+        f"/v1/clients/{one.client_id}",
+        json={"name": "Epic nightly", "scope": "system/Observation.read"},
+        headers=tenant.headers(Role.admin),
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "Epic nightly"
+    assert renamed.json()["scope"] == "system/Observation.read"
+    assert renamed.json()["updated_at"] is not None
+    # from the next token on: the old registration's scopes are beyond the new one
+    assert_oauth_error(one.request_token(scope="system/Patient.rs"), 400, "invalid_scope")
+    token = one.access_token("system/Observation.rs")  # .read is .rs
+    assert tenant.client.get("/fhir/R4/Observation", headers=bearer(token)).status_code == 200
+
+    for body in ({}, {"name": None}, {"scope": "patient/Patient.rs"}):
+        resp = tenant.client.patch(
+            f"/v1/clients/{one.client_id}", json=body, headers=tenant.headers(Role.admin)
+        )
+        assert resp.status_code == 422, (body, resp.text)
+
+    revoked = tenant.client.delete(
+        f"/v1/clients/{one.client_id}", headers=tenant.headers(Role.admin)
+    )
+    assert revoked.status_code == 204
+    assert tenant.client.get("/fhir/R4/Observation", headers=bearer(token)).status_code == 401
+    shown = tenant.get(f"/v1/clients/{one.client_id}", role=Role.admin).json()
+    assert shown["active"] is False and shown["revoked_at"] is not None
+    again = tenant.client.patch(
+        f"/v1/clients/{one.client_id}", json={"name": "x"}, headers=tenant.headers(Role.admin)
+    )
+    assert again.status_code == 409
+    # revoking the identity token (DELETE /v1/tokens/{client_id}) shows as revoked too
+    assert (
+        tenant.client.delete(
+            f"/v1/tokens/{two.client_id}", headers=tenant.headers(Role.admin)
+        ).status_code
+        == 204
+    )
+    assert tenant.get(f"/v1/clients/{two.client_id}", role=Role.admin).json()["active"] is False

@@ -15,8 +15,8 @@ from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
 from kap_outcomes.edge import RateWindow, too_many_requests
 from kap_outcomes.errors import forbidden, unauthorized
+from kap_outcomes.smart import access as smart_access
 from kap_outcomes.smart import repository as smart_clients
-from kap_outcomes.smart.scopes import allows_writes
 from kap_outcomes.smart.tokens import TokenIssuer
 
 BEARER_SCHEME = {
@@ -45,8 +45,9 @@ async def current_principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
     token = token.strip()
+    granted: str | None = None  # the scopes of a SMART access token
     if not token.startswith(TOKEN_PREFIX) and token.count(".") == 2:
-        principal = await _access_token_principal(request, token)
+        principal, granted = await _access_token_principal(request, token)
     else:
         db: Database = request.app.state.db
         principal = await db.read_small(partial(authenticate, token=token))
@@ -54,6 +55,9 @@ async def current_principal(request: Request) -> Principal:
     audit = CURRENT_AUDIT.get()
     if audit is not None:
         audit.principal = principal
+    if granted is not None:  # once the audit knows the caller, so a refusal is recorded with it
+        route = request.scope.get("route")
+        smart_access.check(request.method, getattr(route, "path_format", None), granted)
     limiter: RateWindow | None = request.app.state.token_rate
     if limiter is not None:
         # per principal, after authentication: a forged token cannot use up someone's quota,
@@ -64,16 +68,14 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def _access_token_principal(request: Request, token: str) -> Principal:
+async def _access_token_principal(request: Request, token: str) -> tuple[Principal, str]:
     """The integration behind a SMART access token (a JWT of ours, see ``smart.tokens``).
 
     Signature, issuer and expiry are checked without the database; then one lookup by primary
     key confirms that the client is still registered, so revoking a client stops its tokens
     from the next request on. The principal's ``token_id`` is the client id: what it records
-    and its Idempotency-Keys belong to the client.
+    and its Idempotency-Keys belong to the client. The caller then checks that the token's
+    scopes reach the route (``smart.access``): else a 403 ``insufficient_scope``.
     """
     issuer: TokenIssuer = request.app.state.token_issuer
     claims = issuer.verify(token)
@@ -85,14 +87,13 @@ async def _access_token_principal(request: Request, token: str) -> Principal:
     )
     if organisation_id is None or organisation_id != claims.organisation_id:
         raise unauthorized()
-    if request.method not in _READ_METHODS and not allows_writes(claims.scope):
-        raise forbidden("The access token's scopes allow reading only.")
-    return Principal(
+    principal = Principal(
         token_id=claims.client_id,
         organisation_id=claims.organisation_id,
         role=Role.integration,
         patient_id=None,
     )
+    return principal, claims.scope
 
 
 STAFF_ROLES = frozenset({Role.admin, Role.clinician, Role.integration})

@@ -6,6 +6,8 @@ from typing import Any
 
 from kap_outcomes import __version__
 from kap_outcomes.fhir.questionnaires import PUBLISHED_DATE
+from kap_outcomes.links import FHIR_PATH
+from kap_outcomes.smart.tokens import TOKEN_PATH
 
 
 def _param(name: str, kind: str, doc: str) -> dict[str, str]:
@@ -20,6 +22,46 @@ _COMMON = [
     _param("_lastUpdated", "date", "When the resource was last changed (prefixes eq ge gt le lt)."),
     _param("_count", "number", "Page size, 1-500 (default 50); follow link[next]."),
 ]
+
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+"""SMART's extension naming the OAuth endpoints on ``rest.security`` (SMART App Launch:
+conformance); clients such as fhirclient read it from the CapabilityStatement."""
+_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def security(base: str) -> dict[str, Any]:
+    """``rest.security``: SMART-on-FHIR (Backend Services) with its OAuth endpoints.
+
+    ``base`` is the FHIR base (``<KAP_PUBLIC_BASE_URL>/fhir/R4``); the endpoints hang off the
+    public base URL itself. ``register`` is where an admin registers a backend client
+    (``POST /v1/clients``, with an admin's token: there is no open dynamic registration) and
+    ``manage`` where the registrations are listed.
+    """
+    root = base.removesuffix(FHIR_PATH)
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [
+                    {"url": "token", "valueUri": root + TOKEN_PATH},
+                    {"url": "register", "valueUri": root + "/v1/clients"},
+                    {"url": "manage", "valueUri": root + "/v1/clients"},
+                ],
+            }
+        ],
+        "service": [
+            {
+                "coding": [{"system": _SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth2 using SMART-on-FHIR profile (SMART Backend Services: "
+                "client_credentials with a private_key_jwt assertion); discovery at "
+                ".well-known/smart-configuration",
+            },
+            {"coding": [{"system": _SECURITY_SERVICE, "code": "OAuth"}]},
+        ],
+        "description": "Send Authorization: Bearer with an API token or a SMART access token "
+        "(SMART v2 system/ scopes, checked per resource type and interaction).",
+    }
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -41,19 +83,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "lenient by default (a parameter not listed here is ignored and left out of the "
                 "self link); Prefer: handling=strict makes it a 400. A repeated parameter "
                 "narrows: all repetitions must hold.",
-                "security": {
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/"
-                                    "restful-security-service",
-                                    "code": "OAuth",
-                                }
-                            ]
-                        }
-                    ]
-                },
+                "security": security(base),
                 "resource": [
                     {
                         "type": "Questionnaire",

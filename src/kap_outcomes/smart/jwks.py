@@ -23,6 +23,8 @@ MAX_RSA_EXPONENT = 2**256
 """65537 <= e < 2**256 (NIST SP 800-56B Rev. 2 §6.2.1; FIPS 186-5 A.1.1): a small e invites
 the attacks on low exponents, a huge one makes every verification as slow as a signature."""
 MAX_KID_LENGTH = 255
+MAX_KEYS = 10
+"""Keys in one set (registered inline, or read from a jwks_uri)."""
 
 
 def _key_problems(key: dict[str, Any], pointer: str) -> list[FieldProblem]:
@@ -75,6 +77,18 @@ def jwks_problems(keys: list[dict[str, Any]]) -> list[FieldProblem]:
         kids.add(key.get("kid"))
         problems.extend(found)
     return problems
+
+
+def usable_keys(keys: list[Any]) -> list[dict[str, Any]]:
+    """The keys of a fetched set that could be registered (first of each kid); the others
+    (encryption keys, other types, weak or private keys) are left out."""
+    usable: list[dict[str, Any]] = []
+    kids: set[str] = set()
+    for key in keys[:MAX_KEYS]:
+        if isinstance(key, dict) and not _key_problems(key, "") and key["kid"] not in kids:
+            kids.add(key["kid"])
+            usable.append(key)
+    return usable
 
 
 def load_key(key: dict[str, Any], algorithm: str) -> jwt.PyJWK | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.auth.models import ApiToken, Role
@@ -24,7 +24,8 @@ def insert_client(
     client_id: str,
     organisation_id: str,
     name: str,
-    jwks: dict[str, Any],
+    jwks: dict[str, Any] | None,
+    jwks_uri: str | None,
     scope: str,
     now: datetime,
 ) -> None:
@@ -50,20 +51,67 @@ def insert_client(
             organisation_id=organisation_id,
             name=name,
             jwks=jwks,
+            jwks_uri=jwks_uri,
             scope=scope,
             created_at=now,
+            updated_at=None,
             revoked_at=None,
         )
     )
 
 
-def get_client(conn: Connection, *, organisation_id: str, client_id: str) -> Any | None:
-    """A client of the organisation as registered (revoked or not)."""
-    return conn.execute(
-        select(clients.c.id, clients.c.name, clients.c.scope, clients.c.created_at).where(
-            clients.c.id == client_id, clients.c.organisation_id == organisation_id
-        )
-    ).first()
+def _shown() -> Any:
+    """A client as shown: its revocation is its own or its identity token's."""
+    return select(
+        clients.c.id,
+        clients.c.name,
+        clients.c.scope,
+        clients.c.jwks,
+        clients.c.jwks_uri,
+        clients.c.created_at,
+        clients.c.updated_at,
+        func.coalesce(clients.c.revoked_at, _tokens.c.revoked_at).label("revoked_at"),
+    ).join(_tokens, _tokens.c.id == clients.c.id)
+
+
+def get_client(
+    conn: Connection, *, organisation_id: str, client_id: str, for_update: bool = False
+) -> Any | None:
+    """A client of the organisation as registered (revoked or not); ``for_update`` locks
+    its row until the transaction ends (PostgreSQL; SQLite has one writer anyway)."""
+    query = _shown().where(clients.c.id == client_id, clients.c.organisation_id == organisation_id)
+    if for_update:
+        query = query.with_for_update(of=clients)
+    return conn.execute(query).first()
+
+
+def list_clients(conn: Connection, *, organisation_id: str) -> list[Any]:
+    """Every client of the organisation, newest first (an organisation has a handful)."""
+    return list(
+        conn.execute(
+            _shown()
+            .where(clients.c.organisation_id == organisation_id)
+            .order_by(clients.c.created_at.desc(), clients.c.id.desc())
+        ).all()
+    )
+
+
+def update_client(conn: Connection, *, client_id: str, now: datetime, **values: Any) -> None:
+    conn.execute(update(clients).where(clients.c.id == client_id).values(updated_at=now, **values))
+
+
+def revoke_client(conn: Connection, *, client_id: str, now: datetime) -> None:
+    """The client and its identity token, from now on (its access tokens stop at once)."""
+    conn.execute(
+        update(clients)
+        .where(clients.c.id == client_id, clients.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    conn.execute(
+        update(_tokens)
+        .where(_tokens.c.id == client_id, _tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 def _active(client_id: Any) -> Any:
@@ -78,9 +126,13 @@ def _active(client_id: Any) -> Any:
 
 def active_client(conn: Connection, *, client_id: str) -> Any | None:
     return conn.execute(
-        select(clients.c.id, clients.c.organisation_id, clients.c.jwks, clients.c.scope).where(
-            *_active(client_id)
-        )
+        select(
+            clients.c.id,
+            clients.c.organisation_id,
+            clients.c.jwks,
+            clients.c.jwks_uri,
+            clients.c.scope,
+        ).where(*_active(client_id))
     ).first()
 
 

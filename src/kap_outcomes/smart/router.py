@@ -4,23 +4,28 @@ and the discovery document (both public)."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep
-from kap_outcomes.http import ResourceId, created
+from kap_outcomes.http import ResourceId, created, problems
+from kap_outcomes.links import FHIR_PATH
+from kap_outcomes.pagination import Page
 from kap_outcomes.smart import service
 from kap_outcomes.smart.jwks import ALGORITHMS
 from kap_outcomes.smart.models import (
     ClientCreate,
     ClientPublic,
+    ClientUpdate,
     OAuthErrorBody,
+    PublicKey,
     SmartConfiguration,
     TokenResponse,
 )
+from kap_outcomes.smart.remote_keys import RemoteKeySets
 from kap_outcomes.smart.tokens import TOKEN_PATH, TokenIssuer
 
 clients_router = APIRouter(prefix="/v1/clients", tags=["smart"], route_class=AuditedRoute)
@@ -30,27 +35,99 @@ SCOPES_SUPPORTED = [
     "system/*.rs",
     "system/*.cruds",
     "system/Patient.rs",
+    "system/Patient.c",
     "system/Observation.rs",
+    "system/QuestionnaireResponse.rs",
+    "system/QuestionnaireResponse.c",
     "system/QuestionnaireResponse.cruds",
+    "system/Questionnaire.rs",
+    "system/Condition.rs",
+    "system/*.read",
+    "system/*.write",
 ]
 _NO_STORE = {"Pragma": "no-cache"}
 """RFC 6749 §5.1 also asks for ``Cache-Control: no-store``: the edge middleware sends that on
 every response."""
 
 
+KeyId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._~:\-]+$")]
+"""A kid in a path: the unreserved characters (a kid with others is removed by PATCH jwks)."""
+
+
+def _remote(request: Request) -> RemoteKeySets:
+    remote: RemoteKeySets = request.app.state.remote_keys
+    return remote
+
+
 @clients_router.post("", status_code=201, response_model=ClientPublic)
-async def register_client(data: ClientCreate, principal: AdminDep, db: DbDep) -> Response:
+async def register_client(
+    data: ClientCreate, principal: AdminDep, db: DbDep, request: Request
+) -> Response:
     """Register an EHR backend (SMART Backend Services) of the caller's organisation: its
-    public keys and the `system/` scopes it may request. The `client_id` goes into the
-    backend's configuration; it authenticates with its private key, never a shared secret."""
-    client = await db.write(partial(service.register_client, principal=principal, data=data))
+    public keys (`jwks`, or a `jwks_uri` serving them, fetched once now to check it) and the
+    `system/` scopes it may request. The `client_id` goes into the backend's configuration;
+    it authenticates with its private key, never a shared secret."""
+    client = await service.register_client(
+        db, principal=principal, data=data, remote=_remote(request)
+    )
     return created(client, {"Location": f"/v1/clients/{client.client_id}"})
+
+
+@clients_router.get("")
+async def list_clients(principal: AdminDep, db: DbDep) -> Page[ClientPublic]:
+    """Every backend of the organisation, newest first, revoked ones included."""
+    return await db.read(partial(service.list_clients, principal=principal))
 
 
 @clients_router.get("/{client_id}")
 async def get_client(client_id: ResourceId, principal: AdminDep, db: DbDep) -> ClientPublic:
-    """A registered backend (what a client's ``Location`` names); its keys are not shown."""
+    """A registered backend (what a client's ``Location`` names), with the kids of its keys."""
     return await db.read(partial(service.get_client, principal=principal, client_id=client_id))
+
+
+@clients_router.patch("/{client_id}", responses=problems(409))
+async def update_client(
+    client_id: ResourceId, data: ClientUpdate, principal: AdminDep, db: DbDep, request: Request
+) -> ClientPublic:
+    """Rename, change the scopes (from the next token on), or replace the keys: `jwks`
+    replaces the whole set, `jwks_uri` moves the keys to a URL."""
+    return await service.update_client(
+        db, principal=principal, client_id=client_id, data=data, remote=_remote(request)
+    )
+
+
+@clients_router.delete("/{client_id}", status_code=204)
+async def revoke_client(client_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+    """Revoke the backend: no more tokens, and its access tokens stop working at once. It
+    stays listed, revoked."""
+    await db.write(partial(service.revoke_client, principal=principal, client_id=client_id))
+    return Response(status_code=204)
+
+
+@clients_router.post("/{client_id}/keys", responses=problems(409))
+async def add_client_key(
+    client_id: ResourceId, key: PublicKey, principal: AdminDep, db: DbDep
+) -> ClientPublic:
+    """Add a public key beside the others: assertions signed with either verify, so a
+    backend moves to its new key without downtime, then the old one is removed."""
+    return await db.write(
+        partial(
+            service.add_key,
+            principal=principal,
+            client_id=client_id,
+            key=key.model_dump(exclude_none=True),
+        )
+    )
+
+
+@clients_router.delete("/{client_id}/keys/{kid}", status_code=204, responses=problems(409))
+async def remove_client_key(
+    client_id: ResourceId, kid: KeyId, principal: AdminDep, db: DbDep
+) -> Response:
+    """Remove a key: assertions it signs are refused from now on (access tokens already
+    issued run out within 5 minutes). The last key cannot be removed."""
+    await db.write(partial(service.remove_key, principal=principal, client_id=client_id, kid=kid))
+    return Response(status_code=204)
 
 
 def _oauth_error(description: str) -> dict[str, Any]:
@@ -117,15 +194,17 @@ async def token(request: Request, db: DbDep) -> Response:
     issuer: TokenIssuer = request.app.state.token_issuer
     try:
         form = service.parse_form(await request.body(), request.headers.get("content-type", ""))
-        issued = await db.write(partial(service.exchange, form=form, issuer=issuer))
+        issued = await service.token(db, form=form, issuer=issuer, remote=_remote(request))
     except service.OAuthError as exc:
         return JSONResponse(exc.body(), status_code=exc.status, headers=_NO_STORE)
     return Response(issued.model_dump_json(), media_type="application/json", headers=_NO_STORE)
 
 
 @oauth_router.get("/.well-known/smart-configuration")
+@oauth_router.get(FHIR_PATH + "/.well-known/smart-configuration", name="fhir_smart_configuration")
 async def smart_configuration(request: Request) -> SmartConfiguration:
-    """SMART discovery: where and how a backend service gets its access tokens."""
+    """SMART discovery: where and how a backend service gets its access tokens. The same
+    document is served at the root and under the FHIR base (where SMART clients look)."""
     issuer: TokenIssuer = request.app.state.token_issuer
     return SmartConfiguration(
         token_endpoint=issuer.token_url,
@@ -133,5 +212,5 @@ async def smart_configuration(request: Request) -> SmartConfiguration:
         token_endpoint_auth_signing_alg_values_supported=list(ALGORITHMS),
         grant_types_supported=["client_credentials"],
         scopes_supported=SCOPES_SUPPORTED,
-        capabilities=["client-confidential-asymmetric", "permission-v2"],
+        capabilities=["client-confidential-asymmetric", "permission-v2", "permission-v1"],
     )

@@ -4,10 +4,13 @@ grant authenticated by a signed assertion (RFC 7523 §2.2, SMART App Launch 2.0)
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
@@ -16,12 +19,18 @@ from sqlalchemy import Connection
 
 from kap_outcomes import json_bodies
 from kap_outcomes.auth.service import Principal
-from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import FieldProblem, invalid, not_found
+from kap_outcomes.db import Database, new_id, utcnow
+from kap_outcomes.errors import FieldProblem, conflict, invalid, not_found
+from kap_outcomes.pagination import Page
 from kap_outcomes.smart import repository, scopes
-from kap_outcomes.smart.jwks import ALGORITHMS, MAX_KID_LENGTH, find_key, jwks_problems
-from kap_outcomes.smart.models import ClientCreate, ClientPublic, TokenResponse
+from kap_outcomes.smart.jwks import ALGORITHMS, MAX_KEYS, MAX_KID_LENGTH, find_key, jwks_problems
+from kap_outcomes.smart.models import ClientCreate, ClientPublic, ClientUpdate, TokenResponse
+from kap_outcomes.smart.remote_keys import KeySetUnavailable, RemoteKeySets
 from kap_outcomes.smart.tokens import ACCESS_TOKEN_LIFETIME, TokenIssuer
+from kap_outcomes.webhooks import egress
+from kap_outcomes.webhooks.egress import EgressPolicy
+
+log = logging.getLogger("kap_outcomes.smart")
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
@@ -57,45 +66,206 @@ def _grant_error(description: str) -> OAuthError:
     return OAuthError("invalid_grant", description)
 
 
-# --- registration ---------------------------------------------------------------------------
+# --- registration and management -----------------------------------------------------------
 
 
-def register_client(conn: Connection, *, principal: Principal, data: ClientCreate) -> ClientPublic:
-    requested, refused = scopes.parse_scopes(data.scope)
+def _scope_problems(value: str) -> tuple[list[scopes.Scope], list[FieldProblem]]:
+    requested, refused = scopes.parse_scopes(value)
     problems = [
         FieldProblem(
             pointer="/scope",
-            detail=f"not a SMART v2 system scope of a resource served here: {word[:80]!r}",
+            detail=f"not a SMART system scope of a resource served here: {word[:80]!r}",
         )
         for word in refused
     ]
     if not requested and not refused:
         problems.append(FieldProblem(pointer="/scope", detail="at least one system scope"))
-    problems.extend(jwks_problems(data.jwks.keys))
+    return requested, problems
+
+
+def _uri_problems(uri: str, policy: EgressPolicy) -> list[FieldProblem]:
+    try:
+        egress.check_registration(uri, policy)
+    except egress.Refused as exc:
+        return [FieldProblem(pointer="/jwks_uri", detail=f"refused: {exc}")]
+    return []
+
+
+async def _check_key_set_at(uri: str, remote: RemoteKeySets) -> None:
+    """A jwks_uri must answer a usable key set now, through the egress rules (422 if not)."""
+    problems = _uri_problems(uri, remote.rules.policy)
+    if not problems:
+        try:
+            await remote.fetch(uri)
+        except KeySetUnavailable as exc:
+            problems = [FieldProblem(pointer="/jwks_uri", detail=f"no usable key set: {exc}")]
     if problems:
         raise invalid(problems)
+
+
+def public(row: Any) -> ClientPublic:
+    keys = (row.jwks or {}).get("keys", [])
+    return ClientPublic(
+        client_id=row.id,
+        name=row.name,
+        scope=row.scope,
+        jwks_uri=row.jwks_uri,
+        key_ids=[str(k.get("kid")) for k in keys],
+        active=row.revoked_at is None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def register_client(
+    db: Database, *, principal: Principal, data: ClientCreate, remote: RemoteKeySets
+) -> ClientPublic:
+    """Check the registration (a jwks_uri is fetched once, now), then store it.
+
+    Like the caseload this use case takes the Database: the fetch must not hold a
+    transaction open.
+    """
+    requested, problems = _scope_problems(data.scope)
+    if (data.jwks is None) == (data.jwks_uri is None):
+        problems.append(FieldProblem(pointer="/jwks", detail="give jwks or jwks_uri (one of them)"))
+    elif data.jwks is not None:
+        problems.extend(jwks_problems(data.jwks.keys))
+    elif data.jwks_uri is not None:
+        problems.extend(_uri_problems(data.jwks_uri, remote.rules.policy))
+    if problems:
+        raise invalid(problems)
+    if data.jwks_uri is not None:
+        await _check_key_set_at(data.jwks_uri, remote)
+    return await db.write(
+        partial(_insert_client, principal=principal, data=data, scope=scopes.join(requested))
+    )
+
+
+def _insert_client(
+    conn: Connection, *, principal: Principal, data: ClientCreate, scope: str
+) -> ClientPublic:
     client_id = new_id()
-    now = utcnow()
-    scope = scopes.join(requested)
     repository.insert_client(
         conn,
         client_id=client_id,
         organisation_id=principal.organisation_id,
         name=data.name,
-        jwks={"keys": data.jwks.keys},
+        jwks=None if data.jwks is None else {"keys": data.jwks.keys},
+        jwks_uri=data.jwks_uri,
         scope=scope,
-        now=now,
+        now=utcnow(),
     )
-    return ClientPublic(client_id=client_id, name=data.name, scope=scope, created_at=now)
+    return get_client(conn, principal=principal, client_id=client_id)
 
 
-def get_client(conn: Connection, *, principal: Principal, client_id: str) -> ClientPublic:
+def _found(conn: Connection, principal: Principal, client_id: str, lock: bool = False) -> Any:
     row = repository.get_client(
-        conn, organisation_id=principal.organisation_id, client_id=client_id
+        conn, organisation_id=principal.organisation_id, client_id=client_id, for_update=lock
     )
     if row is None:
         raise not_found("Client")
-    return ClientPublic(client_id=row.id, name=row.name, scope=row.scope, created_at=row.created_at)
+    return row
+
+
+def _active(conn: Connection, principal: Principal, client_id: str) -> Any:
+    """The client, locked for a change; a revoked client cannot be changed (409)."""
+    row = _found(conn, principal, client_id, lock=True)
+    if row.revoked_at is not None:
+        raise conflict("The client is revoked; register a new one.")
+    return row
+
+
+def get_client(conn: Connection, *, principal: Principal, client_id: str) -> ClientPublic:
+    return public(_found(conn, principal, client_id))
+
+
+def list_clients(conn: Connection, *, principal: Principal) -> Page[ClientPublic]:
+    rows = repository.list_clients(conn, organisation_id=principal.organisation_id)
+    return Page[ClientPublic](data=[public(r) for r in rows], next_cursor=None)
+
+
+async def update_client(
+    db: Database,
+    *,
+    principal: Principal,
+    client_id: str,
+    data: ClientUpdate,
+    remote: RemoteKeySets,
+) -> ClientPublic:
+    """Rename, change the scopes (granted from the next token on), or replace the keys."""
+    given = data.model_dump(exclude_unset=True)
+    problems: list[FieldProblem] = []
+    if not given or any(v is None for v in given.values()):
+        problems.append(FieldProblem(pointer="", detail="give at least one member, none null"))
+    values: dict[str, Any] = {}
+    if data.name is not None:
+        values["name"] = data.name
+    if data.scope is not None:
+        requested, found = _scope_problems(data.scope)
+        problems.extend(found)
+        values["scope"] = scopes.join(requested)
+    if data.jwks is not None and data.jwks_uri is not None:
+        problems.append(FieldProblem(pointer="/jwks", detail="give jwks or jwks_uri, not both"))
+    elif data.jwks is not None:
+        problems.extend(jwks_problems(data.jwks.keys))
+        values |= {"jwks": {"keys": data.jwks.keys}, "jwks_uri": None}
+    elif data.jwks_uri is not None:
+        problems.extend(_uri_problems(data.jwks_uri, remote.rules.policy))
+        values |= {"jwks": None, "jwks_uri": data.jwks_uri}
+    if problems:
+        raise invalid(problems)
+    if data.jwks_uri is not None:
+        await _check_key_set_at(data.jwks_uri, remote)
+
+    def change(conn: Connection) -> ClientPublic:
+        _active(conn, principal, client_id)
+        repository.update_client(conn, client_id=client_id, now=utcnow(), **values)
+        return get_client(conn, principal=principal, client_id=client_id)
+
+    updated = await db.write(change)
+    remote.forget(client_id)
+    return updated
+
+
+def add_key(
+    conn: Connection, *, principal: Principal, client_id: str, key: dict[str, Any]
+) -> ClientPublic:
+    """One more public key beside the others (the first step of a rotation)."""
+    row = _active(conn, principal, client_id)
+    if row.jwks is None:
+        raise conflict("The client's keys are published at its jwks_uri: rotate them there.")
+    keys = list(row.jwks.get("keys", []))
+    if len(keys) >= MAX_KEYS:
+        raise conflict(f"The client has {MAX_KEYS} keys already; remove one first.")
+    problems = jwks_problems([*keys, key])
+    if problems:  # only the new key (the last) can be at fault: point into the body
+        at = f"/jwks/keys/{len(keys)}"
+        raise invalid([FieldProblem(q.detail, str(q.pointer).removeprefix(at)) for q in problems])
+    repository.update_client(conn, client_id=client_id, now=utcnow(), jwks={"keys": [*keys, key]})
+    return get_client(conn, principal=principal, client_id=client_id)
+
+
+def remove_key(conn: Connection, *, principal: Principal, client_id: str, kid: str) -> None:
+    """Remove a key (the last step of a rotation); assertions it signs are refused from now
+    on. The last key cannot be removed: revoke the client instead."""
+    row = _active(conn, principal, client_id)
+    if row.jwks is None:
+        raise conflict("The client's keys are published at its jwks_uri: remove the key there.")
+    keys = list(row.jwks.get("keys", []))
+    kept = [k for k in keys if k.get("kid") != kid]
+    if len(kept) == len(keys):
+        raise not_found("Key")
+    if not kept:
+        raise conflict("This is the client's only key; revoke the client instead (DELETE).")
+    repository.update_client(conn, client_id=client_id, now=utcnow(), jwks={"keys": kept})
+
+
+def revoke_client(conn: Connection, *, principal: Principal, client_id: str) -> None:
+    """The client can get no more tokens, and the ones it has stop working at once. It stays
+    listed (revoked): what it recorded still names it."""
+    _found(conn, principal, client_id)
+    repository.revoke_client(conn, client_id=client_id, now=utcnow())
 
 
 # --- the token endpoint ---------------------------------------------------------------------
@@ -161,8 +331,17 @@ def _check_claims(assertion: str) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedKeys:
+    """The key set read from a client's jwks_uri before the token transaction (None and the
+    reason when it could not be had)."""
+
+    uri: str
+    keys: dict[str, Any] | None
+
+
 def _authenticate_client(
-    conn: Connection, assertion: str, issuer: TokenIssuer
+    conn: Connection, assertion: str, issuer: TokenIssuer, fetched: FetchedKeys | None = None
 ) -> tuple[_Client, str, datetime]:
     """The client that signed ``assertion``, the assertion's ``jti`` and its expiry.
 
@@ -186,7 +365,13 @@ def _authenticate_client(
     row = repository.active_client(conn, client_id=client_id)
     if row is None:
         raise _client_error("Unknown or revoked client.")
-    key = find_key(row.jwks, kid, algorithm)
+    if row.jwks_uri is None:
+        jwks = row.jwks or {}
+    elif fetched is not None and fetched.uri == row.jwks_uri and fetched.keys is not None:
+        jwks = fetched.keys
+    else:
+        raise _client_error("The client's key set (jwks_uri) could not be fetched.")
+    key = find_key(jwks, kid, algorithm)
     if key is None:
         raise _client_error("No registered key of the client matches the assertion's kid.")
     try:
@@ -223,7 +408,51 @@ def _authenticate_client(
     return client, jti, expires
 
 
-def exchange(conn: Connection, *, form: dict[str, str], issuer: TokenIssuer) -> TokenResponse:
+async def token(
+    db: Database, *, form: dict[str, str], issuer: TokenIssuer, remote: RemoteKeySets
+) -> TokenResponse:
+    """The token endpoint's use case: the key set of a client registered by jwks_uri is
+    fetched (or taken from the cache) first, outside any transaction; then the grant."""
+    fetched = await _remote_keys(db, form, remote)
+    return await db.write(partial(exchange, form=form, issuer=issuer, fetched=fetched))
+
+
+async def _remote_keys(
+    db: Database, form: dict[str, str], remote: RemoteKeySets
+) -> FetchedKeys | None:
+    """The key set for the assertion's client and kid, if that client has a jwks_uri (an
+    assertion that does not even name them is left for ``exchange`` to refuse)."""
+    assertion = form.get("client_assertion", "")
+    if form.get("grant_type") != "client_credentials" or not assertion:
+        return None
+    try:
+        _check_claims(assertion)
+        kid = jwt.get_unverified_header(assertion).get("kid")
+        client_id = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+    except (OAuthError, jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+        return None
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+        return None
+    row = await db.read_small(partial(repository.active_client, client_id=client_id))
+    if row is None or row.jwks_uri is None:
+        return None
+    try:
+        keys = await remote.keys_for(row.id, row.jwks_uri, kid)
+    except KeySetUnavailable as exc:
+        log.warning("jwks_uri of client %s unavailable: %s", row.id, exc)
+        return FetchedKeys(row.jwks_uri, None)
+    return FetchedKeys(row.jwks_uri, keys)
+
+
+def exchange(
+    conn: Connection,
+    *,
+    form: dict[str, str],
+    issuer: TokenIssuer,
+    fetched: FetchedKeys | None = None,
+) -> TokenResponse:
     """``grant_type=client_credentials`` with a ``private_key_jwt`` assertion → an access token
     for the requested scopes (each within the client's registration)."""
     grant_type = form.get("grant_type")
@@ -236,11 +465,11 @@ def exchange(conn: Connection, *, form: dict[str, str], issuer: TokenIssuer) -> 
     assertion = form.get("client_assertion", "")
     if not assertion:
         raise _client_error("client_assertion is required.")
-    client, jti, expires = _authenticate_client(conn, assertion, issuer)
+    client, jti, expires = _authenticate_client(conn, assertion, issuer, fetched)
 
     requested, refused = scopes.parse_scopes(form.get("scope", ""))
     if refused:
-        raise OAuthError("invalid_scope", "Only SMART v2 system/ scopes can be granted.")
+        raise OAuthError("invalid_scope", "Only SMART system/ scopes can be granted.")
     if not requested:
         raise OAuthError("invalid_scope", "scope is required.")
     registered, _ = scopes.parse_scopes(client.scope)

@@ -231,3 +231,63 @@ def new_client() -> httpx.AsyncClient:
         trust_env=False,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
     )
+
+
+class Unreachable(Exception):
+    """A fetch that passed the policy but got no usable answer (the reason, no content)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    body: bytes
+    cache_control: str | None
+
+
+async def get(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    policy: EgressPolicy,
+    timeout_s: float,
+    max_bytes: int,
+    accept: str,
+) -> Fetched:
+    """GET ``url`` through the policy (checked on the address connected to), without
+    following redirects, within ``timeout_s`` in all, reading at most ``max_bytes``.
+
+    ``Refused`` when the URL or its address may not be reached; ``Unreachable`` when the
+    answer is not a 200 with a body within the cap.
+    """
+    target = parse_url(url)
+    ip = await resolve(target, policy)
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    request = client.build_request(
+        "GET",
+        f"{target.scheme}://{host}:{target.port}{target.path}",
+        headers={
+            "Host": target.host_header,
+            "Accept": accept,
+            "User-Agent": f"kap-outcomes/{__version__}",
+        },
+        extensions={"sni_hostname": target.host, "timeout": _timeouts(timeout_s)},
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                if response.status_code != 200:
+                    raise Unreachable(f"HTTP {response.status_code}")
+                chunks: list[bytes] = []
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise Unreachable(f"the answer is larger than {max_bytes} bytes")
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+    except (TimeoutError, httpx.TimeoutException):
+        raise Unreachable(f"timed out after {timeout_s:g} s") from None
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"connection failed ({type(exc).__name__})") from None
+    return Fetched(b"".join(chunks), response.headers.get("cache-control"))
