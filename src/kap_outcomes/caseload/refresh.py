@@ -1,7 +1,9 @@
 """The caseload's background refresh: recompute stale summaries outside any request.
 
 The worker calls :meth:`Refresh.step` on each of its rounds. A step looks (at most every
-``IDLE_INTERVAL_S`` while there is nothing to do) for organisations with stale summaries and
+``IDLE_INTERVAL_S`` while there is nothing to do) for organisations with more stale summaries
+than a caseload read recomputes itself (``service.INLINE_RECOMPUTE``; the few rows a stream
+of writes leaves stale wait for the next read, so nobody recomputes what nobody reads) and
 recomputes one batch of each (``service.BATCH`` rows: a read of four queries, then one short
 write), so a policy change on 50,000 patients is a hundred small units of work, not one
 request-sized one, and other organisations are not kept waiting behind it.
@@ -89,7 +91,11 @@ class Refresh:
             return False
         self._looked_at = time.monotonic()
         organisations = await self.db.read(
-            partial(repository.organisations_with_stale, limit=ORGANISATIONS_PER_STEP)
+            partial(
+                repository.organisations_with_stale,
+                more_than=service.INLINE_RECOMPUTE,
+                limit=ORGANISATIONS_PER_STEP,
+            )
         )
         done = 0
         for organisation_id in organisations:

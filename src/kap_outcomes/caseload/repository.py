@@ -84,12 +84,14 @@ def staleness(conn: Connection, *, organisation_id: str) -> tuple[int, datetime 
     return int(row[0]), row[1]
 
 
-def organisations_with_stale(conn: Connection, *, limit: int) -> list[str]:
-    """Organisations that have stale summaries (what the background refresh works on)."""
+def organisations_with_stale(conn: Connection, *, more_than: int, limit: int) -> list[str]:
+    """Organisations with more than ``more_than`` stale summaries (the background refresh's
+    work; fewer are left to the next caseload read)."""
     rows = conn.execute(
         select(summaries.c.organisation_id)
         .where(summaries.c.stale == true())
         .group_by(summaries.c.organisation_id)
+        .having(func.count() > more_than)
         .limit(limit)
     ).all()
     return [row[0] for row in rows]
