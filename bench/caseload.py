@@ -103,7 +103,7 @@ class Seeder:
         )  # fmt: skip
         self.rows["patient_summaries"].append(
             {"patient_id": pid, "organisation_id": self.org_id, "stale": True, "data_version": 1,
-             "sort_rank": 5, "open_alerts": 0}
+             "sort_rank": 5, "open_alerts": 0, "computed_at": start}
         )  # fmt: skip
         self.rows["courses"].append(
             {"id": course_id, "organisation_id": self.org_id, "patient_id": pid, "label": None,
