@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a busy machine starting two processes is slow
     while time.monotonic() < deadline:
         try:
             if httpx.get(url, timeout=1).status_code < 500:

@@ -3,8 +3,9 @@
 The lookup of stale summaries (the background refresh, a read's freshness) reads only the
 stale rows, whatever the planner's statistics say. Rows never computed get their patient's
 creation time as ``computed_at`` (an empty summary is right as of then), so that a caseload
-answer can say from when every write is reflected (``as_of``). Backward-compatible: the
-previous release reads and writes the table as before.
+answer can say from when every write is reflected (``as_of``). On PostgreSQL the table is
+vacuumed and analysed sooner. Backward-compatible: the previous release reads and writes the
+table as before.
 
 Revision ID: 3c9e5a7b1d20
 Revises: fe721c237cac
@@ -38,8 +39,22 @@ def upgrade() -> None:
             sqlite_where=sa.text("stale"),
         )
 
+    if op.get_bind().dialect.name == "postgresql":
+        # Every recompute rewrites its rows (indexed columns change, so no HOT update): the
+        # stale index keeps dead entries until a vacuum. Vacuum this small, busy table after
+        # 2 % of it changed rather than the default 20 %.
+        op.execute(
+            "ALTER TABLE patient_summaries SET (autovacuum_vacuum_scale_factor = 0.02, "
+            "autovacuum_analyze_scale_factor = 0.02)"
+        )
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "ALTER TABLE patient_summaries RESET (autovacuum_vacuum_scale_factor, "
+            "autovacuum_analyze_scale_factor)"
+        )
     with op.batch_alter_table("patient_summaries", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_patient_summaries_stale",
