@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t kap-outcomes .
+# Build: docker build -t kap-outcomes .        (a whole deployment: compose.yaml, docs/deployment.md)
 # Migrate (a separate step, once per release):  docker run --rm -e KAP_DATABASE_URL=... kap-outcomes db upgrade
 # Serve:                                         docker run -p 8000:8000 -e KAP_DATABASE_URL=... \
 #                                                  -e KAP_SIGNING_KEY="$(openssl rand -base64 48)" \
@@ -24,6 +24,9 @@ RUN groupadd --system kap && useradd --system --gid kap --home-dir /data kap \
 COPY --from=build /opt/venv /opt/venv
 USER kap
 WORKDIR /data
+# The SQLite default (./kap-outcomes.db, i.e. /data/kap-outcomes.db) outlives the container;
+# with PostgreSQL (KAP_DATABASE_URL) nothing is written here.
+VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"
 ENTRYPOINT ["kap-outcomes"]

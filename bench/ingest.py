@@ -6,6 +6,11 @@ comes from ``wrk`` (Debian package ``wrk``) in alternating rounds so that both s
 machine conditions; the result is the ratio of the medians.
 
     python -m bench.ingest [--rounds 6] [--seconds 5] [--connections 16] [--webhook TYPES]
+                           [--database-url postgresql+psycopg://…/empty_db] [--workers 2]
+
+``--database-url`` runs the real server on that database (migrated first; use an empty one)
+instead of a fresh SQLite file. ``--workers N`` runs both servers with N uvicorn worker
+processes (``serve --workers N`` and ``uvicorn --workers N``).
 
 ``--webhook alert.opened`` (comma-separated event types) runs the real server with one
 webhook subscribed to those types, delivered to a receiver in this process.
@@ -54,7 +59,7 @@ def free_port() -> int:
 
 
 def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a busy machine starting two processes is slow
     while time.monotonic() < deadline:
         try:
             if httpx.get(url, timeout=1).status_code < 500:
@@ -108,6 +113,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--webhook", help="subscribe one webhook to these event types")
+    parser.add_argument("--database-url", help="an empty database (default: a SQLite file)")
+    parser.add_argument("--workers", type=int, default=1, help="processes of each server")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -115,12 +122,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="kap-bench-"))
     env = {
         **os.environ,
-        "KAP_DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
+        "KAP_DATABASE_URL": args.database_url or f"sqlite:///{work / 'bench.db'}",
         # the per-token limiter runs on every request (its cost is measured) but never trips
         "KAP_RATE_LIMIT_PER_MINUTE": str(10**9),
         "KAP_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
+    if args.database_url:
+        subprocess.run([*exe, "db", "upgrade"], env=env, check=True, capture_output=True)
     token = (
         subprocess.run(
             [*exe, "token", "create", "--org", "bench", "--role", "clinician"],
@@ -135,7 +144,7 @@ def main() -> None:
 
     real_port, base_port = free_port(), free_port()
     real = subprocess.Popen(
-        [*exe, "serve", "--port", str(real_port)],
+        [*exe, "serve", "--port", str(real_port), "--workers", str(args.workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -152,6 +161,8 @@ def main() -> None:
             "--no-server-header",
             "--log-level",
             "warning",
+            "--workers",
+            str(args.workers),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -204,6 +215,8 @@ def main() -> None:
                     "seconds": args.seconds,
                     "connections": args.connections,
                     "webhook": args.webhook,
+                    "database": env["KAP_DATABASE_URL"].split(":", 1)[0],
+                    "workers": args.workers,
                     "deliveries_received": receiver.count if receiver else None,
                 },
                 indent=2,

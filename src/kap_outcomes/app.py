@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import Scope
 
@@ -31,7 +32,7 @@ from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.contract import api_routes, finish, operation_id
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import Edge, Limits, RateWindow, cors_options
+from kap_outcomes.edge import CLIENT_CLOSED_REQUEST, Edge, Limits, RateWindow, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.events.router import router as events_router
 from kap_outcomes.fhir.outcome import (
@@ -190,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # the client left mid-body: nobody to answer
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         log.error(
             "unhandled error on %s %s: %s",
             request.method,

@@ -105,6 +105,22 @@ def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
     typer.echo(f"database at {revision}")
 
 
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The new file to write the copy to.")],
+) -> None:
+    """Copy a SQLite database to PATH while the service runs: a consistent snapshot of the
+    moment the backup began (SQLite's online backup). For PostgreSQL, use pg_dump."""
+    from kap_outcomes.backup import BackupRefused, backup
+
+    try:
+        pages = backup(get_settings().database_url, path)
+    except BackupRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backed up {pages} pages to {path}")
+
+
 @db_app.command("purge-idempotency-keys")
 def db_purge_idempotency_keys() -> None:
     """Delete Idempotency-Key records past their retention (48 hours); run it daily."""

@@ -1,4 +1,5 @@
-"""The background worker: the signal watch, webhook fan-out and deliveries.
+"""The background worker: the signal watch, webhook fan-out and deliveries, and the
+caseload's refresh (:mod:`kap_outcomes.caseload.refresh`).
 
 Embedded in ``kap-outcomes serve`` by default (one process on SQLite just works);
 ``kap-outcomes worker`` runs it alone, for deployments where several app instances share a
@@ -19,6 +20,7 @@ from functools import partial
 
 import httpx
 
+from kap_outcomes.caseload.refresh import Refresh
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
 from kap_outcomes.events import repository as events_repository
@@ -47,6 +49,7 @@ class Worker:
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._watched_at = 0.0
+        self.caseload = Refresh(db)
 
     def _lease_until(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
@@ -116,6 +119,7 @@ class Worker:
             )
             await self._send(client, claimed, lease_until)
             busy |= bool(claimed)
+        busy |= await self.caseload.step()
         return busy
 
     def _room(self) -> int:

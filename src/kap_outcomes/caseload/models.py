@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pydantic
 from pydantic import BaseModel
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlmodel import Field, SQLModel
 
 from kap_outcomes.clinical.scoring import Severity
@@ -17,15 +18,25 @@ class PatientSummary(SQLModel, table=True):
     """One row per patient: what the caseload sorts and shows, kept by the read side.
 
     Writes that change a patient's clinical picture mark the row ``stale`` (one indexed
-    UPDATE); the caseload recomputes the organisation's stale rows in bulk before paging.
-    ``data_version`` counts those writes, so a recompute that raced with a newer write never
-    clears the newer mark.
+    UPDATE); the worker recomputes stale rows in the background, in bounded batches (a read
+    recomputes only a handful itself). ``data_version`` counts those writes, so a recompute
+    that raced with a newer write never clears the newer mark. ``computed_at`` is the moment
+    from which the row's values were computed (the row's creation for a row never computed):
+    every write committed before it is reflected in the row.
     """
 
     __tablename__ = "patient_summaries"
     __table_args__ = (
         Index("ix_patient_summaries_org_rank", "organisation_id", "sort_rank", "patient_id"),
-        Index("ix_patient_summaries_org_stale", "organisation_id", "stale"),
+        # Only the stale rows: the lookup of what to recompute costs what is stale, and a
+        # partial index stays the plan however old the planner's statistics are.
+        Index(
+            "ix_patient_summaries_stale",
+            "organisation_id",
+            "computed_at",
+            postgresql_where=text("stale"),
+            sqlite_where=text("stale"),
+        ),
         Index(
             "ix_patient_summaries_org_status_rank",
             "organisation_id",
@@ -72,3 +83,24 @@ class CaseloadRow(BaseModel):
     phq9_due: bool
     days_since_last_phq9: int | None
     policy_version: str
+
+
+class CaseloadPage(BaseModel):
+    """A caseload page and how fresh the caseload is."""
+
+    data: list[CaseloadRow]
+    next_cursor: str | None
+    stale_count: int = pydantic.Field(
+        ge=0,
+        description=(
+            "Patients of the organisation whose row does not yet reflect their latest writes "
+            "or the current policy; the worker recomputes them in the background. While it is "
+            "above 0 their rows, and so the order, may be out of date."
+        ),
+    )
+    as_of: datetime = pydantic.Field(
+        description=(
+            "Every write committed before this time is reflected in every row (the time of "
+            "the read when stale_count is 0)."
+        )
+    )

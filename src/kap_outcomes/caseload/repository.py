@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, true, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, true, tuple_, update
 
 from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.db import HotStatement
@@ -41,7 +43,10 @@ def mark_organisation_stale(conn: Connection, *, organisation_id: str) -> None:
     )
 
 
-def insert_summary(conn: Connection, *, organisation_id: str, patient_id: str) -> None:
+def insert_summary(
+    conn: Connection, *, organisation_id: str, patient_id: str, at: datetime
+) -> None:
+    """The row of a new patient: empty, which is right as of its creation (``at``)."""
     conn.execute(
         insert(summaries).values(
             patient_id=patient_id,
@@ -50,19 +55,75 @@ def insert_summary(conn: Connection, *, organisation_id: str, patient_id: str) -
             data_version=1,
             sort_rank=5,
             open_alerts=0,
+            computed_at=at,
         )
     )
 
 
-def stale_patients(conn: Connection, *, organisation_id: str) -> list[Any]:
-    """(patient_id, data_version) of every stale summary of the organisation."""
+def stale_patients(conn: Connection, *, organisation_id: str, limit: int) -> list[Any]:
+    """(patient_id, data_version) of up to ``limit`` stale summaries of the organisation,
+    the longest out of date first (the partial index ix_patient_summaries_stale)."""
     return list(
         conn.execute(
-            select(summaries.c.patient_id, summaries.c.data_version).where(
-                summaries.c.organisation_id == organisation_id, summaries.c.stale == true()
-            )
+            select(summaries.c.patient_id, summaries.c.data_version)
+            .where(summaries.c.organisation_id == organisation_id, summaries.c.stale == true())
+            .order_by(summaries.c.computed_at)
+            .limit(limit)
         ).all()
     )
+
+
+def staleness(conn: Connection, *, organisation_id: str) -> tuple[int, datetime | None]:
+    """How many summaries of the organisation are stale, and the oldest ``computed_at``
+    among them (None when there are none): one aggregate over the partial index."""
+    row = conn.execute(
+        select(func.count(), func.min(summaries.c.computed_at)).where(
+            summaries.c.organisation_id == organisation_id, summaries.c.stale == true()
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+def organisations_with_stale(conn: Connection, *, more_than: int, limit: int) -> list[str]:
+    """Organisations with more than ``more_than`` stale summaries (the background refresh's
+    work; fewer are left to the next caseload read)."""
+    rows = conn.execute(
+        select(summaries.c.organisation_id)
+        .where(summaries.c.stale == true())
+        .group_by(summaries.c.organisation_id)
+        .having(func.count() > more_than)
+        .limit(limit)
+    ).all()
+    return [row[0] for row in rows]
+
+
+# --- one refresh at a time per organisation ---------------------------------------------
+
+
+def lease_key(organisation_id: str) -> int:
+    """The PostgreSQL advisory lock key of an organisation's refresh (64 bits, signed)."""
+    digest = hashlib.blake2b(f"kap-caseload:{organisation_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def try_lease(conn: Connection, *, organisation_id: str) -> bool:
+    """Take the organisation's refresh lease on this connection, without waiting.
+
+    On PostgreSQL a session-level advisory lock: held until :func:`end_lease` or until the
+    connection ends (a worker that dies releases it with its connection). SQLite runs one
+    process, whose worker refreshes one organisation at a time: always granted.
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    taken = conn.execute(
+        text("SELECT pg_try_advisory_lock(:key)"), {"key": lease_key(organisation_id)}
+    ).scalar()
+    return bool(taken)
+
+
+def end_lease(conn: Connection, *, organisation_id: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lease_key(organisation_id)})
 
 
 def store_summaries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

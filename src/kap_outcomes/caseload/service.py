@@ -2,20 +2,23 @@
 
 Sorting needs every patient's status, so the caseload reads `patient_summaries` (one row per
 patient, one indexed query per page) instead of computing each patient on read. Keeping the
-rows current is split so that the ingest path stays cheap:
+rows current is split so that neither the ingest path nor a read pays for an organisation:
 
 - every write that changes a patient's clinical picture (assessment, session, course, alert
   acknowledged or resolved) runs **one** UPDATE by primary key marking the row stale, in its
   own transaction; a policy change marks the whole organisation stale;
-- the caseload first recomputes the organisation's stale rows in bulk: a fixed number of
-  queries (stale ids as a subquery) however many they are, the pure rules in Python, then
-  one executemany UPDATE in a short write transaction. The computation itself runs in a read
-  transaction, so a large recompute (after a policy change) never holds the write lock.
+- a read recomputes the stale rows itself only when there are few (at most
+  ``INLINE_RECOMPUTE``: the patients just written to), so that a write shows on the next read;
+- more than that (after a policy change, a bulk load, a burst of writes) is the worker's job
+  (:mod:`kap_outcomes.caseload.refresh`): in batches of ``BATCH`` rows, one refresh at a time
+  per organisation. Meanwhile a read answers at once from the stored rows and says how fresh
+  they are (``stale_count``, ``as_of``).
 
+A recompute reads in a read transaction (a fixed number of queries however many rows, the pure
+rules in Python) and stores in one short write, an executemany UPDATE guarded by
+``data_version``: a write that raced with it keeps its mark and is picked up next time.
 What depends on the clock (PHQ-9 due, days since) is derived on read from stored dates; the
 booster status does not depend on the clock (doses and scores cannot lie in the future).
-A write that races with a recompute bumps `data_version`, so the recompute does not clear
-it: the row stays stale and the next read recomputes it.
 """
 
 from __future__ import annotations
@@ -31,13 +34,12 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.caseload import repository
-from kap_outcomes.caseload.models import CaseloadRow, LatestScore
+from kap_outcomes.caseload.models import CaseloadPage, CaseloadRow, LatestScore
 from kap_outcomes.clinical.booster import BoosterStatus
 from kap_outcomes.clinical.cadence import phq9_due
 from kap_outcomes.clinical.policy import Policy
 from kap_outcomes.db import Database, utcnow
 from kap_outcomes.errors import FieldProblem, invalid
-from kap_outcomes.pagination import Page
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import service as signals_service
 from kap_outcomes.signals.service import ALERT_RANK, PatientData
@@ -46,6 +48,12 @@ BOOSTER_RANK: dict[str, int] = {"consider_booster": 3, "watch": 4}
 REST_RANK = 5
 """Caseload order: unresolved alerts first (emergency 0, urgent 1, review 2), then
 consider_booster, then watch, then everyone else; ties by patient id."""
+
+INLINE_RECOMPUTE = 100
+"""A read recomputes the stale rows itself when there are at most this many (about 35 ms of
+work); beyond that it answers from the stored rows and leaves them to the worker."""
+BATCH = 500
+"""Rows per background recompute: one read of four queries and one short write each."""
 
 
 def summary_values(
@@ -73,14 +81,23 @@ def summary_values(
     return values
 
 
-def recompute_stale(conn: Connection, *, organisation_id: str) -> list[dict[str, Any]]:
-    """Recompute every stale summary of the organisation (reads only; stored separately)."""
-    stale = repository.stale_patients(conn, organisation_id=organisation_id)
+def recompute_stale(
+    conn: Connection, *, organisation_id: str, limit: int = BATCH
+) -> list[dict[str, Any]]:
+    """Recompute up to ``limit`` stale summaries of the organisation (reads only; stored
+    separately with :func:`repository.store_summaries`)."""
+    now = utcnow()  # before the rows are read: every write committed earlier is in them
+    stale = repository.stale_patients(conn, organisation_id=organisation_id, limit=limit)
+    return _recomputed(conn, stale, organisation_id=organisation_id, now=now)
+
+
+def _recomputed(
+    conn: Connection, stale: list[Any], *, organisation_id: str, now: datetime
+) -> list[dict[str, Any]]:
     if not stale:
         return []
     version, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
     loaded = signals_service.load_many(conn, patient_ids=[row.patient_id for row in stale])
-    now = utcnow()
     return [
         {
             "b_patient_id": row.patient_id,
@@ -104,7 +121,8 @@ def page(
     open_alerts_only: bool,
     cursor: str | None,
     limit: int,
-) -> Page[CaseloadRow]:
+) -> CaseloadPage:
+    now = utcnow()  # before anything is read: the freshness the answer can vouch for
     after = decode_cursor(cursor) if cursor else None
     _, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     rows = repository.caseload_page(
@@ -117,11 +135,16 @@ def page(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    now = utcnow()
     external = repository.external_ids(conn, [r.patient_id for r in rows])
+    stale_count, oldest = repository.staleness(conn, organisation_id=principal.organisation_id)
     data = [_row(r, external[r.patient_id], now=now, policy=policy) for r in rows]
     next_cursor = encode_cursor(rows[-1].sort_rank, rows[-1].patient_id) if more else None
-    return Page[CaseloadRow](data=data, next_cursor=next_cursor)
+    return CaseloadPage(
+        data=data,
+        next_cursor=next_cursor,
+        stale_count=stale_count,
+        as_of=now if oldest is None else min(now, oldest),
+    )
 
 
 def _row(row: Any, external_id: str, *, now: datetime, policy: Policy) -> CaseloadRow:
@@ -164,11 +187,13 @@ async def caseload(
     open_alerts_only: bool,
     cursor: str | None,
     limit: int,
-) -> Page[CaseloadRow]:
-    """Refresh the stale summaries (computed in a read, stored in one short write), then page.
+) -> CaseloadPage:
+    """The page from the stored rows, after recomputing the stale ones only when they are few.
 
-    Unlike other use cases this one takes the Database: it is three units of work, so that
-    the recompute never runs inside the write transaction (see the module docstring).
+    Unlike other use cases this one takes the Database: with a few stale rows it is three
+    units of work (recompute in a read, store in a short write, page in a read), so that no
+    computation runs inside the write transaction. With many it is one read: the rows as
+    stored, ``stale_count`` saying how many are behind (the worker is on them).
     """
     if cursor:
         decode_cursor(cursor)  # a bad cursor is a 422 before any work
@@ -180,14 +205,19 @@ async def caseload(
         cursor=cursor,
         limit=limit,
     )
+    organisation_id = principal.organisation_id
 
-    def fresh_or_page(conn: Connection) -> list[dict[str, Any]] | Page[CaseloadRow]:
-        # Nothing stale (the common case): the page in the same read transaction.
-        fresh = recompute_stale(conn, organisation_id=principal.organisation_id)
-        return fresh if fresh else read_page(conn)
+    def few_fresh_or_page(conn: Connection) -> list[dict[str, Any]] | CaseloadPage:
+        now = utcnow()
+        stale = repository.stale_patients(
+            conn, organisation_id=organisation_id, limit=INLINE_RECOMPUTE + 1
+        )
+        if not stale or len(stale) > INLINE_RECOMPUTE:  # fresh, or the worker's job
+            return read_page(conn)
+        return _recomputed(conn, stale, organisation_id=organisation_id, now=now)
 
-    result = await db.read(fresh_or_page)
-    if isinstance(result, Page):
+    result = await db.read(few_fresh_or_page)
+    if isinstance(result, CaseloadPage):
         return result
     await db.write(partial(repository.store_summaries, rows=result))
     return await db.read(read_page)
