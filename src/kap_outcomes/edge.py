@@ -1,7 +1,8 @@
 """What every request passes through first: its id, its log line, security headers, and the
 throttling of failed authentication per client address. (The per-token rate limit, which needs
-the authenticated principal, is applied in ``auth.dependencies.current_principal`` with the
-:class:`RateWindow` defined here.)
+the authenticated principal, is applied in ``auth.dependencies.current_principal``; both are
+budgets of :mod:`kap_outcomes.limiter`, counted in process by the :class:`RateWindow` defined
+here or in Redis.)
 
 The throttle counts and refuses failed attempts only: an address over its budget gets 429
 instead of 401 (or instead of the 400 of a wrong enrollment code), while a request whose
@@ -10,9 +11,11 @@ credential is valid is served as usual, and a request that needs none (``/health
 lock a clinic out. Guessing gains nothing from this: tokens carry 256 random bits, enrollment
 codes 80 bits for 15 minutes, client assertions are signatures.
 
-Pure ASGI and in-process: it adds a few microseconds to every request. The limits are per
-process; behind several instances they hold per instance (put a shared limiter at the load
-balancer when that matters).
+Pure ASGI: it adds a few microseconds to every request. The counts live in this process, or
+in Redis when ``KAP_REDIS_URL`` is set, so that they hold across instances (see
+:mod:`kap_outcomes.limiter`, also for what happens while Redis does not answer). Each request
+is also observed in the ``kap_http_request_duration_seconds`` histogram, labelled with its
+route's template (never the path as sent).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes.errors import DomainError
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
+from kap_outcomes.metrics import RequestSeries
 
 log = logging.getLogger("kap_outcomes.access")
 
@@ -50,15 +54,10 @@ _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
 
 
-class Window(Protocol):
-    """What the edge needs of a limiter (in-process :class:`RateWindow` now; a shared store
-    can stand in for it)."""
+class Budget(Protocol):
+    """What the edge needs of a limiter (see :mod:`kap_outcomes.limiter`)."""
 
-    def retry_after(self, key: bytes, now: float) -> int: ...
-
-    def blocked_for(self, key: bytes, now: float) -> int: ...
-
-    def add(self, key: bytes, now: float) -> None: ...
+    async def take(self, key: str) -> int: ...
 
 
 CORS_ALLOWED_HEADERS = [
@@ -110,22 +109,13 @@ class RateWindow:
             self._counts.popitem(last=False)
         return 0
 
-    def blocked_for(self, key: bytes, now: float) -> int:
-        start, count = self._counts.get(key, (now, 0))
-        if now - start >= self.seconds or count < self.limit:
-            return 0
-        return max(1, math.ceil(start + self.seconds - now))
-
-    def add(self, key: bytes, now: float) -> None:
-        self.retry_after(key, now)
-
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    failed_auth_per_minute: int  # per client address; 0: no throttling
+    failures: Budget | None  # failed authentications per client address; None: no throttle
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
 
 
@@ -230,12 +220,9 @@ class Edge:
         # request ids: unique per process and cheap (no syscall per request)
         self._id_prefix = os.urandom(4).hex().encode()
         self._id_counter = itertools.count()
-        self._failures: Window | None = (
-            RateWindow(limits.failed_auth_per_minute, 60.0)
-            if limits.failed_auth_per_minute
-            else None
-        )
+        self._failures = limits.failures
         self._proxies = limits.trusted_proxies
+        self._requests = RequestSeries()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -261,7 +248,7 @@ class Edge:
                 status = message["status"]
                 failures = self._failures
                 if failures is not None and _failed_authentication(status, scope["path"]):
-                    refusal = self._count_failure(failures, scope)
+                    refusal = await self._count_failure(failures, scope)
                     if refusal is not None:  # the app's answer is dropped for the 429
                         refused, status = True, refusal.status
                         await _send_problem(send, refusal, scope["path"], headers_out)
@@ -274,28 +261,28 @@ class Edge:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None)
+            self._requests.observe(scope["method"], route or "unmatched", status, elapsed)
             if log.isEnabledFor(logging.INFO):
-                route = scope.get("route")
                 self._access.add(
                     orjson.dumps(
                         {
                             "request_id": request_id.decode(),
                             "method": scope["method"],
-                            "route": getattr(route, "path", None) or "-",
+                            "route": route or "-",
                             "status": status,
-                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                            "duration_ms": round(elapsed * 1000, 2),
                         }
                     ).decode()
                 )
 
-    def _count_failure(self, failures: Window, scope: Scope) -> DomainError | None:
+    async def _count_failure(self, failures: Budget, scope: Scope) -> DomainError | None:
         """Count a failed authentication of the client; the 429 that replaces it once the
         client is over its budget."""
-        key, now = client_key(scope, self._proxies), time.monotonic()
-        wait = failures.blocked_for(key, now)
+        wait = await failures.take(client_key(scope, self._proxies).decode())
         if wait:
             return too_many_requests(wait, "Too many failed authentications from this address.")
-        failures.add(key, now)
         return None
 
 
