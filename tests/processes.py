@@ -54,13 +54,16 @@ def service_env(database_url: str) -> dict[str, str]:
 class ServiceProcess:
     """``python -m kap_outcomes.cli serve`` on a free port, its output in a log file."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30, workers: int = 1
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        argv = [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)],
+            [*argv, "--workers", str(workers)] if workers > 1 else argv,
             env=env,
             cwd=cwd,
             stdout=self._log,
