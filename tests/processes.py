@@ -42,6 +42,20 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, step: f
         time.sleep(step)
 
 
+REDIS_URL = os.environ.get("KAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The machine's Redis, shared with other test runs: use a key prefix of the test's own."""
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
     env["KAP_DATABASE_URL"] = database_url

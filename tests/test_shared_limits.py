@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import subprocess
 import uuid
@@ -29,31 +28,7 @@ from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.config import Settings
 
 from .conftest import TEST_SIGNING_KEY
-from .processes import free_port, wait_for
-
-REDIS_URL = os.environ.get("KAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _redis_answers(url: str) -> bool:
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
-            return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    if not _redis_answers(REDIS_URL):
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis does not answer at {REDIS_URL} (.ci/run starts it)")
-        pytest.skip(f"Redis does not answer at {REDIS_URL}")
-    return REDIS_URL
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"kap-test-{uuid.uuid4().hex}"
+from .processes import free_port, redis_answers, wait_for
 
 
 def _app(database_url: str, **overrides: Any) -> TestClient:
@@ -88,8 +63,8 @@ def _closed_port_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
 
 
-def test_two_instances_share_one_request_budget(database_url, redis_url, prefix, token):
-    shared = {"redis_url": redis_url, "redis_key_prefix": prefix, "rate_limit_per_minute": 4}
+def test_two_instances_share_one_request_budget(database_url, redis_url, redis_prefix, token):
+    shared = {"redis_url": redis_url, "redis_key_prefix": redis_prefix, "rate_limit_per_minute": 4}
     with _app(database_url, **shared) as a, _app(database_url, **shared) as b:
         codes = [
             (a if n % 2 == 0 else b).get("/v1/patients", headers=_auth(token)).status_code
@@ -115,15 +90,18 @@ def test_without_redis_each_instance_counts_alone(database_url, token):
         assert codes == [200] * 8 + [429, 429]
 
 
-def test_another_prefix_is_another_budget(database_url, redis_url, prefix, token):
+def test_another_prefix_is_another_budget(database_url, redis_url, redis_prefix, token):
     with (
         _app(
-            database_url, redis_url=redis_url, redis_key_prefix=prefix, rate_limit_per_minute=2
+            database_url,
+            redis_url=redis_url,
+            redis_key_prefix=redis_prefix,
+            rate_limit_per_minute=2,
         ) as a,
         _app(
             database_url,
             redis_url=redis_url,
-            redis_key_prefix=prefix + "-other",
+            redis_key_prefix=redis_prefix + "-other",
             rate_limit_per_minute=2,
         ) as b,
     ):
@@ -136,25 +114,25 @@ def test_another_prefix_is_another_budget(database_url, redis_url, prefix, token
 
 
 def test_two_instances_share_the_failed_authentication_throttle(
-    database_url, redis_url, prefix, token
+    database_url, redis_url, redis_prefix, token
 ):
-    shared = {"redis_url": redis_url, "redis_key_prefix": prefix, "failed_auth_per_minute": 3}
+    shared = {"redis_url": redis_url, "redis_key_prefix": redis_prefix, "failed_auth_per_minute": 3}
     with _app(database_url, **shared) as a, _app(database_url, **shared) as b:
         codes = [(a, b)[n % 2].get("/v1/patients", headers=BAD).status_code for n in range(5)]
         assert codes == [401, 401, 401, 429, 429]
         # a valid credential is still served from the throttled address, on either instance
         assert a.get("/v1/patients", headers=_auth(token)).status_code == 200
         assert b.get("/v1/patients", headers=_auth(token)).status_code == 200
-    # what Redis holds: the counts under this run's prefix, with an expiry (never forever)
+    # what Redis holds: the counts under this run's redis_prefix, with an expiry (never forever)
     with redis.Redis.from_url(redis_url) as client:
-        keys = list(client.scan_iter(f"{prefix}:*"))
+        keys = list(client.scan_iter(f"{redis_prefix}:*"))
         assert keys, "nothing was counted in Redis"
         assert all(0 < client.ttl(key) <= 60 for key in keys)
         assert not any(token.encode() in key for key in keys)  # ids, never the secret
 
 
 def test_unreachable_redis_rate_limit_falls_back_to_this_process(
-    database_url, prefix, token, caplog
+    database_url, redis_prefix, token, caplog
 ):
     before = _unavailable("rate")
     with (
@@ -162,7 +140,7 @@ def test_unreachable_redis_rate_limit_falls_back_to_this_process(
         _app(
             database_url,
             redis_url=_closed_port_url(),
-            redis_key_prefix=prefix,
+            redis_key_prefix=redis_prefix,
             rate_limit_per_minute=3,
         ) as app,
     ):
@@ -175,12 +153,12 @@ def test_unreachable_redis_rate_limit_falls_back_to_this_process(
     assert "Redis did not answer" in warnings[0] and token not in warnings[0]
 
 
-def test_unreachable_redis_failed_authentication_fails_closed(database_url, prefix, token):
+def test_unreachable_redis_failed_authentication_fails_closed(database_url, redis_prefix, token):
     before = _unavailable("failed_auth")
     with _app(
         database_url,
         redis_url=_closed_port_url(),
-        redis_key_prefix=prefix,
+        redis_key_prefix=redis_prefix,
         failed_auth_per_minute=20,
     ) as app:
         refused = app.get("/v1/patients", headers=BAD)
@@ -205,7 +183,7 @@ def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        wait_for(lambda: _redis_answers(url), timeout=10, what="redis-server to answer")
+        wait_for(lambda: redis_answers(url), timeout=10, what="redis-server to answer")
         yield url, proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -213,12 +191,14 @@ def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         proc.wait(10)
 
 
-def test_a_redis_that_dies_and_comes_back(database_url, own_redis, prefix, token, monkeypatch):
+def test_a_redis_that_dies_and_comes_back(
+    database_url, own_redis, redis_prefix, token, monkeypatch
+):
     url, proc = own_redis
     monkeypatch.setattr(limiter, "RETRY_AFTER_S", 0.5)
     settings = {
         "redis_url": url,
-        "redis_key_prefix": prefix,
+        "redis_key_prefix": redis_prefix,
         "rate_limit_per_minute": 2,
         "failed_auth_per_minute": 2,
     }
@@ -245,7 +225,7 @@ def test_a_redis_that_dies_and_comes_back(database_url, own_redis, prefix, token
         ]
         back = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: _redis_answers(url), timeout=10, what="redis-server to come back")
+            wait_for(lambda: redis_answers(url), timeout=10, what="redis-server to come back")
             # after RETRY_AFTER_S the budgets use Redis again: a fresh (empty) store there
             wait_for(lambda: get(BAD) == 401, timeout=10, what="failures counted in Redis again")
             assert [get(BAD), get(BAD)] == [401, 429]  # 2 a minute, counted from the return
