@@ -24,8 +24,7 @@ from limits.aio.strategies import FixedWindowRateLimiter as AsyncFixedWindow
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
-from kap_outcomes.edge import RateWindow
-from kap_outcomes.limiter import LocalBudget, SharedBudget, SharedStore
+from kap_outcomes.limiter import LocalBudget, RateWindow, SharedBudget, SharedStore
 from kap_outcomes.metrics import ASSESSMENTS, RequestSeries
 
 KEYS = [f"token-{n}" for n in range(50)]  # 50 tokens taking turns

@@ -1,8 +1,7 @@
 """What every request passes through first: its id, its log line, security headers, and the
 throttling of failed authentication per client address. (The per-token rate limit, which needs
 the authenticated principal, is applied in ``auth.dependencies.current_principal``; both are
-budgets of :mod:`kap_outcomes.limiter`, counted in process by the :class:`RateWindow` defined
-here or in Redis.)
+budgets of :mod:`kap_outcomes.limiter`, counted in this process or in Redis.)
 
 The throttle counts and refuses failed attempts only: an address over its budget gets 429
 instead of 401 (or instead of the 400 of a wrong enrollment code), while a request whose
@@ -24,19 +23,18 @@ import asyncio
 import ipaddress
 import itertools
 import logging
-import math
 import os
 import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes.errors import DomainError
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
+from kap_outcomes.limiter import Budget
 from kap_outcomes.metrics import RequestSeries
 
 log = logging.getLogger("kap_outcomes.access")
@@ -52,12 +50,6 @@ _SECURITY_HEADERS = [
 ]
 _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
-
-
-class Budget(Protocol):
-    """What the edge needs of a limiter (see :mod:`kap_outcomes.limiter`)."""
-
-    async def take(self, key: str) -> int: ...
 
 
 CORS_ALLOWED_HEADERS = [
@@ -85,29 +77,6 @@ def cors_options(origins: list[str]) -> dict[str, Any]:
         "expose_headers": CORS_EXPOSED_HEADERS,
         "max_age": 600,
     }
-
-
-class RateWindow:
-    """A fixed-window counter per key, bounded in memory (oldest keys dropped first)."""
-
-    def __init__(self, limit: int, seconds: float, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self.max_keys = max_keys
-        self._counts: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
-
-    def retry_after(self, key: bytes, now: float) -> int:
-        """0 if ``key`` is under the limit (and count it), else seconds until it is again."""
-        start, count = self._counts.get(key, (now, 0))
-        if now - start >= self.seconds:
-            start, count = now, 0
-        if count >= self.limit:
-            return max(1, math.ceil(start + self.seconds - now))
-        self._counts[key] = (start, count + 1)
-        self._counts.move_to_end(key)
-        if len(self._counts) > self.max_keys:
-            self._counts.popitem(last=False)
-        return 0
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

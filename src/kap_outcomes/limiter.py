@@ -1,10 +1,10 @@
 """The request budgets: requests per token, failed authentications per client address.
 
 Each is a fixed window of one minute per key. Without ``KAP_REDIS_URL`` the counts live in
-this process (:class:`LocalBudget`, the edge's bounded :class:`~kap_outcomes.edge.RateWindow`:
-O(1) per request with a hard cap on the keys it holds). With it they live in Redis
-(:class:`SharedBudget`, the ``limits`` library's fixed window on its asyncio Redis storage:
-one scripted INCR with its expiry per request), so every instance draws on one budget.
+this process (:class:`LocalBudget` on a :class:`RateWindow`: O(1) per request, with a hard
+cap on the keys it holds). With it they live in Redis (:class:`SharedBudget`, the ``limits``
+library's fixed window on its asyncio Redis storage: one scripted INCR with its expiry per
+request), so every instance draws on one budget.
 
 While Redis does not answer (refused, timed out, any Redis error), the two budgets behave
 differently, on purpose:
@@ -27,13 +27,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from kap_outcomes.edge import RateWindow
 from kap_outcomes.metrics import SHARED_LIMIT_UNAVAILABLE
 
 log = logging.getLogger("kap_outcomes.limits")
@@ -53,6 +53,29 @@ class Budget(Protocol):
         """Count one event of ``key``: 0 while within the budget, else the seconds until the
         key has a budget again (its ``Retry-After``)."""
         ...
+
+
+class RateWindow:
+    """A fixed-window counter per key, bounded in memory (oldest keys dropped first)."""
+
+    def __init__(self, limit: int, seconds: float, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.max_keys = max_keys
+        self._counts: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+
+    def retry_after(self, key: bytes, now: float) -> int:
+        """0 if ``key`` is under the limit (and count it), else seconds until it is again."""
+        start, count = self._counts.get(key, (now, 0))
+        if now - start >= self.seconds:
+            start, count = now, 0
+        if count >= self.limit:
+            return max(1, math.ceil(start + self.seconds - now))
+        self._counts[key] = (start, count + 1)
+        self._counts.move_to_end(key)
+        if len(self._counts) > self.max_keys:
+            self._counts.popitem(last=False)
+        return 0
 
 
 class LocalBudget:

@@ -12,8 +12,9 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
-from kap_outcomes.edge import Budget, too_many_requests
+from kap_outcomes.edge import too_many_requests
 from kap_outcomes.errors import forbidden, unauthorized
+from kap_outcomes.limiter import Budget
 from kap_outcomes.smart import repository as smart_clients
 from kap_outcomes.smart.scopes import allows_writes
 from kap_outcomes.smart.tokens import TokenIssuer
