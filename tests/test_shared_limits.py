@@ -75,7 +75,7 @@ def test_two_instances_share_one_request_budget(database_url, redis_url, redis_p
         limited = b.get("/v1/patients", headers=_auth(token))
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
-        assert 50 <= int(limited.headers["retry-after"]) <= 60  # the window began just now
+        assert 30 <= int(limited.headers["retry-after"]) <= 60  # the window began seconds ago
 
 
 def test_without_redis_each_instance_counts_alone(database_url, token):
