@@ -193,7 +193,7 @@ def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 def test_a_redis_that_dies_and_comes_back(
-    database_url, own_redis, redis_prefix, token, monkeypatch
+    database_url, own_redis, redis_prefix, token, monkeypatch, caplog
 ):
     url, proc = own_redis
     monkeypatch.setattr(limiter, "RETRY_AFTER_S", 0.5)
@@ -203,6 +203,7 @@ def test_a_redis_that_dies_and_comes_back(
         "rate_limit_per_minute": 2,
         "failed_auth_per_minute": 2,
     }
+    caplog.set_level(logging.WARNING, logger="kap_outcomes.limits")
     with _app(database_url, **settings) as app:
         get = lambda headers: app.get("/v1/patients", headers=headers).status_code  # noqa: E731
         assert [get(_auth(token)) for _ in range(2)] == [200, 200]  # counted in Redis
@@ -230,6 +231,9 @@ def test_a_redis_that_dies_and_comes_back(
             # after RETRY_AFTER_S the budgets use Redis again: a fresh (empty) store there
             wait_for(lambda: get(BAD) == 401, timeout=10, what="failures counted in Redis again")
             assert [get(BAD), get(BAD)] == [401, 429]  # 2 a minute, counted from the return
+            said = [r.getMessage() for r in caplog.records if r.name == "kap_outcomes.limits"]
+            # one warning for the outage however many retries it took, one for the return
+            assert len(said) == 2 and "did not answer" in said[0] and "again" in said[1], said
         finally:
             back.kill()
             back.wait(10)

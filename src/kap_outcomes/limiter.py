@@ -102,19 +102,26 @@ class SharedStore:
         )
         self.strategy = FixedWindowRateLimiter(self.storage)
         self._down_until = 0.0
+        self.outage = False
 
     @property
     def answering(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def failed(self, exc: BaseException) -> None:
-        if self.answering:  # once per outage, not per request
+        if not self.outage:  # once per outage, not per request or per retry
+            self.outage = True
             log.warning(
-                "shared limits: Redis did not answer (%s); deciding without it for %.0f s",
+                "shared limits: Redis did not answer (%s); deciding without it, trying again "
+                "every %.0f s",
                 type(exc).__name__,
                 RETRY_AFTER_S,
             )
         self._down_until = time.monotonic() + RETRY_AFTER_S
+
+    def answered(self) -> None:
+        self.outage = False
+        log.warning("shared limits: Redis answers again")
 
     async def close(self) -> None:
         bridge: Any = self.storage.bridge  # the redis.asyncio client it made
@@ -141,12 +148,15 @@ class SharedBudget:
         store = self._store
         if store.answering:
             try:
-                if await store.strategy.hit(self._item, key):
-                    return 0
-                stats = await store.strategy.get_window_stats(self._item, key)
-                return max(1, math.ceil(stats.reset_time - time.time()))
+                allowed = await store.strategy.hit(self._item, key)
+                if not allowed:
+                    stats = await store.strategy.get_window_stats(self._item, key)
             except Exception as exc:  # limits.errors.StorageError, a timeout, a closed socket
                 store.failed(exc)
+            else:
+                if store.outage:
+                    store.answered()
+                return 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
         self._unavailable.inc()
         if self._fallback is None:
             return CLOSED_RETRY_AFTER_S
