@@ -68,6 +68,24 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis (KAP_TEST_REDIS_URL); CI starts it, elsewhere tests skip without."""
+    from .processes import REDIS_URL, redis_answers
+
+    if not redis_answers(REDIS_URL):
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis does not answer at {REDIS_URL} (.ci/run starts it)")
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own: parallel runs on one Redis never share a count."""
+    return f"kap-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c

@@ -42,6 +42,20 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str, step: f
         time.sleep(step)
 
 
+REDIS_URL = os.environ.get("KAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The machine's Redis, shared with other test runs: use a key prefix of the test's own."""
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
     env["KAP_DATABASE_URL"] = database_url
@@ -55,14 +69,21 @@ class ServiceProcess:
     """``python -m kap_outcomes.cli serve`` on a free port, its output in a log file."""
 
     def __init__(
-        self, env: dict[str, str], cwd: Path, *, ready_timeout: float = 30, port: int | None = None
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        *,
+        ready_timeout: float = 30,
+        port: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        argv = [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)],
+            [*argv, "--workers", str(workers)] if workers > 1 else argv,
             env=env,
             cwd=cwd,
             stdout=self._log,

@@ -135,3 +135,43 @@ def test_sqlite_timestamps_are_stored_exactly_as_sqlalchemy_stores_them() -> Non
         assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
     with pytest.raises(ValueError):
         ours(datetime(2026, 1, 1))  # the point: a naive value is refused
+
+
+def test_a_unit_of_work_that_fails_in_a_group_commit_runs_none_of_its_after_commit_callbacks(
+    tmp_path,
+) -> None:
+    """Three writes in one batch, the middle one fails after asking for a callback: the two
+    others commit and run theirs, the failed one's never runs (on PostgreSQL each write is a
+    transaction of its own, so this is SQLite's group commit)."""
+    import asyncio
+
+    from kap_outcomes.db import after_commit
+
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'k.db'}"))
+    ran: list[str] = []
+
+    def work(name: str, fail: bool):
+        def fn(conn):
+            conn.execute(text("SELECT 1"))
+            after_commit(conn, lambda: ran.append(name))
+            if fail:
+                raise ValueError(name)
+            return name
+
+        return fn
+
+    async def main():
+        return await asyncio.gather(
+            db.write(work("first", False)),
+            db.write(work("failed", True)),
+            db.write(work("last", False)),
+            return_exceptions=True,
+        )
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        db.dispose()
+    assert results[0] == "first" and results[2] == "last"
+    assert isinstance(results[1], ValueError)
+    assert sorted(ran) == ["first", "last"]

@@ -32,7 +32,7 @@ from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.contract import api_routes, finish, operation_id
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import CLIENT_CLOSED_REQUEST, Edge, Limits, RateWindow, cors_options
+from kap_outcomes.edge import CLIENT_CLOSED_REQUEST, Edge, Limits, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
 from kap_outcomes.events.router import router as events_router
 from kap_outcomes.fhir.outcome import (
@@ -43,7 +43,10 @@ from kap_outcomes.fhir.outcome import (
 )
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
+from kap_outcomes.limiter import budgets
 from kap_outcomes.links import require_public_base_url
+from kap_outcomes.metrics.router import router as metrics_router
+from kap_outcomes.metrics.scrape import registry as metrics_registry
 from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
@@ -87,6 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
 
+    shared_store, token_rate, failed_auth = budgets(
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        key_prefix=settings.redis_key_prefix,
+        rate_per_minute=settings.rate_limit_per_minute,
+        failed_auth_per_minute=settings.failed_auth_per_minute,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_objects()
@@ -96,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if worker is not None:
             await worker.stop()
+        if shared_store is not None:
+            await shared_store.close()
         db.dispose()
 
     app = FastAPI(
@@ -116,16 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyRules, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         Edge,
-        limits=Limits(
-            failed_auth_per_minute=settings.failed_auth_per_minute,
-            trusted_proxies=tuple(settings.trusted_proxies),
-        ),
+        limits=Limits(failures=failed_auth, trusted_proxies=tuple(settings.trusted_proxies)),
     )
     if settings.cors_origins:  # outermost: the edge's own answers (429) are readable too
         app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
-    app.state.token_rate = (
-        RateWindow(settings.rate_limit_per_minute, 60.0) if settings.rate_limit_per_minute else None
-    )
+    app.state.token_rate = token_rate
+    app.state.metrics = metrics_registry(db)
     app.state.db = db
     db.wrap_write = audit_service.in_transaction  # successful writes audit in-transaction
     app.state.settings = settings
@@ -234,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_router,
     ):
         app.include_router(router)
+    if settings.metrics_token is not None or settings.environment != "production":
+        app.include_router(metrics_router)  # production without a token: not served
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: NoTracebacks(build_stack())  # type: ignore[method-assign]

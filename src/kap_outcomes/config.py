@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     enrollment_code_minutes: int = Field(default=15, ge=1, le=1440)
     rate_limit_per_minute: int = Field(
-        default=1200, ge=0, description="Requests per token per minute (per process); 0: off."
+        default=1200,
+        ge=0,
+        description=(
+            "Requests per token per minute (per process, or shared with KAP_REDIS_URL); 0: off."
+        ),
     )
     failed_auth_per_minute: int = Field(
         default=20, ge=0, description="Failed authentications per client address; 0: off."
@@ -54,6 +58,30 @@ class Settings(BaseSettings):
         description=(
             "Reverse proxies whose X-Forwarded-For is believed, a JSON list of CIDRs, e.g. "
             '["10.0.0.0/8"]; empty: the client address is the peer\'s.'
+        ),
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Redis holding the rate limit and the failed-authentication throttle, shared by "
+            "every instance (redis:// or rediss://); unset: each process counts alone."
+        ),
+        examples=["redis://127.0.0.1:6379/0"],
+    )
+    redis_key_prefix: str = Field(
+        default="kap-outcomes",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description=(
+            "Prefix of this deployment's keys in Redis: deployments (or test runs) sharing "
+            "one Redis keep their counts apart with different prefixes."
+        ),
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description=(
+            "Bearer token that GET /metrics requires (32+ characters). Unset: /metrics is open "
+            "in development and test and not served in production."
         ),
     )
     cors_origins: list[str] = Field(
@@ -168,6 +196,13 @@ class Settings(BaseSettings):
             "fetches the set again only when the last fetch is older."
         ),
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^rediss?://[^\s/]+", value.get_secret_value()):
+            raise ValueError("expected redis://host:port/db or rediss://host:port/db")
+        return value
 
     @field_validator("database_url")
     @classmethod

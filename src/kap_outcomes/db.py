@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel, create_engine
 
 from kap_outcomes.errors import DomainError, invalid, unavailable
+from kap_outcomes.metrics import GROUP_COMMIT_BATCH
 
 T = TypeVar("T")
 
@@ -196,13 +197,21 @@ def defer_rows(conn: Connection, statement: HotStatement, row: Mapping[str, Any]
     conn.info.setdefault(_DEFERRED, []).append((statement, row))
 
 
-def deferred_mark(conn: Connection) -> int:
-    return len(conn.info.get(_DEFERRED, ()))
+def deferred_mark(conn: Connection) -> tuple[int, int]:
+    """Where a unit of work starts: its deferred rows and after-commit callbacks so far."""
+    info = conn.info
+    return len(info.get(_DEFERRED, ())), len(info.get(_AFTER_COMMIT, ()))
 
 
-def drop_deferred_since(conn: Connection, mark: int) -> None:
+def drop_deferred_since(conn: Connection, mark: tuple[int, int]) -> None:
+    """Forget what a unit of work that failed deferred: its rows and its callbacks."""
+    rows, callbacks = mark
     if _DEFERRED in conn.info:
-        del conn.info[_DEFERRED][mark:]
+        del conn.info[_DEFERRED][rows:]
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending and len(pending) > callbacks:
+        for callback in list(pending)[callbacks:]:
+            del pending[callback]
 
 
 def flush_deferred(conn: Connection) -> None:
@@ -434,6 +443,7 @@ class GroupCommitWriter:
         await future
 
     async def _run(self, batch: list[_Job]) -> None:
+        GROUP_COMMIT_BATCH.observe(len(batch))
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         raw: Any = None
         try:

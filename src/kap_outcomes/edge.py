@@ -1,7 +1,7 @@
 """What every request passes through first: its id, its log line, security headers, and the
 throttling of failed authentication per client address. (The per-token rate limit, which needs
-the authenticated principal, is applied in ``auth.dependencies.current_principal`` with the
-:class:`RateWindow` defined here.)
+the authenticated principal, is applied in ``auth.dependencies.current_principal``; both are
+budgets of :mod:`kap_outcomes.limiter`, counted in this process or in Redis.)
 
 The throttle counts and refuses failed attempts only: an address over its budget gets 429
 instead of 401 (or instead of the 400 of a wrong enrollment code), while a request whose
@@ -10,9 +10,11 @@ credential is valid is served as usual, and a request that needs none (``/health
 lock a clinic out. Guessing gains nothing from this: tokens carry 256 random bits, enrollment
 codes 80 bits for 15 minutes, client assertions are signatures.
 
-Pure ASGI and in-process: it adds a few microseconds to every request. The limits are per
-process; behind several instances they hold per instance (put a shared limiter at the load
-balancer when that matters).
+Pure ASGI: it adds a few microseconds to every request. The counts live in this process, or
+in Redis when ``KAP_REDIS_URL`` is set, so that they hold across instances (see
+:mod:`kap_outcomes.limiter`, also for what happens while Redis does not answer). Each request
+is also observed in the ``kap_http_request_duration_seconds`` histogram, labelled with its
+route's template (never the path as sent).
 """
 
 from __future__ import annotations
@@ -21,19 +23,19 @@ import asyncio
 import ipaddress
 import itertools
 import logging
-import math
 import os
 import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes.errors import DomainError
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
+from kap_outcomes.limiter import Budget
+from kap_outcomes.metrics import RequestSeries
 
 log = logging.getLogger("kap_outcomes.access")
 
@@ -48,17 +50,6 @@ _SECURITY_HEADERS = [
 ]
 _DOCS = ("/docs", "/redoc")  # the interactive docs load scripts: no CSP there
 _ENROLL = "/v1/auth/enroll"  # a wrong enrollment code is a failed authentication too
-
-
-class Window(Protocol):
-    """What the edge needs of a limiter (in-process :class:`RateWindow` now; a shared store
-    can stand in for it)."""
-
-    def retry_after(self, key: bytes, now: float) -> int: ...
-
-    def blocked_for(self, key: bytes, now: float) -> int: ...
-
-    def add(self, key: bytes, now: float) -> None: ...
 
 
 CORS_ALLOWED_HEADERS = [
@@ -88,44 +79,12 @@ def cors_options(origins: list[str]) -> dict[str, Any]:
     }
 
 
-class RateWindow:
-    """A fixed-window counter per key, bounded in memory (oldest keys dropped first)."""
-
-    def __init__(self, limit: int, seconds: float, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self.max_keys = max_keys
-        self._counts: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
-
-    def retry_after(self, key: bytes, now: float) -> int:
-        """0 if ``key`` is under the limit (and count it), else seconds until it is again."""
-        start, count = self._counts.get(key, (now, 0))
-        if now - start >= self.seconds:
-            start, count = now, 0
-        if count >= self.limit:
-            return max(1, math.ceil(start + self.seconds - now))
-        self._counts[key] = (start, count + 1)
-        self._counts.move_to_end(key)
-        if len(self._counts) > self.max_keys:
-            self._counts.popitem(last=False)
-        return 0
-
-    def blocked_for(self, key: bytes, now: float) -> int:
-        start, count = self._counts.get(key, (now, 0))
-        if now - start >= self.seconds or count < self.limit:
-            return 0
-        return max(1, math.ceil(start + self.seconds - now))
-
-    def add(self, key: bytes, now: float) -> None:
-        self.retry_after(key, now)
-
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    failed_auth_per_minute: int  # per client address; 0: no throttling
+    failures: Budget | None  # failed authentications per client address; None: no throttle
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
 
 
@@ -230,12 +189,9 @@ class Edge:
         # request ids: unique per process and cheap (no syscall per request)
         self._id_prefix = os.urandom(4).hex().encode()
         self._id_counter = itertools.count()
-        self._failures: Window | None = (
-            RateWindow(limits.failed_auth_per_minute, 60.0)
-            if limits.failed_auth_per_minute
-            else None
-        )
+        self._failures = limits.failures
         self._proxies = limits.trusted_proxies
+        self._requests = RequestSeries()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -270,7 +226,7 @@ class Edge:
                 status = message["status"]
                 failures = self._failures
                 if failures is not None and _failed_authentication(status, scope["path"]):
-                    refusal = self._count_failure(failures, scope)
+                    refusal = await self._count_failure(failures, scope)
                     if refusal is not None:  # the app's answer is dropped for the 429
                         refused, status = True, refusal.status
                         await _send_problem(send, refusal, scope["path"], headers_out)
@@ -285,28 +241,28 @@ class Edge:
         finally:
             if gone and not answered:
                 status = CLIENT_CLOSED_REQUEST  # one quiet line: nothing failed on our side
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None)
+            self._requests.observe(scope["method"], route or "unmatched", status, elapsed)
             if log.isEnabledFor(logging.INFO):
-                route = scope.get("route")
                 self._access.add(
                     orjson.dumps(
                         {
                             "request_id": request_id.decode(),
                             "method": scope["method"],
-                            "route": getattr(route, "path", None) or "-",
+                            "route": route or "-",
                             "status": status,
-                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                            "duration_ms": round(elapsed * 1000, 2),
                         }
                     ).decode()
                 )
 
-    def _count_failure(self, failures: Window, scope: Scope) -> DomainError | None:
+    async def _count_failure(self, failures: Budget, scope: Scope) -> DomainError | None:
         """Count a failed authentication of the client; the 429 that replaces it once the
         client is over its budget."""
-        key, now = client_key(scope, self._proxies), time.monotonic()
-        wait = failures.blocked_for(key, now)
+        wait = await failures.take(client_key(scope, self._proxies).decode())
         if wait:
             return too_many_requests(wait, "Too many failed authentications from this address.")
-        failures.add(key, now)
         return None
 
 

@@ -25,6 +25,7 @@ from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
 from kap_outcomes.events import repository as events_repository
 from kap_outcomes.events.outbox import BELL
+from kap_outcomes.metrics import WEBHOOK_ATTEMPTS
 from kap_outcomes.signals import watch
 from kap_outcomes.webhooks import delivery
 from kap_outcomes.webhooks import repository as webhooks_repository
@@ -38,6 +39,8 @@ the round that takes it; a round takes every event written since the last)."""
 SIGNAL_WATCH_INTERVAL_S = 2.0
 """The signal watch runs at most this often: it reloads every patient a batch touched, which
 under a stream of submissions is better done for many events at once than for each."""
+_SUCCEEDED = WEBHOOK_ATTEMPTS.labels("succeeded")
+_FAILED = WEBHOOK_ATTEMPTS.labels("failed")
 
 
 class Worker:
@@ -154,6 +157,7 @@ class Worker:
             policy=self.policy,
             timeout_s=self.settings.webhook_timeout_s,
         )
+        (_SUCCEEDED if answer.succeeded else _FAILED).inc()
         try:
             await self.db.write(
                 partial(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Annotated
 
@@ -13,8 +12,9 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
-from kap_outcomes.edge import RateWindow, too_many_requests
+from kap_outcomes.edge import too_many_requests
 from kap_outcomes.errors import forbidden, unauthorized
+from kap_outcomes.limiter import Budget
 from kap_outcomes.smart import access as smart_access
 from kap_outcomes.smart import repository as smart_clients
 from kap_outcomes.smart.tokens import TokenIssuer
@@ -58,11 +58,11 @@ async def current_principal(request: Request) -> Principal:
     if granted is not None:  # once the audit knows the caller, so a refusal is recorded with it
         route = request.scope.get("route")
         smart_access.check(request.method, getattr(route, "path_format", None), granted)
-    limiter: RateWindow | None = request.app.state.token_rate
+    limiter: Budget | None = request.app.state.token_rate
     if limiter is not None:
         # per principal, after authentication: a forged token cannot use up someone's quota,
         # and a SMART client's fresh access tokens share the client's one
-        wait = limiter.retry_after(principal.token_id.encode(), time.monotonic())
+        wait = await limiter.take(principal.token_id)
         if wait:
             raise too_many_requests(wait, "This token's request rate is over its limit.")
     return principal

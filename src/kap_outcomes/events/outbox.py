@@ -43,7 +43,7 @@ Subscriber = Callable[[Connection, Recorded], None]
 _subscribers: list[Subscriber] = []
 _loaded = False
 
-CONSUMERS = ("kap_outcomes.caseload.listener",)
+CONSUMERS = ("kap_outcomes.caseload.listener", "kap_outcomes.metrics.listener")
 """Modules that subscribe at import; loaded on the first event, whoever emits it (the app,
 the command line, a test calling a service directly)."""
 

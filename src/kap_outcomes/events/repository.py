@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, literal_column, select, tuple_, update
+from sqlalchemy import Connection, func, insert, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kap_outcomes.db import HotStatement, defer_rows, utcnow
@@ -125,3 +125,12 @@ def behind(conn: Connection, *, name: str) -> bool:
     """Has the consumer events left to read? (A read: an idle worker writes nothing.)"""
     after = checkpoint(conn, name=name)
     return after is not None and bool(following(conn, after=after, limit=1))
+
+
+def backlog(conn: Connection, *, name: str, cap: int) -> int:
+    """How many settled events the consumer has yet to read (counted up to ``cap``)."""
+    after = checkpoint(conn, name=name)
+    if after is None:  # no such consumer: nobody is behind
+        return 0
+    waiting = select(events.c.seq).where(_after(after), *_settled(conn)).limit(cap).subquery()
+    return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one())

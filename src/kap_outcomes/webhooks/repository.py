@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -237,3 +237,22 @@ def endpoint_failed(
     if disable_reason is not None:
         query = query.where(endpoints.c.enabled.is_(True))
     conn.execute(query.values(values))
+
+
+# --- what the metrics show ----------------------------------------------------------------
+
+
+def delivery_backlog(conn: Connection, *, now: datetime, cap: int) -> dict[str, int]:
+    """Deliveries due now, waiting for a retry after a failed attempt, and given up (each
+    counted up to ``cap``; the status index serves all three)."""
+    d = deliveries.c
+    states = {
+        "due": and_(d.status == PENDING, d.next_attempt_at <= now),
+        "retrying": and_(d.status == PENDING, d.attempts > 0),
+        "failed": d.status == FAILED,
+    }
+    counts: dict[str, int] = {}
+    for state, where in states.items():
+        rows = select(d.id).where(where).limit(cap).subquery()
+        counts[state] = int(conn.execute(select(func.count()).select_from(rows)).scalar_one())
+    return counts
