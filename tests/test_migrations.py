@@ -42,6 +42,7 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "care_session_revisions",
+    "patient_identifiers",
 }
 
 
