@@ -10,11 +10,12 @@ from sqlalchemy import Connection, and_, false, insert, literal, or_, select
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
-from kap_outcomes.patients.models import Patient
+from kap_outcomes.patients.models import EXTERNAL_ID_SYSTEM, Patient, PatientIdentifier
 
 assessments = Assessment.__table__  # type: ignore[attr-defined]
 patients = Patient.__table__  # type: ignore[attr-defined]
 identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
+patient_identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -26,6 +27,7 @@ class AssessmentFilter:
     ids: list[str] | None = None
     instruments: list[str] | None = None
     with_total: bool = False
+    forms_only: bool = False  # completed forms only (no total-only score)
     administered: list[tuple[str, datetime]] = field(default_factory=list)
     updated: list[tuple[str, datetime]] = field(default_factory=list)
 
@@ -55,6 +57,8 @@ def search_assessments(
         query = query.where(assessments.c.instrument.in_(where.instruments))
     if where.with_total:
         query = query.where(assessments.c.total.is_not(None))
+    if where.forms_only:
+        query = query.where(assessments.c["items"].is_not(None))
     for op, value in where.administered:
         query = query.where(_OPS[op](assessments.c.administered_at, value))
     for op, value in where.updated:
@@ -133,16 +137,6 @@ def search_patients_with_conditions(
     return list(conn.execute(query.limit(limit)).all())
 
 
-def patient_by_external_id(
-    conn: Connection, *, organisation_id: str, external_id: str
-) -> Any | None:
-    return conn.execute(
-        select(patients).where(
-            patients.c.organisation_id == organisation_id, patients.c.external_id == external_id
-        )
-    ).first()
-
-
 def assessments_with_identifier(
     conn: Connection,
     *,
@@ -178,3 +172,51 @@ def identifiers_of(conn: Connection, *, assessment_ids: list[str]) -> dict[str, 
 
 def insert_identifier(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(identifiers).values(**values))
+
+
+def patients_with_identifier(
+    conn: Connection, *, organisation_id: str, system: str | None, value: str
+) -> list[str]:
+    """The patients of the organisation an identifier names (at most a few): ``external_id``
+    under our own system, any stored identifier of ``system``, or with no system, both."""
+    found: set[str] = set()
+    if system in (None, EXTERNAL_ID_SYSTEM):
+        found.update(
+            row[0]
+            for row in conn.execute(
+                select(patients.c.id).where(
+                    patients.c.organisation_id == organisation_id,
+                    patients.c.external_id == value,
+                )
+            ).all()
+        )
+    if system != EXTERNAL_ID_SYSTEM:
+        query = select(patient_identifiers.c.patient_id).where(
+            patient_identifiers.c.organisation_id == organisation_id,
+            patient_identifiers.c.value == value,
+        )
+        if system is not None:
+            query = query.where(patient_identifiers.c.system == system)
+        found.update(row[0] for row in conn.execute(query.limit(50)).all())
+    return sorted(found)
+
+
+def patient_identifiers_of(
+    conn: Connection, *, patient_ids: list[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each patient's identifiers in other systems, by system then value."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if not patient_ids:
+        return out
+    rows = conn.execute(
+        select(
+            patient_identifiers.c.patient_id,
+            patient_identifiers.c.system,
+            patient_identifiers.c.value,
+        )
+        .where(patient_identifiers.c.patient_id.in_(patient_ids))
+        .order_by(patient_identifiers.c.system, patient_identifiers.c.value)
+    ).all()
+    for patient_id, system, value in rows:
+        out.setdefault(patient_id, []).append((system, value))
+    return out

@@ -7,7 +7,7 @@ scoring, safety alerts and caseload hook as a form posted on /v1 (source ``ehr``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, not_found
-from kap_outcomes.fhir import ingest, repository, resources, search
+from kap_outcomes.fhir import ingest, observation_ingest, repository, resources, search
 from kap_outcomes.fhir.outcome import fhir_error
 from kap_outcomes.fhir.questionnaires import (
     LOINC,
@@ -124,7 +124,12 @@ def read_patient(conn: Connection, *, principal: Principal, patient_id: str) -> 
     )
     if row is None:
         raise not_found("Patient")
-    return resources.patient(row)
+    return _patients_out(conn, [row])[0]
+
+
+def _patients_out(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    found = repository.patient_identifiers_of(conn, patient_ids=[r.id for r in rows])
+    return [resources.patient(r, found.get(r.id, [])) for r in rows]
 
 
 def search_patients(
@@ -135,12 +140,11 @@ def search_patients(
         found: set[str] = set()
         for one in search.alternatives(value, "identifier"):
             system, code = search.token(one, "identifier")
-            if system in (None, resources.EXTERNAL_ID_SYSTEM):
-                row = repository.patient_by_external_id(
-                    conn, organisation_id=principal.organisation_id, external_id=code
+            found.update(
+                repository.patients_with_identifier(
+                    conn, organisation_id=principal.organisation_id, system=system, value=code
                 )
-                if row is not None:
-                    found.add(str(row.id))
+            )
         sets.append(found)
     wanted = search.intersect(sets)
     if principal.is_patient:
@@ -161,7 +165,7 @@ def search_patients(
         base=request.base,
         path="Patient",
         params=request.params,
-        resources=[resources.patient(r) for r in rows],
+        resources=_patients_out(conn, rows),
         next_cursor=None,
     )
 
@@ -282,10 +286,20 @@ def _qr(conn: Connection, row: Any) -> dict[str, Any]:
 def read_questionnaire_response(
     conn: Connection, *, principal: Principal, response_id: str
 ) -> dict[str, Any]:
-    row = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=response_id
+    row = _visible(
+        principal,
+        repository.get_assessment(
+            conn, organisation_id=principal.organisation_id, assessment_id=response_id
+        ),
     )
-    return _qr(conn, _visible(principal, row))
+    if not resources.is_form(row):
+        raise fhir_error(
+            404,
+            "not-found",
+            f"a total-only score has no form: read it as Observation/{row.id}-total",
+            "QuestionnaireResponse",
+        )
+    return _qr(conn, row)
 
 
 def _page(
@@ -324,6 +338,7 @@ def search_questionnaire_responses(
         patient_ids=_patients(principal, request),
         administered=search.date_bounds(query.all("authored"), "authored"),
         updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
+        forms_only=True,
     )
     ids = _ids(request)
     if ids is not None:
@@ -382,9 +397,7 @@ def read_observation(
         conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
     )
     row = _visible(principal, row)
-    if kind not in resources.observation_kinds(Instrument(row.instrument)) or (
-        kind == resources.TOTAL and row.total is None
-    ):
+    if kind not in resources.served_kinds(row):
         raise not_found("Observation")
     return resources.observation(row, kind)
 
@@ -474,28 +487,41 @@ def _conditional_matches(conn: Connection, *, principal: Principal, condition: s
     )
 
 
-def _resolve_subject(conn: Connection, *, principal: Principal, subject: ingest.SubjectRef) -> str:
-    where = "QuestionnaireResponse.subject"
+def _resolve_subject(
+    conn: Connection,
+    *,
+    principal: Principal,
+    subject: ingest.SubjectRef,
+    where: str = "QuestionnaireResponse.subject",
+) -> str:
+    """The patient a subject names: ``Patient/{id}``, or an identifier in any system stored
+    for the organisation's patients (``external_id`` under our own system). The identifier's
+    value is never repeated in an error."""
     if subject.patient_id is not None:
         row = repository.get_patient(
             conn, organisation_id=principal.organisation_id, patient_id=subject.patient_id
         )
+        found = [] if row is None else [str(row.id)]
     else:
-        if subject.identifier_system not in (None, resources.EXTERNAL_ID_SYSTEM):
-            raise fhir_error(
-                422,
-                "not-found",
-                f"patient identifiers use the system {resources.EXTERNAL_ID_SYSTEM}",
-                f"{where}.identifier.system",
-            )
-        row = repository.patient_by_external_id(
+        found = repository.patients_with_identifier(
             conn,
             organisation_id=principal.organisation_id,
-            external_id=subject.identifier_value or "",
+            system=subject.identifier_system,
+            value=subject.identifier_value or "",
         )
-    if row is None or (principal.is_patient and row.id != principal.patient_id):
+        where = f"{where}.identifier"
+    if principal.is_patient:
+        found = [one for one in found if one == principal.patient_id]
+    if len(found) > 1:
+        raise fhir_error(
+            422,
+            "multiple-matches",
+            "this identifier names several patients of this organisation: send its system",
+            where,
+        )
+    if not found:
         raise fhir_error(422, "not-found", "no such patient in this organisation", where)
-    return str(row.id)
+    return found[0]
 
 
 def _to_create(form: ingest.IngestedForm) -> AssessmentCreate:
@@ -585,4 +611,161 @@ def create_questionnaire_response(
                 422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
             ) from None
         raise
+    return Created(outcome.status_code, outcome.body)
+
+
+# Ingest of Observations (flowsheet scores) --------------------------------------------------
+
+
+def _parse(body: bytes, resource_type: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise fhir_error(400, "structure", "the body is not JSON", resource_type) from None
+
+
+def _score_create(score: observation_ingest.Score) -> AssessmentCreate:
+    try:
+        return AssessmentCreate.model_validate(
+            {
+                "instrument": score.instrument,
+                "items": score.items,
+                "total": score.total,
+                "item9": score.item9,
+                "difficulty": score.difficulty,
+                "administered_at": score.effective,
+                "source": Source.ehr,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        raise fhir_error(422, "value", str(first["msg"]), f"{score.where}.effective") from None
+
+
+def _primary(row: Any, code: str | None = None) -> dict[str, Any]:
+    """The Observation an ingested Observation became: its own kind where this service
+    serves one (total, item 9), else the assessment's first (the total, if any)."""
+    kinds = resources.served_kinds(row)
+    instrument = Instrument(row.instrument)
+    for kind in kinds:
+        if code is not None and resources.observation_code(instrument, kind) == code:
+            return resources.observation(row, kind)
+    return resources.observation(row, kinds[0])
+
+
+def _store_score(conn: Connection, *, principal: Principal, score: observation_ingest.Score) -> Any:
+    """One administration → one assessment, through the same service as /v1."""
+    data = _score_create(score)
+    patient_id = _resolve_subject(
+        conn, principal=principal, subject=score.subject, where=f"{score.where}.subject"
+    )
+    audit.concerns(patient_id)
+    try:
+        created = assessments_service.submit_assessment(
+            conn, principal=principal, patient_id=patient_id, data=data
+        )
+    except DomainError as exc:
+        if exc.status == 422 and exc.errors:  # the scoring's checks: point at the score
+            raise fhir_error(422, "value", exc.errors[0].detail, score.where) from None
+        raise
+    for system, value in score.identifiers:
+        repository.insert_identifier(
+            conn,
+            {
+                "id": new_id(),
+                "organisation_id": principal.organisation_id,
+                "assessment_id": created.id,
+                "system": system,
+                "value": value,
+                "created_at": utcnow(),
+            },
+        )
+    return repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    )
+
+
+def create_observation(
+    conn: Connection,
+    *,
+    principal: Principal,
+    body: bytes,
+    if_none_exist: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    """A total score, PHQ-9 item 9 or a panel of them: conditional create (If-None-Exist),
+    idempotent under an Idempotency-Key. Answers with the Observation it became."""
+    score = observation_ingest.read_observation(_parse(body, "Observation"))
+    code = next(iter(code for _, code in score.entries), None)
+    if if_none_exist is not None:
+        matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
+        if len(matches) > 1:
+            raise fhir_error(
+                412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
+            )
+        if matches:
+            row = repository.get_assessment(
+                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+            )
+            return Created(200, orjson.dumps(_primary(_visible(principal, row), code)).decode())
+        if not score.identifiers:
+            system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
+            score = replace(score, identifiers=[(system or "", value)])
+
+    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+        row = _store_score(conn, principal=principal, score=score)
+        return RootModel[dict[str, Any]](_primary(row, code))
+
+    outcome = idempotency_service.run(
+        conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
+    )
+    return Created(outcome.status_code, outcome.body)
+
+
+def process_transaction(
+    conn: Connection,
+    *,
+    principal: Principal,
+    body: bytes,
+    base: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    """A transaction Bundle of Observations: every administration stored, or none (one
+    database transaction). Answers with a transaction-response Bundle, one entry per entry."""
+    scores, count = observation_ingest.read_transaction(_parse(body, "Bundle"))
+
+    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+        responses: list[dict[str, Any] | None] = [None] * count
+        for score in scores:
+            row = _store_score(conn, principal=principal, score=score)
+            for index, code in score.entries:
+                served = _primary(row, code)
+                version = served["meta"]["versionId"]
+                responses[index] = {
+                    "fullUrl": f"{base}/Observation/{served['id']}",
+                    "response": {
+                        "status": "201 Created",
+                        "location": f"Observation/{served['id']}/_history/{version}",
+                        "etag": f'W/"{version}"',
+                        "lastModified": served["meta"]["lastUpdated"],
+                    },
+                }
+        return RootModel[dict[str, Any]](
+            {
+                "resourceType": "Bundle",
+                "type": "transaction-response",
+                "entry": [entry for entry in responses if entry is not None],
+            }
+        )
+
+    outcome = idempotency_service.run(
+        conn,
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=fingerprint,
+        create=create,
+        status_code=200,
+    )
     return Created(outcome.status_code, outcome.body)

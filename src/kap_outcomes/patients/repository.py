@@ -143,16 +143,3 @@ def identifiers_of(conn: Connection, *, patient_ids: list[str]) -> dict[str, lis
     for patient_id, system, value in rows:
         out.setdefault(patient_id, []).append((system, value))
     return out
-
-
-def patients_with_identifier(
-    conn: Connection, *, organisation_id: str, system: str | None, value: str
-) -> list[str]:
-    """The patients of the organisation an identifier names: in ``system``, or (None) in any
-    stored system. The external id is not among them (see ``page``)."""
-    query = select(identifiers.c.patient_id).where(
-        identifiers.c.organisation_id == organisation_id, identifiers.c.value == value
-    )
-    if system is not None:
-        query = query.where(identifiers.c.system == system)
-    return sorted({row[0] for row in conn.execute(query.limit(50)).all()})
