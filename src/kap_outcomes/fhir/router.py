@@ -136,6 +136,14 @@ def _search(
     )
 
 
+def _created_headers(created: service.Created, location: str) -> dict[str, str]:
+    version = location.rpartition("/")[2]
+    headers = {"Location": location, "ETag": f'W/"{version}"'}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
 def _resource(resource: dict[str, Any]) -> FhirResponse:
     version = resource.get("meta", {}).get("versionId")
     headers = {"ETag": f'W/"{version}"'} if version else None
@@ -223,9 +231,7 @@ async def fhir_create_questionnaire_response(
     version = resource["meta"]["versionId"]
     location = f"{_base(request)}/QuestionnaireResponse/{resource['id']}/_history/{version}"
     return FhirResponse(
-        created.body,
-        status_code=created.status_code,
-        headers={"Location": location, "ETag": f'W/"{version}"'},
+        created.body, status_code=created.status_code, headers=_created_headers(created, location)
     )
 
 
@@ -368,9 +374,7 @@ async def fhir_create_observation(
     version = resource["meta"]["versionId"]
     location = f"{_base(request)}/Observation/{resource['id']}/_history/{version}"
     return FhirResponse(
-        created.body,
-        status_code=created.status_code,
-        headers={"Location": location, "ETag": f'W/"{version}"'},
+        created.body, status_code=created.status_code, headers=_created_headers(created, location)
     )
 
 
@@ -404,7 +408,8 @@ async def fhir_transaction(
             fingerprint=digest,
         )
     )
-    return FhirResponse(done.body, status_code=done.status_code)
+    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
+    return FhirResponse(done.body, status_code=done.status_code, headers=headers)
 
 
 @router.get("/Patient/{patient_id}", responses=_read("Patient"))

@@ -164,7 +164,8 @@ def search_patients(
     return search.bundle(
         base=request.base,
         path="Patient",
-        params=request.params,
+        # identifier values are PHI: never in a link this service generates
+        params=[(name, value) for name, value in request.params if name != "identifier"],
         resources=_patients_out(conn, rows),
         next_cursor=None,
     )
@@ -464,6 +465,7 @@ def search_observations(
 class Created:
     status_code: int
     body: str
+    replayed: bool = False
 
 
 def _conditional_matches(conn: Connection, *, principal: Principal, condition: str) -> list[str]:
@@ -611,7 +613,7 @@ def create_questionnaire_response(
                 422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
             ) from None
         raise
-    return Created(outcome.status_code, outcome.body)
+    return Created(outcome.status_code, outcome.body, outcome.replayed)
 
 
 # Ingest of Observations (flowsheet scores) --------------------------------------------------
@@ -720,7 +722,7 @@ def create_observation(
     outcome = idempotency_service.run(
         conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
     )
-    return Created(outcome.status_code, outcome.body)
+    return Created(outcome.status_code, outcome.body, outcome.replayed)
 
 
 def process_transaction(
@@ -768,4 +770,4 @@ def process_transaction(
         create=create,
         status_code=200,
     )
-    return Created(outcome.status_code, outcome.body)
+    return Created(outcome.status_code, outcome.body, outcome.replayed)
