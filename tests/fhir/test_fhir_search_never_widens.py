@@ -156,9 +156,10 @@ UNKNOWN = [
     ("Observation", "code:not", "http://loinc.org|44261-6"),
     ("Observation", "patient:missing", "true"),
     ("Observation", "value-quantity", "gt10"),
-    ("Observation", "_sort", "-date"),
+    ("Observation", "_sort", "date"),  # oldest first: only newest first is supported
+    ("Observation", "_summary", "true"),  # only _summary=count is supported
     ("QuestionnaireResponse", "status", "completed"),
-    ("QuestionnaireResponse", "_include", "QuestionnaireResponse:subject"),
+    ("QuestionnaireResponse", "_include", "QuestionnaireResponse:author"),
     ("Patient", "name", "Smith"),
     ("Questionnaire", "title", "PHQ"),
 ]

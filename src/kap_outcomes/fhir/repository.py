@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, insert, literal, or_, select
+from sqlalchemy import Connection, and_, false, func, insert, literal, or_, select
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
@@ -40,15 +40,8 @@ _OPS = {
 }
 
 
-def search_assessments(
-    conn: Connection,
-    *,
-    where: AssessmentFilter,
-    at_or_before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[Any]:
-    """Newest first, keyset on (administered_at, id), the cursor's row included."""
-    query = select(assessments).where(assessments.c.organisation_id == where.organisation_id)
+def _filtered(query: Any, where: AssessmentFilter) -> Any:
+    query = query.where(assessments.c.organisation_id == where.organisation_id)
     if where.patient_ids is not None:
         query = query.where(assessments.c.patient_id.in_(where.patient_ids))
     if where.ids is not None:
@@ -63,6 +56,39 @@ def search_assessments(
         query = query.where(_OPS[op](assessments.c.administered_at, value))
     for op, value in where.updated:
         query = query.where(_OPS[op](assessments.c.version_at, value))
+    return query
+
+
+def count_assessments(conn: Connection, *, where: AssessmentFilter) -> int:
+    """How many assessments a search matches (a searchset's ``total`` of forms)."""
+    return int(
+        conn.execute(_filtered(select(func.count()).select_from(assessments), where)).scalar_one()
+    )
+
+
+def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Any]:
+    """What decides which Observations each matching assessment is served as (id,
+    instrument, whether it has a total, items, an item 9 beside a total), for a
+    searchset's ``total``: no answers, no JSON."""
+    query = select(
+        assessments.c.id,
+        assessments.c.instrument,
+        assessments.c.total,
+        assessments.c.item9,
+        assessments.c["items"].is_not(None).label("is_form"),
+    ).select_from(assessments)
+    return list(conn.execute(_filtered(query, where)).all())
+
+
+def search_assessments(
+    conn: Connection,
+    *,
+    where: AssessmentFilter,
+    at_or_before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Newest first, keyset on (administered_at, id), the cursor's row included."""
+    query = _filtered(select(assessments), where)
     if at_or_before is not None:
         at, row_id = at_or_before
         query = query.where(
@@ -108,7 +134,7 @@ def search_patients_with_conditions(
     patient_ids: list[str] | None,
     any_of: list[str] | None,
     at_or_before: tuple[datetime, str] | None,
-    limit: int,
+    limit: int | None,
 ) -> list[Any]:
     """Patients with at least one recorded condition (of ``any_of``, if given), newest first,
     keyset on (created_at, id), the cursor's row included."""
@@ -134,7 +160,9 @@ def search_patients_with_conditions(
             )
         )
     query = query.order_by(patients.c.created_at.desc(), patients.c.id.desc())
-    return list(conn.execute(query.limit(limit)).all())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).all())
 
 
 def assessments_with_identifier(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -79,6 +80,33 @@ def _ids(request: SearchRequest) -> set[str] | None:
     )
 
 
+def _count_only(request: SearchRequest) -> bool:
+    return search.SUMMARY_COUNT[1] in request.query.all(search.SUMMARY_COUNT[0])
+
+
+def _searchset(
+    request: SearchRequest,
+    path: str,
+    *,
+    total: int,
+    found: list[dict[str, Any]] | None = None,
+    next_cursor: str | None = None,
+    included: list[dict[str, Any]] | None = None,
+    params: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A searchset with its ``total``; with ``_summary=count``, the total alone."""
+    count_only = _count_only(request)
+    return search.bundle(
+        base=request.base,
+        path=path,
+        params=request.params if params is None else params,
+        resources=[] if count_only else found or [],
+        next_cursor=None if count_only else next_cursor,
+        total=total,
+        included=None if count_only else included,
+    )
+
+
 def _visible(principal: Principal, row: Any | None) -> Any:
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
@@ -104,13 +132,7 @@ def search_questionnaires(*, request: SearchRequest) -> dict[str, Any]:
     ids = _ids(request)
     if ids is not None:
         matches = [q for q in matches if q["id"] in ids]
-    return search.bundle(
-        base=request.base,
-        path="Questionnaire",
-        params=request.params,
-        resources=matches,
-        next_cursor=None,
-    )
+    return _searchset(request, "Questionnaire", total=len(matches), found=matches)
 
 
 # Patients --------------------------------------------------------------------------------
@@ -161,13 +183,13 @@ def search_patients(
     )
     if len(rows) == 1:
         audit.concerns(rows[0].id)
-    return search.bundle(
-        base=request.base,
-        path="Patient",
+    return _searchset(
+        request,
+        "Patient",
+        total=len(rows),
+        found=[] if _count_only(request) else _patients_out(conn, rows),
         # identifier values are PHI: never in a link this service generates
         params=[(name, value) for name, value in request.params if name != "identifier"],
-        resources=_patients_out(conn, rows),
-        next_cursor=None,
     )
 
 
@@ -227,15 +249,29 @@ def search_conditions(
         named.append(found)
     names = search.intersect(named)
 
-    def expand(row: Any) -> list[dict[str, Any]]:
+    def chosen(row: Any) -> list[str]:
         return [
-            resources.condition(row, name)
+            name
             for name in resources.recorded_conditions(row)
             if name in resources.CONDITION_SLUGS
             and (names is None or name in names)
             and (ids is None or resources.condition_id(row.id, name) in ids)
         ]
 
+    def expand(row: Any) -> list[dict[str, Any]]:
+        return [resources.condition(row, name) for name in chosen(row)]
+
+    every = repository.search_patients_with_conditions(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_ids=patient_ids,
+        any_of=None if names is None else sorted(names),
+        at_or_before=None,
+        limit=None,
+    )
+    total = sum(len(chosen(row)) for row in every)
+    if _count_only(request):
+        return _searchset(request, "Condition", total=total)
     at_or_before: tuple[datetime, str] | None = None
     skip = 0
     if request.cursor is not None:
@@ -267,13 +303,7 @@ def search_conditions(
         # every row of this batch was read and expanded to fewer than a page: read on
         last = rows[-1]
         at_or_before, skip = (last.created_at, last.id), 10**6
-    return search.bundle(
-        base=request.base,
-        path="Condition",
-        params=request.params,
-        resources=out,
-        next_cursor=next_cursor,
-    )
+    return _searchset(request, "Condition", total=total, found=out, next_cursor=next_cursor)
 
 
 # QuestionnaireResponses --------------------------------------------------------------------
@@ -356,6 +386,9 @@ def search_questionnaire_responses(
     )
     if instruments is not None:
         where.instruments = sorted(instruments)
+    total = repository.count_assessments(conn, where=where)
+    if _count_only(request):
+        return _searchset(request, "QuestionnaireResponse", total=total)
     found, next_cursor = _page(
         conn,
         where=where,
@@ -367,13 +400,30 @@ def search_questionnaire_responses(
         if resource["id"] in identifiers:
             system, value = identifiers[resource["id"]]
             resource["identifier"] = {"system": system, "value": value}
-    return search.bundle(
-        base=request.base,
-        path="QuestionnaireResponse",
-        params=request.params,
-        resources=found,
+    included: list[dict[str, Any]] = []
+    if {"QuestionnaireResponse:subject", "QuestionnaireResponse:patient"} & set(
+        query.all("_include")
+    ):
+        included = _subjects(conn, principal=principal, found=found)
+    return _searchset(
+        request,
+        "QuestionnaireResponse",
+        total=total,
+        found=found,
         next_cursor=next_cursor,
+        included=included,
     )
+
+
+def _subjects(
+    conn: Connection, *, principal: Principal, found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The Patients the resources of a page are about (``_include=…:subject``), once each."""
+    wanted = sorted({r["subject"]["reference"].partition("/")[2] for r in found})
+    rows = repository.patients_by_ids(
+        conn, organisation_id=principal.organisation_id, patient_ids=wanted
+    )
+    return _patients_out(conn, rows)
 
 
 # Observations --------------------------------------------------------------------------------
@@ -439,22 +489,57 @@ def search_observations(
         ):
             where.instruments = []
 
-    def expand(row: Any) -> list[dict[str, Any]]:
-        found = resources.observations(row)
-        if ids is not None:
-            found = [o for o in found if o["id"] in ids]
-        if kinds is None:
-            return found
+    def chosen(row: Any) -> list[str]:
         instrument = Instrument(row.instrument)
-        return [o for o in found if (instrument, o["id"].rpartition("-")[2]) in kinds]
+        return [
+            kind
+            for kind in resources.served_kinds(row)
+            if (ids is None or f"{row.id}-{kind}" in ids)
+            and (kinds is None or (instrument, kind) in kinds)
+        ]
 
+    def expand(row: Any) -> list[dict[str, Any]]:
+        return [resources.observation(row, kind) for kind in chosen(row)]
+
+    total = sum(
+        len(chosen(SimpleNamespace(**shape._asdict(), items=[] if shape.is_form else None)))
+        for shape in repository.assessment_shapes(conn, where=where)
+    )
+    if _count_only(request):
+        return _searchset(request, "Observation", total=total)
     found, next_cursor = _page(conn, where=where, request=request, expand=expand)
-    return search.bundle(
-        base=request.base,
-        path="Observation",
-        params=request.params,
-        resources=found,
+    includes = set(query.all("_include"))
+    included: list[dict[str, Any]] = []
+    if "Observation:derived-from" in includes:
+        forms = sorted(
+            {
+                derived["reference"].partition("/")[2]
+                for o in found
+                for derived in o.get("derivedFrom", [])
+            }
+        )
+        if forms:
+            rows = repository.search_assessments(
+                conn,
+                where=AssessmentFilter(
+                    organisation_id=principal.organisation_id, ids=forms, forms_only=True
+                ),
+                at_or_before=None,
+                limit=len(forms),
+            )
+            identifiers = repository.identifiers_of(conn, assessment_ids=forms)
+            included += [
+                resources.questionnaire_response(row, identifiers.get(row.id)) for row in rows
+            ]
+    if {"Observation:subject", "Observation:patient"} & includes:
+        included += _subjects(conn, principal=principal, found=found)
+    return _searchset(
+        request,
+        "Observation",
+        total=total,
+        found=found,
         next_cursor=next_cursor,
+        included=included,
     )
 
 
