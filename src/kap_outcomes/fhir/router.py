@@ -110,6 +110,32 @@ Reference = Annotated[
     list[str] | None,
     Query(max_length=16, description="``Patient/{id}`` or ``{id}``; repeated: all must hold."),
 ]
+Include = Annotated[
+    list[str] | None,
+    Query(
+        alias="_include",
+        max_length=4,
+        description="``QuestionnaireResponse:subject`` (the Patients); on Observation also "
+        "``Observation:derived-from`` (the forms). Entries with search.mode include.",
+    ),
+]
+Sort = Annotated[
+    str | None,
+    Query(
+        alias="_sort",
+        max_length=64,
+        description="``-date`` (Observation) or ``-authored`` (QuestionnaireResponse): newest "
+        "first, also the order without it.",
+    ),
+]
+Summary = Annotated[
+    str | None,
+    Query(
+        alias="_summary",
+        max_length=16,
+        description="``count``: the Bundle's ``total`` only, no entries.",
+    ),
+]
 Ids = Annotated[
     list[str] | None,
     Query(alias="_id", max_length=16, description="Ids, comma-separated (any of them)."),
@@ -162,6 +188,7 @@ async def fhir_search_questionnaires(
     principal: PrincipalDep,
     url: Params = None,
     ids: Ids = None,
+    summary: Summary = None,
     prefer: Prefer = None,
 ) -> FhirResponse:
     """The PHQ-9, GAD-7 and C-SSRS screener Questionnaires (LOINC-coded), by canonical."""
@@ -259,6 +286,9 @@ async def fhir_search_questionnaire_responses(
     authored: Params = None,
     questionnaire: Params = None,
     last_updated: LastUpdated = None,
+    include: Include = None,
+    sort: Sort = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,
@@ -299,6 +329,9 @@ async def fhir_search_observations(
     category: Params = None,
     date: Params = None,
     last_updated: LastUpdated = None,
+    include: Include = None,
+    sort: Sort = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,
@@ -426,10 +459,12 @@ async def fhir_search_patients(
     db: DbDep,
     identifier: Params = None,
     ids: Ids = None,
+    summary: Summary = None,
     prefer: Prefer = None,
 ) -> FhirResponse:
-    """By ``identifier=https://kap-outcomes.dev/fhir/sid/external-id|{external_id}`` or
-    ``_id``."""
+    """By ``identifier``: ``https://kap-outcomes.dev/fhir/sid/external-id|{external_id}``,
+    ``{system}|{value}`` of any identifier stored for the patient, or ``{value}`` in any of
+    them; or by ``_id``. Identifier values are never repeated in the Bundle's links."""
     return FhirResponse(
         await db.read(
             partial(
@@ -462,6 +497,7 @@ async def fhir_search_conditions(
     subject: Reference = None,
     ids: Ids = None,
     code: Params = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,
