@@ -55,6 +55,8 @@ def test_total_counts_every_match_not_the_page(tenant: Any) -> None:
     assert search(tenant, "Observation", patient=pid, code="44260-8")["total"] == 3
     assert search(tenant, "Observation", patient=pid, code="44261-6")["total"] == 4
     assert search(tenant, "QuestionnaireResponse", patient=pid)["total"] == 3  # forms only
+    by_id = search(tenant, "Observation", _id=f"{forms[0]}-total,{total_only}-total")
+    assert by_id["total"] == 2
     assert search(tenant, "Patient", _id=pid)["total"] == 1
     assert search(tenant, "Questionnaire")["total"] == 3
 

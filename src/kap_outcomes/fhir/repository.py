@@ -67,17 +67,17 @@ def count_assessments(conn: Connection, *, where: AssessmentFilter) -> int:
 
 
 def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Any]:
-    """What decides which Observations each matching assessment is served as (id,
-    instrument, whether it has a total, items, an item 9 beside a total), for a
-    searchset's ``total``: no answers, no JSON."""
-    query = select(
-        assessments.c.id,
+    """What decides which Observations the matching assessments are served as, counted by
+    kind of assessment (instrument, whether it has a total, is a form, has an item 9 beside
+    a total): a searchset's ``total`` in one grouped query, reading no answers."""
+    shape = (
         assessments.c.instrument,
-        assessments.c.total,
-        assessments.c.item9,
+        assessments.c.total.is_not(None).label("has_total"),
         assessments.c["items"].is_not(None).label("is_form"),
-    ).select_from(assessments)
-    return list(conn.execute(_filtered(query, where)).all())
+        assessments.c.item9.is_not(None).label("has_item9"),
+    )
+    query = select(*shape, func.count().label("n")).select_from(assessments)
+    return list(conn.execute(_filtered(query, where).group_by(*shape)).all())
 
 
 def search_assessments(
@@ -85,7 +85,7 @@ def search_assessments(
     *,
     where: AssessmentFilter,
     at_or_before: tuple[datetime, str] | None,
-    limit: int,
+    limit: int | None,
 ) -> list[Any]:
     """Newest first, keyset on (administered_at, id), the cursor's row included."""
     query = _filtered(select(assessments), where)
@@ -98,7 +98,9 @@ def search_assessments(
             )
         )
     query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
-    return list(conn.execute(query.limit(limit)).all())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).all())
 
 
 def get_assessment(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:

@@ -453,6 +453,17 @@ def read_observation(
     return resources.observation(row, kind)
 
 
+def _shaped(shape: Any) -> SimpleNamespace:
+    """A stand-in row with what ``resources.served_kinds`` reads."""
+    return SimpleNamespace(
+        id="",
+        instrument=shape.instrument,
+        total=0 if shape.has_total else None,
+        items=[] if shape.is_form else None,
+        item9=0 if shape.has_item9 else None,
+    )
+
+
 def search_observations(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
@@ -501,10 +512,18 @@ def search_observations(
     def expand(row: Any) -> list[dict[str, Any]]:
         return [resources.observation(row, kind) for kind in chosen(row)]
 
-    total = sum(
-        len(chosen(SimpleNamespace(**shape._asdict(), items=[] if shape.is_form else None)))
-        for shape in repository.assessment_shapes(conn, where=where)
-    )
+    if ids is None:  # by kind of assessment: one grouped query
+        total = sum(
+            shape.n * len(chosen(_shaped(shape)))
+            for shape in repository.assessment_shapes(conn, where=where)
+        )
+    else:  # at most a few assessments, each with its own ids
+        total = sum(
+            len(chosen(row))
+            for row in repository.search_assessments(
+                conn, where=where, at_or_before=None, limit=None
+            )
+        )
     if _count_only(request):
         return _searchset(request, "Observation", total=total)
     found, next_cursor = _page(conn, where=where, request=request, expand=expand)
