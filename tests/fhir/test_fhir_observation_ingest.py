@@ -396,3 +396,24 @@ def test_patient_shows_and_finds_every_identifier(tenant: Any) -> None:
         ).json()
     )
     assert wrong_system["entry"] == []
+
+
+def test_a_form_conditional_on_a_score_identifier_is_a_conflict(
+    tenant: Any, count_rows: Any
+) -> None:
+    from .forms import us_core_phq9
+
+    patient_id = tenant.patient()
+    obs = total("44261-6", {"valueInteger": 9}, {"reference": f"Patient/{patient_id}"})
+    obs["identifier"] = [{"system": "https://ehr.example.org/flowsheet", "value": "row-9"}]
+    assert post(tenant, OBS, obs).status_code == 201
+    form = us_core_phq9(patient_id, [1, 1, 1, 1, 1, 1, 1, 1, 0])
+    resp = post(
+        tenant,
+        "/fhir/R4/QuestionnaireResponse",
+        form,
+        {"If-None-Exist": "identifier=https://ehr.example.org/flowsheet|row-9"},
+    )
+    assert resp.status_code == 409, resp.text
+    assert check(resp.json())["issue"][0]["code"] == "conflict"
+    assert count_rows("assessments", tenant.org_id) == 1

@@ -674,10 +674,21 @@ def create_questionnaire_response(
                 412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
             )
         if matches:
-            row = repository.get_assessment(
-                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+            row = _visible(
+                principal,
+                repository.get_assessment(
+                    conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+                ),
             )
-            return Created(200, orjson.dumps(_qr(conn, _visible(principal, row))).decode())
+            if not resources.is_form(row):
+                raise fhir_error(
+                    409,
+                    "conflict",
+                    "If-None-Exist names a total-only score, which has no form: "
+                    f"read Observation/{row.id}-total",
+                    "If-None-Exist",
+                )
+            return Created(200, orjson.dumps(_qr(conn, row)).decode())
     data = _to_create(form)
     patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
     audit.concerns(patient_id)
