@@ -116,13 +116,6 @@ _ITEM9_DOC = (
     "PHQ-9 item 9 (0-3) of the same administration as a total-only score; judged for "
     "safety as any item 9. Only with a PHQ-9 total (a form's item 9 is in items)."
 )
-ONE_OF_ITEMS_OR_TOTAL: dict[str, Any] = {
-    "oneOf": [
-        {"required": ["items"], "properties": {"items": {"type": "array"}}},
-        {"required": ["total"], "properties": {"total": {"type": "integer"}}},
-    ]
-}
-"""Items or a total, never both (stated in the schema for generated clients)."""
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=FREE_TEXT_PATTERN)]
 
 
@@ -130,7 +123,7 @@ class AssessmentCreate(BaseModel):
     """A completed questionnaire (items: integers or null, not answered), or a total-only
     score (``total``, items null)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_ITEMS_OR_TOTAL)
+    model_config = ConfigDict(extra="forbid")
 
     instrument: Instrument
     items: list[Item] | None = Field(default=None, max_length=64, description=_ITEMS_DOC)
@@ -203,7 +196,7 @@ class AssessmentAmend(BaseModel):
     """A correction: the answers (or the total of a total-only score) as they should have
     been recorded, and why."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_ITEMS_OR_TOTAL)
+    model_config = ConfigDict(extra="forbid")
 
     items: list[Item] | None = Field(default=None, max_length=64, description=_ITEMS_DOC)
     total: StrictInt | None = Field(default=None, description=_TOTAL_DOC)
