@@ -129,3 +129,34 @@ def test_assessments_recorded_before_versions_become_version_1(scratch_url: str)
     assert (row.version, row.status) == (1, "final")
     assert row.version_at == row.recorded_at
     downgrade(scratch_url, "base")
+
+
+def test_downgrade_refuses_to_drop_total_only_scores(scratch_url: str) -> None:
+    """A total-only score (items NULL) cannot exist before a7c3e9d1f2b4, and its safety alert
+    points at it: the downgrade refuses rather than delete clinical records."""
+    upgrade(scratch_url)
+    engine = create_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organisations (id, slug, created_at) VALUES ('o', 'o', '2026-01-01')")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO patients (id, organisation_id, external_id, created_at)"
+                " VALUES ('p', 'o', 'x', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO assessments (id, organisation_id, patient_id, instrument, items,"
+                " administered_at, recorded_at, source, valid, total, raw_total, prorated,"
+                " missing_items, severity, subscores, flags, version, status, version_at)"
+                " VALUES ('a', 'o', 'p', 'phq9', NULL, '2026-01-02', '2026-01-03', 'ehr', true,"
+                " 12, 12.0, false, 0, 'moderate', '{}', '[\"item9_unknown\"]', 1, 'final',"
+                " '2026-01-03')"
+            )
+        )
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="total-only"):
+        downgrade(scratch_url, "fe721c237cac")
+    assert "patient_identifiers" in _tables(scratch_url)  # still at head

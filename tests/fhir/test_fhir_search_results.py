@@ -105,7 +105,7 @@ def test_include_the_patient_and_the_forms(tenant: Any) -> None:
 
 
 def test_sort_newest_first(tenant: Any) -> None:
-    pid, forms, total_only = clinic(tenant)
+    pid, forms, _ = clinic(tenant)
     plain = search(tenant, "Observation", patient=pid, code="44261-6")
     sorted_ = search(tenant, "Observation", STRICT, patient=pid, code="44261-6", _sort="-date")
     dates = [e["resource"]["effectiveDateTime"] for e in sorted_["entry"]]
