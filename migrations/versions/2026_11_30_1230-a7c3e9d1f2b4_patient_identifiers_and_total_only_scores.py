@@ -48,12 +48,31 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column("item9", sa.Integer(), nullable=True))
 
 
+def _as_forms() -> None:
+    """The earlier schema has no total-only score: each becomes a form with every item
+    unanswered (item 9 in its place when it came with the total), keeping its total, severity,
+    flags and alerts. Nothing clinical is deleted; only the "total-only" distinction is lost."""
+    bind = op.get_bind()
+    counts = {"phq9": 9, "gad7": 7}
+    queries = {
+        "assessments": "SELECT id, instrument, item9 FROM assessments WHERE items IS NULL",
+        "assessment_revisions": (
+            "SELECT r.id, a.instrument, r.item9 FROM assessment_revisions r"
+            " JOIN assessments a ON a.id = r.assessment_id WHERE r.items IS NULL"
+        ),
+    }
+    for table, query in queries.items():
+        target = sa.table(table, sa.column("id"), sa.column("items", ITEMS))
+        rows = bind.execute(sa.text(query)).all()
+        for row_id, instrument, item9 in rows:
+            items: list[int | None] = [None] * counts.get(instrument, 7)
+            if instrument == "phq9":
+                items[8] = item9
+            bind.execute(target.update().where(target.c.id == row_id).values(items=items))
+
+
 def downgrade() -> None:
-    # A total-only score has no items and cannot exist under the earlier schema. Its safety
-    # alert points at it: refuse rather than delete clinical records.
-    found = op.get_bind().execute(sa.text("SELECT 1 FROM assessments WHERE items IS NULL LIMIT 1"))
-    if found.first() is not None:
-        raise RuntimeError("total-only scores are stored: this downgrade would lose them")
+    _as_forms()
     for table in ("assessment_revisions", "assessments"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("item9")
