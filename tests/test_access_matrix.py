@@ -128,6 +128,9 @@ RULES: dict[tuple[str, str], Any] = {
     # Without a body every caller gets past authentication to a 400; that a patient token
     # cannot file a form for another patient is tested in tests/fhir (subject → 422).
     ("post", "/fhir/R4/QuestionnaireResponse"): ANY_TOKEN,
+    # the same for scores sent as Observations and for transaction Bundles of them
+    ("post", "/fhir/R4/Observation"): ANY_TOKEN,
+    ("post", "/fhir/R4"): ANY_TOKEN,
     ("get", "/fhir/R4/QuestionnaireResponse"): ANY_TOKEN,
     ("get", "/fhir/R4/QuestionnaireResponse/{response_id}"): STAFF_AND_OWN_PATIENT,
     ("get", "/fhir/R4/Observation"): ANY_TOKEN,

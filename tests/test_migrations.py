@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -42,6 +43,7 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "care_session_revisions",
+    "patient_identifiers",
 }
 
 
@@ -128,3 +130,38 @@ def test_assessments_recorded_before_versions_become_version_1(scratch_url: str)
     assert (row.version, row.status) == (1, "final")
     assert row.version_at == row.recorded_at
     downgrade(scratch_url, "base")
+
+
+def test_downgrade_keeps_total_only_scores_as_forms(scratch_url: str) -> None:
+    """A total-only score (items NULL) cannot exist before a7c3e9d1f2b4: the downgrade keeps it
+    (and so the alert pointing at it) as a form with every item unanswered, item 9 in place."""
+    upgrade(scratch_url)
+    engine = create_engine(scratch_url)
+    insert_assessment = (
+        "INSERT INTO assessments (id, organisation_id, patient_id, instrument, items, item9,"
+        " administered_at, recorded_at, source, valid, total, raw_total, prorated,"
+        " missing_items, severity, subscores, flags, version, status, version_at)"
+        " VALUES (:id, 'o', 'p', :instrument, NULL, :item9, '2026-01-02', '2026-01-03', 'ehr',"
+        " true, 12, 12.0, false, 0, 'moderate', '{}', '[]', 1, 'final', '2026-01-03')"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organisations (id, slug, created_at) VALUES ('o', 'o', '2026-01-01')")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO patients (id, organisation_id, external_id, created_at)"
+                " VALUES ('p', 'o', 'x', '2026-01-01')"
+            )
+        )
+        for row in (
+            {"id": "a", "instrument": "phq9", "item9": 2},
+            {"id": "b", "instrument": "gad7", "item9": None},
+        ):
+            conn.execute(text(insert_assessment), row)
+    downgrade(scratch_url, "fe721c237cac")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT id, items FROM assessments")).all())
+    engine.dispose()
+    decoded = {k: v if isinstance(v, list) else json.loads(v) for k, v in rows.items()}
+    assert decoded == {"a": [None] * 8 + [2], "b": [None] * 7}

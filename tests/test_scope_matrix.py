@@ -41,6 +41,8 @@ NEEDS: dict[tuple[str, str], Any] = {
     ("post", "/fhir/R4/QuestionnaireResponse"): ["QuestionnaireResponse.c"],
     ("get", "/fhir/R4/QuestionnaireResponse"): ["QuestionnaireResponse.s"],
     ("get", "/fhir/R4/QuestionnaireResponse/{response_id}"): ["QuestionnaireResponse.r"],
+    ("post", "/fhir/R4/Observation"): ["Observation.c"],
+    ("post", "/fhir/R4"): ["Observation.c"],
     ("get", "/fhir/R4/Observation"): ["Observation.s"],
     ("get", "/fhir/R4/Observation/{observation_id}"): ["Observation.r"],
     ("get", "/fhir/R4/Patient"): ["Patient.s"],
@@ -254,3 +256,45 @@ def test_staff_tokens_keep_their_role_rules(tenant) -> None:
     created = tenant.post("/v1/patients", {"external_id": "staff-1"}, Role.integration)
     assert created.status_code == 201
     assert tenant.get("/v1/caseload", Role.integration).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("search", "scope", "allowed"),
+    [
+        (
+            "QuestionnaireResponse?_include=QuestionnaireResponse:subject",
+            "system/QuestionnaireResponse.rs",
+            False,
+        ),
+        (
+            "QuestionnaireResponse?_include=QuestionnaireResponse:subject",
+            "system/QuestionnaireResponse.rs system/Patient.r",
+            True,
+        ),
+        ("Observation?_include=Observation:derived-from", "system/Observation.rs", False),
+        (
+            "Observation?_include=Observation:derived-from",
+            "system/Observation.rs system/QuestionnaireResponse.read",
+            True,
+        ),
+        ("Observation?_include=Observation:subject", "system/Observation.rs", False),
+        ("Observation", "system/Observation.rs", True),
+    ],
+)
+def test_an_include_needs_the_scope_of_what_it_includes(tenant, search, scope, allowed) -> None:
+    """An ``_include`` serves resources of another type: a token that may search forms but
+    not read patients must not receive the patients through ``QuestionnaireResponse:subject``."""
+    patient_id = tenant.patient()
+    backend = Backend(tenant, scope="system/*.cruds")
+    token = bearer(backend.access_token(scope))
+    resp = tenant.client.get(
+        f"/fhir/R4/{search}&patient={patient_id}"
+        if "?" in search
+        else f"/fhir/R4/{search}?patient={patient_id}",
+        headers=token,
+    )
+    if allowed:
+        assert resp.status_code == 200, resp.text
+    else:
+        assert resp.status_code == 403, resp.text
+        assert _is_insufficient_scope(resp, "/fhir/")

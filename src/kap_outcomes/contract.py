@@ -101,8 +101,62 @@ _QUESTIONNAIRE_RESPONSE_EXAMPLE: dict[str, Any] = {
     ],
 }
 
+
+def _score_observation(code: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"identifier": {"system": "https://ehr.example.org/mrn", "value": "MRN000123"}},
+        "effectiveDateTime": "2026-03-02T15:04:05Z",
+        **value,
+    }
+
+
+_SCORES_TRANSACTION: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [
+        {
+            "fullUrl": f"urn:uuid:{uuid}",
+            "resource": resource,
+            "request": {"method": "POST", "url": "Observation"},
+        }
+        for uuid, resource in [
+            (
+                "5b0f4c52-4a4e-4d7a-9a43-3d0d8f1f6c11",
+                _score_observation("44261-6", {"valueInteger": 12}),
+            ),
+            (
+                "5b0f4c52-4a4e-4d7a-9a43-3d0d8f1f6c12",
+                _score_observation(
+                    "44260-8",
+                    {
+                        "valueCodeableConcept": {
+                            "coding": [{"system": "http://loinc.org", "code": "LA6568-5"}]
+                        }
+                    },
+                ),
+            ),
+        ]
+    ],
+}
+
 REQUEST_EXAMPLES: dict[str, Any] = {
-    "PatientCreate": {"external_id": "ehr-4711"},
+    "PatientCreate": {
+        "external_id": "ehr-4711",
+        "identifiers": [{"system": "https://ehr.example.org/mrn", "value": "MRN000123"}],
+    },
     "AssessmentCreate": {
         "instrument": "phq9",
         "items": [1, 2, 1, 0, 1, 2, 1, 0, 0],
@@ -166,6 +220,8 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     },
     "SessionRetract": {"reason": "Entered twice."},
     "QuestionnaireResponse": _QUESTIONNAIRE_RESPONSE_EXAMPLE,
+    "Observation": _score_observation("44261-6", {"valueString": "12"}),
+    "Bundle": _SCORES_TRANSACTION,
 }
 """One example of each request body, by schema name (synthetic data; a public key only)."""
 

@@ -44,6 +44,8 @@ NAMING_CONVENTION = {
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+NullableJSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""A JSON column whose Python None is SQL NULL (not the JSON value ``null``)."""
 
 
 def new_id() -> str:

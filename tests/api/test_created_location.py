@@ -17,7 +17,7 @@ from jwt.algorithms import RSAAlgorithm
 from kap_outcomes.auth.models import Role
 
 from ..conftest import Tenant
-from ..fhir.forms import us_core_phq9
+from ..fhir.forms import us_core_phq9, us_core_phq9_total
 
 PHQ9 = {"instrument": "phq9", "items": [1, 1, 0, 0, 1, 0, 0, 0, 0]}
 
@@ -74,6 +74,11 @@ def _creates(tenant: Tenant) -> dict[tuple[str, str], Any]:
     calls[("post", "/fhir/R4/QuestionnaireResponse")] = tenant.client.post(
         "/fhir/R4/QuestionnaireResponse",
         json=us_core_phq9(pid, [0, 1, 0, 0, 1, 0, 0, 0, 0]),
+        headers=tenant.headers() | {"Content-Type": "application/fhir+json"},
+    )
+    calls[("post", "/fhir/R4/Observation")] = tenant.client.post(
+        "/fhir/R4/Observation",
+        json=us_core_phq9_total({"reference": f"Patient/{pid}"}),
         headers=tenant.headers() | {"Content-Type": "application/fhir+json"},
     )
     return calls
@@ -134,12 +139,13 @@ def test_location_names_the_created_resource(tenant, make_tenant):
         "code"
         not in tenant.get(_created(calls[("post", "/v1/patients/{patient_id}/enrollments")])).json()
     )
-    qr = calls[("post", "/fhir/R4/QuestionnaireResponse")]
-    # FHIR names the version created (…/_history/1); the resource is read without it
-    resource_url, _, version = _created(qr).rpartition("/_history/")
-    assert version == "1"
-    assert resource_url.endswith(f"/fhir/R4/QuestionnaireResponse/{qr.json()['id']}")
-    assert tenant.get(urlsplit(resource_url).path).json()["id"] == qr.json()["id"]
+    for kind in ("QuestionnaireResponse", "Observation"):
+        made = calls[("post", f"/fhir/R4/{kind}")]
+        # FHIR names the version created (…/_history/1); the resource is read without it
+        resource_url, _, version = _created(made).rpartition("/_history/")
+        assert version == "1"
+        assert resource_url.endswith(f"/fhir/R4/{kind}/{made.json()['id']}")
+        assert tenant.get(urlsplit(resource_url).path).json()["id"] == made.json()["id"]
 
 
 def test_a_created_assessment_carries_its_etag(tenant):

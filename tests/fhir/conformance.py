@@ -98,6 +98,11 @@ def _loinc_codes(concept: dict[str, Any]) -> list[str]:
 
 
 def _bundle(resource: dict[str, Any]) -> None:
+    if resource["type"] == "transaction-response":
+        for entry in resource["entry"]:
+            assert entry["response"]["status"].startswith("201")
+            assert entry["response"]["location"].startswith("Observation/")
+        return
     assert resource["type"] == "searchset"
     for entry in resource.get("entry", []):
         assert entry["fullUrl"].endswith(
@@ -117,7 +122,8 @@ def _observation(obs: dict[str, Any]) -> None:
     codes = _loinc_codes(obs["code"])
     assert len(codes) == 1, "exactly one LOINC code"
     assert obs["subject"]["reference"].startswith("Patient/")
-    assert obs["derivedFrom"][0]["reference"].startswith("QuestionnaireResponse/")
+    for derived in obs.get("derivedFrom", []):  # none for a total-only score (no form)
+        assert derived["reference"].startswith("QuestionnaireResponse/")
     assert (
         ("value" + "Quantity" in obs)
         or any(k.startswith("value") for k in obs)
@@ -189,6 +195,8 @@ def _outcome(outcome: dict[str, Any]) -> None:
 
 def _patient(patient: dict[str, Any]) -> None:
     assert patient["identifier"][0]["system"] == "https://kap-outcomes.dev/fhir/sid/external-id"
+    for identifier in patient["identifier"]:
+        assert identifier["system"] and identifier["value"]
 
 
 CONDITION_CLINICAL = {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}

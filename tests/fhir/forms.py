@@ -95,3 +95,121 @@ def bare_phq9(patient_id: str, answers: list[int | None], total: Any = None) -> 
         "authored": AUTHORED,
         "item": items,
     }
+
+
+# Observations as EHRs send them ------------------------------------------------------------
+
+EHR_MRN = "urn:oid:2.16.840.1.113883.19.5"
+"""An EHR's own identifier system (the HL7 example OID), for synthetic MRNs."""
+
+
+def us_core_phq9_total(subject: dict[str, Any]) -> dict[str, Any]:
+    """US Core's published example Observation 'PHQ9-item-example-44261-6' (US Core 8/9, file
+    input/examples/Observation-PHQ9-item-example-44261-6.json), element for element, with only
+    its subject replaced by a synthetic one. Note the total as ``valueString: "12"``, the
+    second (disability-status) category, the performer and the derivedFrom a form we never
+    saw."""
+    return {
+        "resourceType": "Observation",
+        "id": "PHQ9-item-example-44261-6",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment|8.0.0"
+            ]
+        },
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                        "display": "Survey",
+                    }
+                ]
+            },
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-category",
+                        "code": "disability-status",
+                        "display": "Disability Status",
+                    }
+                ]
+            },
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "44261-6",
+                    "display": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+                }
+            ],
+            "text": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+        },
+        "subject": subject,
+        "effectiveDateTime": "2022-11-29T20:50:32.718000+00:00",
+        "performer": [{"reference": "Practitioner/practitioner-1"}],
+        "valueString": "12",
+        "derivedFrom": [{"reference": "QuestionnaireResponse/phq-9-example"}],
+    }
+
+
+def us_core_phq9_item9(subject: dict[str, Any], answer_code: str) -> dict[str, Any]:
+    """US Core's example 'PHQ9-item-example-44260-8' (item 9 as a LOINC answer code), its
+    subject replaced and its answer chosen by the test."""
+    displays = dict(
+        zip(
+            FREQ,
+            ["Not at all", "Several days", "More than half the days", "Nearly every day"],
+            strict=True,
+        )
+    )
+    return {
+        "resourceType": "Observation",
+        "id": "PHQ9-item-example-44260-8",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
+            ]
+        },
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                        "display": "Survey",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "44260-8",
+                    "display": "Thoughts that you would be better off dead, or of hurting "
+                    "yourself in some way",
+                }
+            ],
+            "text": "Thoughts that you would be better off dead, or of hurting yourself in "
+            "some way",
+        },
+        "subject": subject,
+        "effectiveDateTime": "2022-11-29T20:50:32.718000+00:00",
+        "performer": [{"reference": "Practitioner/practitioner-1"}],
+        "valueCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": answer_code,
+                    "display": displays[answer_code],
+                }
+            ],
+            "text": displays[answer_code],
+        },
+        "derivedFrom": [{"reference": "QuestionnaireResponse/phq-9-example"}],
+    }

@@ -25,12 +25,10 @@ from kap_outcomes.assessments.models import (
     AssessmentStatus,
     AssessmentVersion,
 )
-from kap_outcomes.assessments.service import check_items
+from kap_outcomes.assessments.service import score_submission
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.clinical.safety import evaluate_safety
-from kap_outcomes.clinical.scoring import score
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.events.models import EventType
@@ -100,15 +98,17 @@ def amend_assessment(
     current = _current(conn, principal, assessment_id, if_match)
     instrument = Instrument(current.instrument)
     difficulty = data.difficulty if "difficulty" in data.model_fields_set else current.difficulty
-    check_items(instrument, data.items, difficulty)
-    result = score(instrument, data.items)
-    triggers = evaluate_safety(instrument, data.items, result)
+    scored = score_submission(
+        instrument, items=data.items, total=data.total, item9=data.item9, difficulty=difficulty
+    )
+    result, triggers = scored.result, scored.triggers
     now = utcnow()
     _supersede(
         conn,
         current,
         {
             "items": data.items,
+            "item9": scored.item9,
             "difficulty": difficulty,
             "administered_at": data.administered_at or current.administered_at,
             "valid": result.valid,
@@ -174,6 +174,7 @@ def _version(row: Any) -> AssessmentVersion:
         version=row.version,
         status=row.status,
         items=row.items,
+        item9=row.item9,
         difficulty=row.difficulty,
         administered_at=row.administered_at,
         valid=row.valid,

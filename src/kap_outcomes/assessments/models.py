@@ -14,7 +14,7 @@ from sqlmodel import SQLModel, UniqueConstraint
 from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.clinical.scoring import Risk, Severity
-from kap_outcomes.db import JSONType, UTCDateTime, new_id, utcnow
+from kap_outcomes.db import JSONType, NullableJSONType, UTCDateTime, new_id, utcnow
 from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
 
@@ -47,7 +47,10 @@ class Assessment(SQLModel, table=True):
     course_id: str | None = SQLField(default=None, foreign_key="courses.id", max_length=36)
     session_id: str | None = SQLField(default=None, foreign_key="care_sessions.id", max_length=36)
     instrument: Instrument = SQLField(sa_type=String(8))
-    items: list[int | None] = SQLField(sa_column=Column(JSONType, nullable=False))
+    items: list[int | None] | None = SQLField(sa_column=Column(NullableJSONType, nullable=True))
+    """None: a total-only score (an EHR sent the total without the answers)."""
+    item9: int | None = None
+    """PHQ-9 item 9 sent beside a total-only score (a form's item 9 is in ``items``)."""
     difficulty: int | None = None
     administered_at: datetime = SQLField(sa_type=UTCDateTime)
     recorded_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
@@ -79,7 +82,8 @@ class AssessmentRevision(SQLModel, table=True):
     assessment_id: str = SQLField(foreign_key="assessments.id", max_length=36)
     version: int
     status: AssessmentStatus = SQLField(sa_type=String(16))
-    items: list[int | None] = SQLField(sa_column=Column(JSONType, nullable=False))
+    items: list[int | None] | None = SQLField(sa_column=Column(NullableJSONType, nullable=True))
+    item9: int | None = None
     difficulty: int | None = None
     administered_at: datetime = SQLField(sa_type=UTCDateTime)
     valid: bool
@@ -97,16 +101,34 @@ class AssessmentRevision(SQLModel, table=True):
 
 
 Item = StrictInt | None
+
+_ITEMS_DOC = (
+    "The answers, integers or null (not answered), as many as the instrument has; "
+    "null or left out for a total-only score."
+)
+_TOTAL_DOC = (
+    "A total-only score (PHQ-9 0-27, GAD-7 0-21) for when only the total is known (an EHR "
+    "flowsheet): items must then be null. Used by trends, change and signals like any valid "
+    "score; a PHQ-9 total without item9 carries the flag item9_unknown and opens a review "
+    "alert of kind safety_item_missing."
+)
+_ITEM9_DOC = (
+    "PHQ-9 item 9 (0-3) of the same administration as a total-only score; judged for "
+    "safety as any item 9. Only with a PHQ-9 total (a form's item 9 is in items)."
+)
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=FREE_TEXT_PATTERN)]
 
 
 class AssessmentCreate(BaseModel):
-    """A completed questionnaire. Items are integers or null (not answered)."""
+    """A completed questionnaire (items: integers or null, not answered), or a total-only
+    score (``total``, items null)."""
 
     model_config = ConfigDict(extra="forbid")
 
     instrument: Instrument
-    items: list[Item] = Field(max_length=64)
+    items: list[Item] | None = Field(default=None, max_length=64, description=_ITEMS_DOC)
+    total: StrictInt | None = Field(default=None, description=_TOTAL_DOC)
+    item9: StrictInt | None = Field(default=None, description=_ITEM9_DOC)
     difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
     administered_at: PastTimestamp
     session_id: str | None = Field(default=None, max_length=36, pattern=ID_PATTERN)
@@ -120,7 +142,10 @@ class AssessmentPublic(BaseModel):
     course_id: str | None
     session_id: str | None
     instrument: Instrument
-    items: list[int | None]
+    items: list[int | None] | None = Field(description="null: a total-only score")
+    item9: int | None = Field(
+        default=None, description="PHQ-9 item 9 sent with a total-only score, else null"
+    )
     difficulty: int | None
     administered_at: datetime
     recorded_at: datetime
@@ -147,6 +172,7 @@ class AssessmentPublic(BaseModel):
             session_id=row.session_id,
             instrument=row.instrument,
             items=row.items,
+            item9=row.item9,
             difficulty=row.difficulty,
             administered_at=row.administered_at,
             recorded_at=row.recorded_at,
@@ -167,11 +193,14 @@ class AssessmentPublic(BaseModel):
 
 
 class AssessmentAmend(BaseModel):
-    """A correction: the answers as they should have been recorded, and why."""
+    """A correction: the answers (or the total of a total-only score) as they should have
+    been recorded, and why."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[Item] = Field(max_length=64)
+    items: list[Item] | None = Field(default=None, max_length=64, description=_ITEMS_DOC)
+    total: StrictInt | None = Field(default=None, description=_TOTAL_DOC)
+    item9: StrictInt | None = Field(default=None, description=_ITEM9_DOC)
     reason: Reason
     difficulty: StrictInt | None = Field(default=None, ge=0, le=3)
     administered_at: PastTimestamp | None = None
@@ -190,7 +219,8 @@ class AssessmentVersion(BaseModel):
 
     version: int
     status: AssessmentStatus
-    items: list[int | None]
+    items: list[int | None] | None
+    item9: int | None = None
     difficulty: int | None
     administered_at: datetime
     valid: bool

@@ -6,6 +6,7 @@ the same transaction as the assessment (clinical-rules.md section 2).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -22,8 +23,8 @@ from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository as care_repository
 from kap_outcomes.clinical.instruments import Instrument, item_problems
-from kap_outcomes.clinical.safety import evaluate_safety
-from kap_outcomes.clinical.scoring import score
+from kap_outcomes.clinical.safety import AlertTrigger, evaluate_safety, evaluate_total_safety
+from kap_outcomes.clinical.scoring import Score, score, score_total, total_problems
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.events.models import EventType
@@ -46,6 +47,54 @@ def check_items(instrument: Instrument, items: list[int | None], difficulty: int
         raise invalid(
             [FieldProblem(pointer="/difficulty", detail="only the PHQ-9 has a difficulty item")]
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What scoring and safety made of a submission (a form or a total-only score)."""
+
+    items: list[int | None] | None
+    item9: int | None
+    result: Score
+    triggers: list[AlertTrigger]
+
+
+def score_submission(
+    instrument: Instrument,
+    *,
+    items: list[int | None] | None,
+    total: int | None,
+    item9: int | None,
+    difficulty: int | None,
+) -> Scored:
+    """Check, score and judge safety: the answers of a form, or a total-only score
+    (clinical-rules.md section 6). Items or a total, never both; 422 with a pointer."""
+    if items is not None:
+        problems = []
+        if total is not None:
+            problems.append(
+                FieldProblem(pointer="/total", detail="send items or a total, not both")
+            )
+        if item9 is not None:
+            problems.append(
+                FieldProblem(pointer="/item9", detail="item 9 of a form is its ninth item")
+            )
+        if problems:
+            raise invalid(problems)
+        check_items(instrument, items, difficulty)
+        result = score(instrument, items)
+        return Scored(items, None, result, evaluate_safety(instrument, items, result))
+    if total is None:
+        raise invalid(
+            [FieldProblem(pointer="/items", detail="send the items, or a total (PHQ-9, GAD-7)")]
+        )
+    found = total_problems(instrument, total, item9)
+    if difficulty is not None and instrument is not Instrument.PHQ9:
+        found.append(("difficulty", "only the PHQ-9 has a difficulty item"))
+    if found:
+        raise invalid([FieldProblem(pointer=f"/{name}", detail=detail) for name, detail in found])
+    result = score_total(instrument, total, item9)
+    return Scored(None, item9, result, evaluate_total_safety(instrument, item9))
 
 
 def _resolve_course(
@@ -82,9 +131,14 @@ def _resolve_course(
 def submit_assessment(
     conn: Connection, *, principal: Principal, patient_id: str, data: AssessmentCreate
 ) -> AssessmentPublic:
-    check_items(data.instrument, data.items, data.difficulty)
-    result = score(data.instrument, data.items)
-    triggers = evaluate_safety(data.instrument, data.items, result)
+    scored = score_submission(
+        data.instrument,
+        items=data.items,
+        total=data.total,
+        item9=data.item9,
+        difficulty=data.difficulty,
+    )
+    result, triggers = scored.result, scored.triggers
 
     if principal.is_patient and principal.patient_id != patient_id:
         raise not_found("Patient")
@@ -112,6 +166,7 @@ def submit_assessment(
             "session_id": data.session_id,
             "instrument": data.instrument.value,
             "items": data.items,
+            "item9": scored.item9,
             "difficulty": data.difficulty,
             "administered_at": data.administered_at,
             "recorded_at": now,
@@ -165,6 +220,7 @@ def submit_assessment(
         session_id=data.session_id,
         instrument=data.instrument,
         items=data.items,
+        item9=scored.item9,
         difficulty=data.difficulty,
         administered_at=data.administered_at,
         recorded_at=now,

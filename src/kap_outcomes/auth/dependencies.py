@@ -57,7 +57,12 @@ async def current_principal(request: Request) -> Principal:
         audit.principal = principal
     if granted is not None:  # once the audit knows the caller, so a refusal is recorded with it
         route = request.scope.get("route")
-        smart_access.check(request.method, getattr(route, "path_format", None), granted)
+        smart_access.check(
+            request.method,
+            getattr(route, "path_format", None),
+            granted,
+            request.query_params.getlist("_include"),
+        )
     limiter: Budget | None = request.app.state.token_rate
     if limiter is not None:
         # per principal, after authentication: a forged token cannot use up someone's quota,

@@ -96,29 +96,49 @@ def evaluate_safety(
                 )
             )
     elif instrument is Instrument.PHQ9:
-        item9 = items[PHQ9_ITEM9]
-        if item9 is None:
-            triggers.append(
-                AlertTrigger(
-                    level=AlertLevel.REVIEW,
-                    kind=AlertKind.SAFETY_ITEM_MISSING,
-                    suggested_action=ASK_ITEM9,
-                    reason=(
-                        "PHQ-9 item 9 (thoughts of being better off dead or of "
-                        "self-harm) was not answered."
-                    ),
-                )
-            )
-        elif item9 >= 1:
-            triggers.append(
-                AlertTrigger(
-                    level=AlertLevel.URGENT if item9 >= 2 else AlertLevel.REVIEW,
-                    kind=AlertKind.PHQ9_ITEM9,
-                    suggested_action=ADMINISTER_CSSRS,
-                    reason=(f"PHQ-9 item 9 answered {item9} ({FREQUENCY_LABELS[item9]})."),
-                )
-            )
+        triggers += _item9_triggers(
+            items[PHQ9_ITEM9],
+            "PHQ-9 item 9 (thoughts of being better off dead or of self-harm) was not answered.",
+        )
     return sorted(triggers, key=lambda t: ALERT_LEVEL_RANK[t.level], reverse=True)
+
+
+def evaluate_total_safety(instrument: Instrument, item9: int | None) -> list[AlertTrigger]:
+    """Alerts a total-only score must open (clinical-rules.md section 6, ENG): a total says
+    nothing about item 9, so a PHQ-9 total without its item 9 opens a review of kind
+    `safety_item_missing`, as an unanswered item 9 does; an item 9 sent with the total is
+    judged as in `evaluate_safety`. A GAD-7 total opens nothing (no safety item)."""
+    if instrument is not Instrument.PHQ9:
+        return []
+    return _item9_triggers(
+        item9,
+        "A PHQ-9 total arrived without item 9 (thoughts of being better off dead or of "
+        "self-harm): safety cannot be judged from a total.",
+    )
+
+
+def _item9_triggers(item9: int | None, missing_reason: str) -> list[AlertTrigger]:
+    """PHQ-9 item 9: >= 2 urgent, 1 review, unknown review `safety_item_missing`
+    ([Simon13, Louzon16], ENG mapping to levels); 0 opens nothing."""
+    if item9 is None:
+        return [
+            AlertTrigger(
+                level=AlertLevel.REVIEW,
+                kind=AlertKind.SAFETY_ITEM_MISSING,
+                suggested_action=ASK_ITEM9,
+                reason=missing_reason,
+            )
+        ]
+    if item9 >= 1:
+        return [
+            AlertTrigger(
+                level=AlertLevel.URGENT if item9 >= 2 else AlertLevel.REVIEW,
+                kind=AlertKind.PHQ9_ITEM9,
+                suggested_action=ADMINISTER_CSSRS,
+                reason=(f"PHQ-9 item 9 answered {item9} ({FREQUENCY_LABELS[item9]})."),
+            )
+        ]
+    return []
 
 
 def _cssrs_trigger(items: Sequence[int | None], risk: Risk, flags: Sequence[str]) -> AlertTrigger:

@@ -192,6 +192,58 @@ def _score_sum(instrument: Instrument, items: Sequence[int | None]) -> Score:
     )
 
 
+TOTAL_MAX: Mapping[Instrument, int] = MappingProxyType({Instrument.PHQ9: 27, Instrument.GAD7: 21})
+"""The highest total: 9 items x 3 [Kroenke01], 7 items x 3 [Spitzer06]."""
+
+
+def total_problems(instrument: Instrument, total: object, item9: object) -> list[tuple[str, str]]:
+    """Problems of a total-only score (clinical-rules.md section 6), as (field, detail); empty
+    means acceptable. The total must be an integer within the instrument's range; item 9 (the
+    PHQ-9 only) an integer 0-3. Details never echo the value sent."""
+    problems: list[tuple[str, str]] = []
+    top = TOTAL_MAX.get(instrument)
+    if top is None:
+        problems.append(("total", f"{instrument.value} has no total score: send its items"))
+    elif isinstance(total, bool) or not isinstance(total, int):
+        problems.append(("total", "must be an integer"))
+    elif not 0 <= total <= top:
+        problems.append(("total", f"must be between 0 and {top}"))
+    if item9 is not None:
+        if instrument is not Instrument.PHQ9:
+            problems.append(("item9", "only a PHQ-9 total takes item 9"))
+        elif isinstance(item9, bool) or not isinstance(item9, int):
+            problems.append(("item9", "must be an integer or null"))
+        elif not 0 <= item9 <= 3:
+            problems.append(("item9", "must be between 0 and 3"))
+    return problems
+
+
+def score_total(instrument: Instrument, total: int, item9: int | None) -> Score:
+    """A total-only score: an EHR sent the total without the answers (clinical-rules.md
+    section 6, ENG). The total is taken as it is (severity from its band [Kroenke01,
+    Spitzer06]), never prorated; no PHQ-2 / GAD-2 can be computed. A PHQ-9 total without its
+    item 9 carries ``item9_unknown``: safety cannot be judged from a total. With item 9 the
+    usual item 9 flags apply (``item9_negative``, never "no risk" [Louzon16]).
+    Assumes `total_problems` found nothing.
+    """
+    flags: list[str] = []
+    if instrument is Instrument.PHQ9:
+        if item9 is None:
+            flags.append("item9_unknown")
+        elif item9 == 0:
+            flags.append("item9_negative")
+    return Score(
+        valid=True,
+        total=total,
+        raw_total=float(total),
+        prorated=False,
+        missing_items=0,
+        severity=_SEVERITY[instrument](total),
+        subscores={},
+        flags=tuple(flags),
+    )
+
+
 def _score_cssrs(items: Sequence[int | None]) -> Score:
     """C-SSRS screener: a risk level, no total and no severity [Columbia].
 

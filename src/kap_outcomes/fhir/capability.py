@@ -82,8 +82,12 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "only its own patient). Another organisation's resource is a 404. Searches are "
                 "lenient by default (a parameter not listed here is ignored and left out of the "
                 "self link); Prefer: handling=strict makes it a 400. A repeated parameter "
-                "narrows: all repetitions must hold.",
+                "narrows: all repetitions must hold. Every searchset carries total; "
+                "_summary=count answers with the total alone; _sort=-date (Observation) and "
+                "_sort=-authored (QuestionnaireResponse) are the order anyway. A transaction "
+                "Bundle of Observations (scores) is accepted at the base.",
                 "security": security(base),
+                "interaction": [{"code": "transaction"}],
                 "resource": [
                     {
                         "type": "Questionnaire",
@@ -101,6 +105,10 @@ def capability_statement(base: str) -> dict[str, Any]:
                             {"code": "create"},
                         ],
                         "conditionalCreate": True,
+                        "searchInclude": [
+                            "QuestionnaireResponse:subject",
+                            "QuestionnaireResponse:patient",
+                        ],
                         "searchParam": [
                             _param("patient", "reference", "Patient/{id} or {id}."),
                             _SUBJECT,
@@ -112,7 +120,17 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Observation",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                        ],
+                        "conditionalCreate": True,
+                        "searchInclude": [
+                            "Observation:derived-from",
+                            "Observation:subject",
+                            "Observation:patient",
+                        ],
                         "searchParam": [
                             _param("patient", "reference", "Patient/{id} or {id}."),
                             _SUBJECT,
@@ -130,7 +148,8 @@ def capability_statement(base: str) -> dict[str, Any]:
                             _param(
                                 "identifier",
                                 "token",
-                                "https://kap-outcomes.dev/fhir/sid/external-id|{external_id}",
+                                "https://kap-outcomes.dev/fhir/sid/external-id|{external_id}, "
+                                "{system}|{value} of any stored identifier, or {value}.",
                             ),
                             _ID,
                         ],

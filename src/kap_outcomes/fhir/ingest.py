@@ -113,7 +113,7 @@ def _loinc_codes(item: dict[str, Any]) -> Iterator[str]:
             yield tail
 
 
-def _number(value: Any, where: str) -> Decimal:
+def number(value: Any, where: str) -> Decimal:
     """A bounded number, judged by its form before any conversion (never echoed)."""
     number = bounded_decimal(value)
     if number is None:
@@ -146,7 +146,7 @@ _VALUE_KEYS = frozenset(
 """QuestionnaireResponse.item.answer.value[x] (FHIR R4): an answer carries exactly one."""
 
 
-def _one_value(answer: dict[str, Any], where: str) -> None:
+def one_value(answer: dict[str, Any], where: str) -> None:
     if sum(1 for key in answer if key in _VALUE_KEYS) > 1:
         raise _invalid("structure", "an answer carries one value[x], this one several", where)
 
@@ -162,7 +162,7 @@ def _coding_weight(coding: dict[str, Any], where: str) -> Decimal | None:
                 values = [ext[key] for key in ("valueDecimal", "valueInteger") if key in ext]
                 if len(values) != 1:
                     raise _invalid("structure", "a weight extension carries one value", where)
-                weights.add(_number(values[0], where))
+                weights.add(number(values[0], where))
     if len(weights) > 1:
         raise _invalid("business-rule", "the coding carries weights that disagree", where)
     return weights.pop() if weights else None
@@ -181,7 +181,7 @@ def _answer(
         raise _invalid("value", "a scored item takes one answer", f"{where}.answer")
     answer = answers[0]
     where = f"{where}.answer[0]"
-    _one_value(answer, where)
+    one_value(answer, where)
     if "valueCoding" in answer:
         coding = answer["valueCoding"]
         if not isinstance(coding, dict):
@@ -204,7 +204,7 @@ def _answer(
         return _whole(sent_weight, where)
     for key in ("valueInteger", "valueDecimal"):
         if key in answer:
-            return _whole(_number(answer[key], f"{where}.{key}"), f"{where}.{key}")
+            return _whole(number(answer[key], f"{where}.{key}"), f"{where}.{key}")
     if "valueBoolean" in answer and instrument is Instrument.CSSRS and position is not None:
         flag = answer["valueBoolean"]
         if isinstance(flag, bool):
@@ -220,15 +220,15 @@ def _total(item: dict[str, Any], where: str) -> Decimal | None:
         raise _invalid("value", "a total takes one answer", f"{where}.answer")
     answer = answers[0]
     where = f"{where}.answer[0]"
-    _one_value(answer, where)
+    one_value(answer, where)
     for key in ("valueInteger", "valueDecimal", "valueString"):
         if key in answer:
-            return _number(answer[key], f"{where}.{key}")
+            return number(answer[key], f"{where}.{key}")
     if "valueQuantity" in answer:
         quantity = answer["valueQuantity"]
         if not isinstance(quantity, dict):
             raise _invalid("structure", "valueQuantity must be an object", where)
-        return _number(quantity.get("value"), f"{where}.valueQuantity.value")
+        return number(quantity.get("value"), f"{where}.valueQuantity.value")
     raise _invalid("value", "a total must be a number", where)
 
 
@@ -349,9 +349,9 @@ def _instrument(form: dict[str, Any], codes: Mapping[str, object]) -> Instrument
     return winners[0]
 
 
-def _subject(form: dict[str, Any]) -> SubjectRef:
-    subject = form.get("subject")
-    where = "QuestionnaireResponse.subject"
+def subject_of(resource: dict[str, Any], where: str) -> SubjectRef:
+    """``subject``: ``Patient/{id}`` or an identifier (``where`` names it in errors)."""
+    subject = resource.get("subject")
     if subject is None:
         raise _invalid("required", "subject is required (Patient/{id} or an identifier)", where)
     if not isinstance(subject, dict):
@@ -372,15 +372,17 @@ def _subject(form: dict[str, Any]) -> SubjectRef:
     raise _invalid("required", "subject needs a reference or an identifier", where)
 
 
-def _identifier(form: dict[str, Any]) -> tuple[str, str] | None:
-    identifier = form.get("identifier")
+def identifier_of(resource: dict[str, Any], where: str) -> tuple[str, str] | None:
+    """The resource's (first) identifier as (system, value), or None."""
+    identifier = resource.get("identifier")
     if identifier is None:
         return None
-    if isinstance(identifier, list):  # an R5-style array: take the first
+    if isinstance(identifier, list):  # an array (Observation; R5 forms): take the first
+        if identifier:
+            where = f"{where}[0]"
         identifier = identifier[0] if identifier else None
         if identifier is None:
             return None
-    where = "QuestionnaireResponse.identifier"
     if not isinstance(identifier, dict):
         raise _invalid("structure", "identifier must be an Identifier", where)
     system, value = identifier.get("system", ""), identifier.get("value")
@@ -431,20 +433,18 @@ def read_form(form: Any) -> IngestedForm:
         where, item = located[total_code]
         sent = _total(item, where)
         if sent is not None:
-            _check_total(instrument, items, sent, where)
+            check_total(instrument, items, sent, where)
     return IngestedForm(
         instrument=instrument,
         items=items,
         difficulty=difficulty,
         authored=authored,
-        subject=_subject(form),
-        identifier=_identifier(form),
+        subject=subject_of(form, "QuestionnaireResponse.subject"),
+        identifier=identifier_of(form, "QuestionnaireResponse.identifier"),
     )
 
 
-def _check_total(
-    instrument: Instrument, items: list[int | None], sent: Decimal, where: str
-) -> None:
+def check_total(instrument: Instrument, items: list[int | None], sent: Decimal, where: str) -> None:
     """The sender's total must be ours, or (items missing) the plain sum of what was answered."""
     if any(
         isinstance(v, int) and not 0 <= v <= 3 for v in items

@@ -6,15 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, insert, literal, or_, select
+from sqlalchemy import Connection, and_, false, func, insert, literal, or_, select
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
-from kap_outcomes.patients.models import Patient
+from kap_outcomes.patients.models import EXTERNAL_ID_SYSTEM, Patient, PatientIdentifier
 
 assessments = Assessment.__table__  # type: ignore[attr-defined]
 patients = Patient.__table__  # type: ignore[attr-defined]
 identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
+patient_identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -26,6 +27,7 @@ class AssessmentFilter:
     ids: list[str] | None = None
     instruments: list[str] | None = None
     with_total: bool = False
+    forms_only: bool = False  # completed forms only (no total-only score)
     administered: list[tuple[str, datetime]] = field(default_factory=list)
     updated: list[tuple[str, datetime]] = field(default_factory=list)
 
@@ -38,15 +40,8 @@ _OPS = {
 }
 
 
-def search_assessments(
-    conn: Connection,
-    *,
-    where: AssessmentFilter,
-    at_or_before: tuple[datetime, str] | None,
-    limit: int,
-) -> list[Any]:
-    """Newest first, keyset on (administered_at, id), the cursor's row included."""
-    query = select(assessments).where(assessments.c.organisation_id == where.organisation_id)
+def _filtered(query: Any, where: AssessmentFilter) -> Any:
+    query = query.where(assessments.c.organisation_id == where.organisation_id)
     if where.patient_ids is not None:
         query = query.where(assessments.c.patient_id.in_(where.patient_ids))
     if where.ids is not None:
@@ -55,10 +50,45 @@ def search_assessments(
         query = query.where(assessments.c.instrument.in_(where.instruments))
     if where.with_total:
         query = query.where(assessments.c.total.is_not(None))
+    if where.forms_only:
+        query = query.where(assessments.c["items"].is_not(None))
     for op, value in where.administered:
         query = query.where(_OPS[op](assessments.c.administered_at, value))
     for op, value in where.updated:
         query = query.where(_OPS[op](assessments.c.version_at, value))
+    return query
+
+
+def count_assessments(conn: Connection, *, where: AssessmentFilter) -> int:
+    """How many assessments a search matches (a searchset's ``total`` of forms)."""
+    return int(
+        conn.execute(_filtered(select(func.count()).select_from(assessments), where)).scalar_one()
+    )
+
+
+def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Any]:
+    """What decides which Observations the matching assessments are served as, counted by
+    kind of assessment (instrument, whether it has a total, is a form, has an item 9 beside
+    a total): a searchset's ``total`` in one grouped query, reading no answers."""
+    shape = (
+        assessments.c.instrument,
+        assessments.c.total.is_not(None).label("has_total"),
+        assessments.c["items"].is_not(None).label("is_form"),
+        assessments.c.item9.is_not(None).label("has_item9"),
+    )
+    query = select(*shape, func.count().label("n")).select_from(assessments)
+    return list(conn.execute(_filtered(query, where).group_by(*shape)).all())
+
+
+def search_assessments(
+    conn: Connection,
+    *,
+    where: AssessmentFilter,
+    at_or_before: tuple[datetime, str] | None,
+    limit: int | None,
+) -> list[Any]:
+    """Newest first, keyset on (administered_at, id), the cursor's row included."""
+    query = _filtered(select(assessments), where)
     if at_or_before is not None:
         at, row_id = at_or_before
         query = query.where(
@@ -68,7 +98,9 @@ def search_assessments(
             )
         )
     query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
-    return list(conn.execute(query.limit(limit)).all())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).all())
 
 
 def get_assessment(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
@@ -104,7 +136,7 @@ def search_patients_with_conditions(
     patient_ids: list[str] | None,
     any_of: list[str] | None,
     at_or_before: tuple[datetime, str] | None,
-    limit: int,
+    limit: int | None,
 ) -> list[Any]:
     """Patients with at least one recorded condition (of ``any_of``, if given), newest first,
     keyset on (created_at, id), the cursor's row included."""
@@ -130,17 +162,9 @@ def search_patients_with_conditions(
             )
         )
     query = query.order_by(patients.c.created_at.desc(), patients.c.id.desc())
-    return list(conn.execute(query.limit(limit)).all())
-
-
-def patient_by_external_id(
-    conn: Connection, *, organisation_id: str, external_id: str
-) -> Any | None:
-    return conn.execute(
-        select(patients).where(
-            patients.c.organisation_id == organisation_id, patients.c.external_id == external_id
-        )
-    ).first()
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).all())
 
 
 def assessments_with_identifier(
@@ -178,3 +202,51 @@ def identifiers_of(conn: Connection, *, assessment_ids: list[str]) -> dict[str, 
 
 def insert_identifier(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(identifiers).values(**values))
+
+
+def patients_with_identifier(
+    conn: Connection, *, organisation_id: str, system: str | None, value: str
+) -> list[str]:
+    """The patients of the organisation an identifier names (at most a few): ``external_id``
+    under our own system, any stored identifier of ``system``, or with no system, both."""
+    found: set[str] = set()
+    if system in (None, EXTERNAL_ID_SYSTEM):
+        found.update(
+            row[0]
+            for row in conn.execute(
+                select(patients.c.id).where(
+                    patients.c.organisation_id == organisation_id,
+                    patients.c.external_id == value,
+                )
+            ).all()
+        )
+    if system != EXTERNAL_ID_SYSTEM:
+        query = select(patient_identifiers.c.patient_id).where(
+            patient_identifiers.c.organisation_id == organisation_id,
+            patient_identifiers.c.value == value,
+        )
+        if system is not None:
+            query = query.where(patient_identifiers.c.system == system)
+        found.update(row[0] for row in conn.execute(query.limit(50)).all())
+    return sorted(found)
+
+
+def patient_identifiers_of(
+    conn: Connection, *, patient_ids: list[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each patient's identifiers in other systems, by system then value."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if not patient_ids:
+        return out
+    rows = conn.execute(
+        select(
+            patient_identifiers.c.patient_id,
+            patient_identifiers.c.system,
+            patient_identifiers.c.value,
+        )
+        .where(patient_identifiers.c.patient_id.in_(patient_ids))
+        .order_by(patient_identifiers.c.system, patient_identifiers.c.value)
+    ).all()
+    for patient_id, system, value in rows:
+        out.setdefault(patient_id, []).append((system, value))
+    return out

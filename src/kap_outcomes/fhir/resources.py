@@ -31,8 +31,9 @@ from kap_outcomes.fhir.questionnaires import (
     answer_for_weight,
     versioned_canonical,
 )
+from kap_outcomes.patients import models as patient_models
 
-EXTERNAL_ID_SYSTEM = "https://kap-outcomes.dev/fhir/sid/external-id"
+EXTERNAL_ID_SYSTEM = patient_models.EXTERNAL_ID_SYSTEM
 """``Patient.identifier.system`` of our patients' ``external_id`` (the EHR's own reference)."""
 AGE_GROUP_EXTENSION = "https://kap-outcomes.dev/fhir/StructureDefinition/age-group"
 """``Patient.extension``: the CMS159 age group ("12-17" or "18+"); no birth date is kept."""
@@ -226,8 +227,7 @@ def observation(row: Any, kind: str) -> dict[str, Any]:
                 }
             ]
     else:
-        position = PHQ9_ITEM9 if kind == ITEM9 else CSSRS_POSITIONS.index(kind)
-        value = row.items[position] if position < len(row.items) else None
+        value = _answer_of(row, kind)
         answer = answer_for_weight(instrument, value) if value is not None else None
         if answer is None:
             absent = ("not-asked", "Not Asked") if instrument is Instrument.CSSRS else None
@@ -239,8 +239,23 @@ def observation(row: Any, kind: str) -> dict[str, Any]:
                 "coding": [_loinc(answer.code, answer.display)],
                 "text": answer.display,
             }
-    resource["derivedFrom"] = [{"reference": f"QuestionnaireResponse/{row.id}"}]
+    if is_form(row):  # a total-only score has no form to derive from
+        resource["derivedFrom"] = [{"reference": f"QuestionnaireResponse/{row.id}"}]
     return resource
+
+
+def is_form(row: Any) -> bool:
+    """True for a completed form (served as a QuestionnaireResponse); False for a total-only
+    score, which has no answers and is served as Observations only."""
+    return row.items is not None
+
+
+def _answer_of(row: Any, kind: str) -> int | None:
+    if kind == ITEM9 and not is_form(row):
+        return row.item9  # type: ignore[no-any-return]
+    position = PHQ9_ITEM9 if kind == ITEM9 else CSSRS_POSITIONS.index(kind)
+    items = row.items or []
+    return items[position] if position < len(items) else None
 
 
 def _absent(code: str, display: str) -> dict[str, Any]:
@@ -255,14 +270,20 @@ def _code_text(instrument: Instrument, kind: str) -> str:
     return f"C-SSRS screener {kind}"
 
 
-def observations(row: Any) -> list[dict[str, Any]]:
-    """Every Observation derived from one assessment (no total when none was computed)."""
-    instrument = Instrument(row.instrument)
+def served_kinds(row: Any) -> list[str]:
+    """The Observations an assessment is served as: no total when none was computed; a
+    total-only PHQ-9 has its item 9 Observation only when item 9 came with the total."""
     return [
-        observation(row, kind)
-        for kind in observation_kinds(instrument)
-        if kind != TOTAL or row.total is not None
+        kind
+        for kind in observation_kinds(Instrument(row.instrument))
+        if (kind != TOTAL or row.total is not None)
+        and (kind != ITEM9 or is_form(row) or row.item9 is not None)
     ]
+
+
+def observations(row: Any) -> list[dict[str, Any]]:
+    """Every Observation derived from one assessment, in order."""
+    return [observation(row, kind) for kind in served_kinds(row)]
 
 
 def _condition_concept(name: str) -> dict[str, Any]:
@@ -320,7 +341,9 @@ def conditions(row: Any) -> list[dict[str, Any]]:
     return [condition(row, c) for c in recorded_conditions(row) if c in CONDITION_SLUGS]
 
 
-def patient(row: Any) -> dict[str, Any]:
+def patient(row: Any, identifiers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """A Patient: ``external_id`` under our own system first, then the identifiers stored in
+    other systems."""
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": row.id,
@@ -333,7 +356,9 @@ def patient(row: Any) -> dict[str, Any]:
         extensions.insert(0, {"url": AGE_GROUP_EXTENSION, "valueCode": age_group})
     if extensions:
         resource["extension"] = extensions
-    resource["identifier"] = [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}]
+    resource["identifier"] = [{"system": EXTERNAL_ID_SYSTEM, "value": row.external_id}] + [
+        {"system": system, "value": value} for system, value in identifiers or []
+    ]
     resource["active"] = True
     if "deceased" in recorded:
         resource["deceasedBoolean"] = True

@@ -54,7 +54,7 @@ RESOURCE_SCHEMAS: dict[str, dict[str, Any]] = {
         "Patient": "FHIR R4 Patient (pseudonymous: identifiers only)",
         "Questionnaire": "FHIR R4 Questionnaire (LOINC-coded PHQ-9, GAD-7, C-SSRS screener)",
         "QuestionnaireResponse": "FHIR R4 QuestionnaireResponse",
-        "Observation": "FHIR R4 Observation (a derived score)",
+        "Observation": "FHIR R4 Observation (a score: derived from a form, or sent as a total)",
         "Condition": "FHIR R4 Condition (a recorded condition of a patient, problem list)",
     }.items()
 }
@@ -110,6 +110,32 @@ Reference = Annotated[
     list[str] | None,
     Query(max_length=16, description="``Patient/{id}`` or ``{id}``; repeated: all must hold."),
 ]
+Include = Annotated[
+    list[str] | None,
+    Query(
+        alias="_include",
+        max_length=4,
+        description="``QuestionnaireResponse:subject`` (the Patients); on Observation also "
+        "``Observation:derived-from`` (the forms). Entries with search.mode include.",
+    ),
+]
+Sort = Annotated[
+    str | None,
+    Query(
+        alias="_sort",
+        max_length=64,
+        description="``-date`` (Observation) or ``-authored`` (QuestionnaireResponse): newest "
+        "first, also the order without it.",
+    ),
+]
+Summary = Annotated[
+    str | None,
+    Query(
+        alias="_summary",
+        max_length=16,
+        description="``count``: the Bundle's ``total`` only, no entries.",
+    ),
+]
 Ids = Annotated[
     list[str] | None,
     Query(alias="_id", max_length=16, description="Ids, comma-separated (any of them)."),
@@ -136,6 +162,14 @@ def _search(
     )
 
 
+def _created_headers(created: service.Created, location: str) -> dict[str, str]:
+    version = location.rpartition("/")[2]
+    headers = {"Location": location, "ETag": f'W/"{version}"'}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
 def _resource(resource: dict[str, Any]) -> FhirResponse:
     version = resource.get("meta", {}).get("versionId")
     headers = {"ETag": f'W/"{version}"'} if version else None
@@ -154,6 +188,7 @@ async def fhir_search_questionnaires(
     principal: PrincipalDep,
     url: Params = None,
     ids: Ids = None,
+    summary: Summary = None,
     prefer: Prefer = None,
 ) -> FhirResponse:
     """The PHQ-9, GAD-7 and C-SSRS screener Questionnaires (LOINC-coded), by canonical."""
@@ -223,9 +258,7 @@ async def fhir_create_questionnaire_response(
     version = resource["meta"]["versionId"]
     location = f"{_base(request)}/QuestionnaireResponse/{resource['id']}/_history/{version}"
     return FhirResponse(
-        created.body,
-        status_code=created.status_code,
-        headers={"Location": location, "ETag": f'W/"{version}"'},
+        created.body, status_code=created.status_code, headers=_created_headers(created, location)
     )
 
 
@@ -253,6 +286,9 @@ async def fhir_search_questionnaire_responses(
     authored: Params = None,
     questionnaire: Params = None,
     last_updated: LastUpdated = None,
+    include: Include = None,
+    sort: Sort = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,
@@ -293,6 +329,9 @@ async def fhir_search_observations(
     category: Params = None,
     date: Params = None,
     last_updated: LastUpdated = None,
+    include: Include = None,
+    sort: Sort = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,
@@ -309,6 +348,103 @@ async def fhir_search_observations(
     )
 
 
+_OBSERVATION_CREATED = problems(
+    (400, "The body is not a JSON object, or a header is not valid"),
+    (412, "Several resources match If-None-Exist"),
+    ok=_documented("Observation", "If-None-Exist matched one: the stored score", "ETag"),
+)
+_OBSERVATION_CREATED[201] = _documented(
+    "Observation", "Created: the Observation the score is served as", "ETag", "Location"
+)
+
+
+def _fhir_body(resource_type: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{resource_type}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                FHIR_MEDIA_TYPE: {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
+
+
+@router.post(
+    "/Observation",
+    status_code=201,
+    responses=_OBSERVATION_CREATED,
+    openapi_extra=_fhir_body("Observation"),
+)
+async def fhir_create_observation(
+    request: Request,
+    principal: PrincipalDep,
+    db: DbDep,
+    if_none_exist: Annotated[str | None, Header(alias="If-None-Exist", max_length=600)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> FhirResponse:
+    """Ingest a PHQ-9 or GAD-7 total (44261-6, 70274-6), PHQ-9 item 9 (44260-8), or a panel
+    of them (``component``, or ``hasMember`` of contained Observations): one assessment
+    through the same service as /v1 (source ``ehr``). Conditional create with
+    ``If-None-Exist: identifier=s|v``."""
+    key = check_key(idempotency_key)
+    body = await request.body()
+    digest = hashlib.sha256(
+        b"POST Observation\n" + (if_none_exist or "").encode() + b"\n" + body
+    ).hexdigest()
+    created = await db.write(
+        partial(
+            service.create_observation,
+            principal=principal,
+            body=body,
+            if_none_exist=if_none_exist,
+            idempotency_key=key,
+            fingerprint=digest,
+        )
+    )
+    resource = orjson.loads(created.body)
+    version = resource["meta"]["versionId"]
+    location = f"{_base(request)}/Observation/{resource['id']}/_history/{version}"
+    return FhirResponse(
+        created.body, status_code=created.status_code, headers=_created_headers(created, location)
+    )
+
+
+@router.post(
+    "",
+    responses=problems(
+        (400, "The body is not a JSON object, or a header is not valid"),
+        ok=_documented("Bundle", "The transaction-response Bundle: where each entry went"),
+    ),
+    openapi_extra=_fhir_body("Bundle"),
+)
+async def fhir_transaction(
+    request: Request,
+    principal: PrincipalDep,
+    db: DbDep,
+    idempotency_key: IdempotencyKey = None,
+) -> FhirResponse:
+    """A transaction Bundle of Observations (``POST Observation`` entries): what is about one
+    patient at one instant is one administration (a total with its item 9); all are stored
+    or none."""
+    key = check_key(idempotency_key)
+    body = await request.body()
+    digest = hashlib.sha256(b"POST transaction\n" + body).hexdigest()
+    done = await db.write(
+        partial(
+            service.process_transaction,
+            principal=principal,
+            body=body,
+            base=_base(request),
+            idempotency_key=key,
+            fingerprint=digest,
+        )
+    )
+    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
+    return FhirResponse(done.body, status_code=done.status_code, headers=headers)
+
+
 @router.get("/Patient/{patient_id}", responses=_read("Patient"))
 async def fhir_read_patient(patient_id: FhirId, principal: PrincipalDep, db: DbDep) -> FhirResponse:
     return _resource(
@@ -323,10 +459,12 @@ async def fhir_search_patients(
     db: DbDep,
     identifier: Params = None,
     ids: Ids = None,
+    summary: Summary = None,
     prefer: Prefer = None,
 ) -> FhirResponse:
-    """By ``identifier=https://kap-outcomes.dev/fhir/sid/external-id|{external_id}`` or
-    ``_id``."""
+    """By ``identifier``: ``https://kap-outcomes.dev/fhir/sid/external-id|{external_id}``,
+    ``{system}|{value}`` of any identifier stored for the patient, or ``{value}`` in any of
+    them; or by ``_id``. Identifier values are never repeated in the Bundle's links."""
     return FhirResponse(
         await db.read(
             partial(
@@ -359,6 +497,7 @@ async def fhir_search_conditions(
     subject: Reference = None,
     ids: Ids = None,
     code: Params = None,
+    summary: Summary = None,
     count: Count = DEFAULT_COUNT,
     cursor: CursorParam = None,
     prefer: Prefer = None,

@@ -54,6 +54,14 @@ class Supported:
 
     names: frozenset[str]
     references: frozenset[str] = frozenset()  # these also take a type modifier (subject:Patient)
+    closed: frozenset[tuple[str, str]] = frozenset()
+    """Parameters with a closed set of values (``_sort``, ``_include``, ``_summary``): the
+    (name, value) pairs applied. Another value is treated as an unsupported parameter."""
+
+    def accepts(self, name: str, value: str) -> bool:
+        if name in {closed_name for closed_name, _ in self.closed}:
+            return (name, value) in self.closed
+        return True
 
     def understands(self, name: str) -> bool:
         base, colon, modifier = name.partition(":")
@@ -102,6 +110,15 @@ def read_query(params: Sequence[tuple[str, str]], supported: Supported, *, stric
             continue
         if not value.strip():
             raise bad_parameter(name, "a search parameter needs a value")
+        if not supported.accepts(name, value):
+            if strict:
+                raise fhir_error(
+                    400,
+                    "not-supported",
+                    f"this server does not support this value of {name} here",
+                    name,
+                )
+            continue
         if len(value) > MAX_VALUE_LENGTH:
             raise fhir_error(400, "too-long", "the value is too long", name)
         values.setdefault(name, []).append(value)
@@ -129,24 +146,56 @@ def intersect(sets: Sequence[set[T]]) -> set[T] | None:
     return out
 
 
-_PAGED = frozenset({"_count", "_cursor"})
+_PAGED = frozenset({"_count", "_cursor", "_summary"})
 _PATIENT_REFERENCES = frozenset({"patient", "subject"})
+SUMMARY_COUNT = ("_summary", "count")
+"""``_summary=count``: the Bundle's ``total`` only, no entries (the one summary supported)."""
+INCLUDES: dict[str, frozenset[str]] = {
+    "QuestionnaireResponse": frozenset(
+        {"QuestionnaireResponse:subject", "QuestionnaireResponse:patient"}
+    ),
+    "Observation": frozenset(
+        {"Observation:derived-from", "Observation:subject", "Observation:patient"}
+    ),
+}
+"""``_include`` values applied: the form an Observation derives from, the Patient."""
+NEWEST_FIRST: dict[str, str] = {"QuestionnaireResponse": "-authored", "Observation": "-date"}
+"""The one ``_sort`` applied: newest first (also the order without ``_sort``)."""
+
+
+def _closed(resource_type: str) -> frozenset[tuple[str, str]]:
+    pairs = {SUMMARY_COUNT}
+    pairs |= {("_include", value) for value in INCLUDES.get(resource_type, ())}
+    if resource_type in NEWEST_FIRST:
+        pairs.add(("_sort", NEWEST_FIRST[resource_type]))
+    return frozenset(pairs)
+
+
 SUPPORTED: dict[str, Supported] = {
-    "Questionnaire": Supported(frozenset({"url", "_id"})),
+    "Questionnaire": Supported(frozenset({"url", "_id", "_summary"}), closed=_closed("")),
     "QuestionnaireResponse": Supported(
-        frozenset({"patient", "subject", "_id", "authored", "questionnaire", "_lastUpdated"})
+        frozenset(
+            {"patient", "subject", "_id", "authored", "questionnaire", "_lastUpdated"}
+            | {"_include", "_sort"}
+        )
         | _PAGED,
         references=_PATIENT_REFERENCES,
+        closed=_closed("QuestionnaireResponse"),
     ),
     "Observation": Supported(
-        frozenset({"patient", "subject", "_id", "code", "category", "date", "_lastUpdated"})
+        frozenset(
+            {"patient", "subject", "_id", "code", "category", "date", "_lastUpdated"}
+            | {"_include", "_sort"}
+        )
         | _PAGED,
         references=_PATIENT_REFERENCES,
+        closed=_closed("Observation"),
     ),
-    "Patient": Supported(frozenset({"identifier", "_id"})),
+    "Patient": Supported(frozenset({"identifier", "_id", "_summary"}), closed=_closed("")),
     "Condition": Supported(
         frozenset({"patient", "subject", "_id", "code"}) | _PAGED,
         references=_PATIENT_REFERENCES,
+        closed=_closed(""),
     ),
 }
 """What each search applies; the CapabilityStatement lists the same (less ``_cursor``)."""
@@ -270,27 +319,31 @@ def bundle(
     params: list[tuple[str, str]],
     resources: list[dict[str, Any]],
     next_cursor: str | None,
+    total: int | None = None,
+    included: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A searchset Bundle; ``self`` and ``next`` repeat the search with the cursor."""
+    """A searchset Bundle; ``self`` and ``next`` repeat the search with the cursor. ``total``
+    counts the matches of the whole search (never the included resources)."""
     kept = [(k, v) for k, v in params if k != "_cursor"]
     links = [{"relation": "self", "url": _url(base, path, params)}]
     if next_cursor is not None:
         links.append(
             {"relation": "next", "url": _url(base, path, [*kept, ("_cursor", next_cursor)])}
         )
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ],
-    }
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        out["total"] = total
+    out["link"] = links
+    out["entry"] = [
+        {
+            "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": mode},
+        }
+        for mode, group in (("match", resources), ("include", included or []))
+        for r in group
+    ]
+    return out
 
 
 def _url(base: str, path: str, params: list[tuple[str, str]]) -> str:

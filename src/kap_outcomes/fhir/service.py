@@ -7,8 +7,9 @@ scoring, safety alerts and caseload hook as a form posted on /v1 (source ``ehr``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, not_found
-from kap_outcomes.fhir import ingest, repository, resources, search
+from kap_outcomes.fhir import ingest, observation_ingest, repository, resources, search
 from kap_outcomes.fhir.outcome import fhir_error
 from kap_outcomes.fhir.questionnaires import (
     LOINC,
@@ -79,6 +80,33 @@ def _ids(request: SearchRequest) -> set[str] | None:
     )
 
 
+def _count_only(request: SearchRequest) -> bool:
+    return search.SUMMARY_COUNT[1] in request.query.all(search.SUMMARY_COUNT[0])
+
+
+def _searchset(
+    request: SearchRequest,
+    path: str,
+    *,
+    total: int,
+    found: list[dict[str, Any]] | None = None,
+    next_cursor: str | None = None,
+    included: list[dict[str, Any]] | None = None,
+    params: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A searchset with its ``total``; with ``_summary=count``, the total alone."""
+    count_only = _count_only(request)
+    return search.bundle(
+        base=request.base,
+        path=path,
+        params=request.params if params is None else params,
+        resources=[] if count_only else found or [],
+        next_cursor=None if count_only else next_cursor,
+        total=total,
+        included=None if count_only else included,
+    )
+
+
 def _visible(principal: Principal, row: Any | None) -> Any:
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
@@ -104,13 +132,7 @@ def search_questionnaires(*, request: SearchRequest) -> dict[str, Any]:
     ids = _ids(request)
     if ids is not None:
         matches = [q for q in matches if q["id"] in ids]
-    return search.bundle(
-        base=request.base,
-        path="Questionnaire",
-        params=request.params,
-        resources=matches,
-        next_cursor=None,
-    )
+    return _searchset(request, "Questionnaire", total=len(matches), found=matches)
 
 
 # Patients --------------------------------------------------------------------------------
@@ -124,7 +146,12 @@ def read_patient(conn: Connection, *, principal: Principal, patient_id: str) -> 
     )
     if row is None:
         raise not_found("Patient")
-    return resources.patient(row)
+    return _patients_out(conn, [row])[0]
+
+
+def _patients_out(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    found = repository.patient_identifiers_of(conn, patient_ids=[r.id for r in rows])
+    return [resources.patient(r, found.get(r.id, [])) for r in rows]
 
 
 def search_patients(
@@ -135,12 +162,11 @@ def search_patients(
         found: set[str] = set()
         for one in search.alternatives(value, "identifier"):
             system, code = search.token(one, "identifier")
-            if system in (None, resources.EXTERNAL_ID_SYSTEM):
-                row = repository.patient_by_external_id(
-                    conn, organisation_id=principal.organisation_id, external_id=code
+            found.update(
+                repository.patients_with_identifier(
+                    conn, organisation_id=principal.organisation_id, system=system, value=code
                 )
-                if row is not None:
-                    found.add(str(row.id))
+            )
         sets.append(found)
     wanted = search.intersect(sets)
     if principal.is_patient:
@@ -157,12 +183,13 @@ def search_patients(
     )
     if len(rows) == 1:
         audit.concerns(rows[0].id)
-    return search.bundle(
-        base=request.base,
-        path="Patient",
-        params=request.params,
-        resources=[resources.patient(r) for r in rows],
-        next_cursor=None,
+    return _searchset(
+        request,
+        "Patient",
+        total=len(rows),
+        found=[] if _count_only(request) else _patients_out(conn, rows),
+        # identifier values are PHI: never in a link this service generates
+        params=[(name, value) for name, value in request.params if name != "identifier"],
     )
 
 
@@ -222,15 +249,29 @@ def search_conditions(
         named.append(found)
     names = search.intersect(named)
 
-    def expand(row: Any) -> list[dict[str, Any]]:
+    def chosen(row: Any) -> list[str]:
         return [
-            resources.condition(row, name)
+            name
             for name in resources.recorded_conditions(row)
             if name in resources.CONDITION_SLUGS
             and (names is None or name in names)
             and (ids is None or resources.condition_id(row.id, name) in ids)
         ]
 
+    def expand(row: Any) -> list[dict[str, Any]]:
+        return [resources.condition(row, name) for name in chosen(row)]
+
+    every = repository.search_patients_with_conditions(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_ids=patient_ids,
+        any_of=None if names is None else sorted(names),
+        at_or_before=None,
+        limit=None,
+    )
+    total = sum(len(chosen(row)) for row in every)
+    if _count_only(request):
+        return _searchset(request, "Condition", total=total)
     at_or_before: tuple[datetime, str] | None = None
     skip = 0
     if request.cursor is not None:
@@ -262,13 +303,7 @@ def search_conditions(
         # every row of this batch was read and expanded to fewer than a page: read on
         last = rows[-1]
         at_or_before, skip = (last.created_at, last.id), 10**6
-    return search.bundle(
-        base=request.base,
-        path="Condition",
-        params=request.params,
-        resources=out,
-        next_cursor=next_cursor,
-    )
+    return _searchset(request, "Condition", total=total, found=out, next_cursor=next_cursor)
 
 
 # QuestionnaireResponses --------------------------------------------------------------------
@@ -282,10 +317,20 @@ def _qr(conn: Connection, row: Any) -> dict[str, Any]:
 def read_questionnaire_response(
     conn: Connection, *, principal: Principal, response_id: str
 ) -> dict[str, Any]:
-    row = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=response_id
+    row = _visible(
+        principal,
+        repository.get_assessment(
+            conn, organisation_id=principal.organisation_id, assessment_id=response_id
+        ),
     )
-    return _qr(conn, _visible(principal, row))
+    if not resources.is_form(row):
+        raise fhir_error(
+            404,
+            "not-found",
+            f"a total-only score has no form: read it as Observation/{row.id}-total",
+            "QuestionnaireResponse",
+        )
+    return _qr(conn, row)
 
 
 def _page(
@@ -324,6 +369,7 @@ def search_questionnaire_responses(
         patient_ids=_patients(principal, request),
         administered=search.date_bounds(query.all("authored"), "authored"),
         updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
+        forms_only=True,
     )
     ids = _ids(request)
     if ids is not None:
@@ -340,6 +386,9 @@ def search_questionnaire_responses(
     )
     if instruments is not None:
         where.instruments = sorted(instruments)
+    total = repository.count_assessments(conn, where=where)
+    if _count_only(request):
+        return _searchset(request, "QuestionnaireResponse", total=total)
     found, next_cursor = _page(
         conn,
         where=where,
@@ -351,13 +400,30 @@ def search_questionnaire_responses(
         if resource["id"] in identifiers:
             system, value = identifiers[resource["id"]]
             resource["identifier"] = {"system": system, "value": value}
-    return search.bundle(
-        base=request.base,
-        path="QuestionnaireResponse",
-        params=request.params,
-        resources=found,
+    included: list[dict[str, Any]] = []
+    if {"QuestionnaireResponse:subject", "QuestionnaireResponse:patient"} & set(
+        query.all("_include")
+    ):
+        included = _subjects(conn, principal=principal, found=found)
+    return _searchset(
+        request,
+        "QuestionnaireResponse",
+        total=total,
+        found=found,
         next_cursor=next_cursor,
+        included=included,
     )
+
+
+def _subjects(
+    conn: Connection, *, principal: Principal, found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The Patients the resources of a page are about (``_include=…:subject``), once each."""
+    wanted = sorted({r["subject"]["reference"].partition("/")[2] for r in found})
+    rows = repository.patients_by_ids(
+        conn, organisation_id=principal.organisation_id, patient_ids=wanted
+    )
+    return _patients_out(conn, rows)
 
 
 # Observations --------------------------------------------------------------------------------
@@ -382,11 +448,20 @@ def read_observation(
         conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
     )
     row = _visible(principal, row)
-    if kind not in resources.observation_kinds(Instrument(row.instrument)) or (
-        kind == resources.TOTAL and row.total is None
-    ):
+    if kind not in resources.served_kinds(row):
         raise not_found("Observation")
     return resources.observation(row, kind)
+
+
+def _shaped(shape: Any) -> SimpleNamespace:
+    """A stand-in row with what ``resources.served_kinds`` reads."""
+    return SimpleNamespace(
+        id="",
+        instrument=shape.instrument,
+        total=0 if shape.has_total else None,
+        items=[] if shape.is_form else None,
+        item9=0 if shape.has_item9 else None,
+    )
 
 
 def search_observations(
@@ -425,22 +500,65 @@ def search_observations(
         ):
             where.instruments = []
 
-    def expand(row: Any) -> list[dict[str, Any]]:
-        found = resources.observations(row)
-        if ids is not None:
-            found = [o for o in found if o["id"] in ids]
-        if kinds is None:
-            return found
+    def chosen(row: Any) -> list[str]:
         instrument = Instrument(row.instrument)
-        return [o for o in found if (instrument, o["id"].rpartition("-")[2]) in kinds]
+        return [
+            kind
+            for kind in resources.served_kinds(row)
+            if (ids is None or f"{row.id}-{kind}" in ids)
+            and (kinds is None or (instrument, kind) in kinds)
+        ]
 
+    def expand(row: Any) -> list[dict[str, Any]]:
+        return [resources.observation(row, kind) for kind in chosen(row)]
+
+    if ids is None:  # by kind of assessment: one grouped query
+        total = sum(
+            shape.n * len(chosen(_shaped(shape)))
+            for shape in repository.assessment_shapes(conn, where=where)
+        )
+    else:  # at most a few assessments, each with its own ids
+        total = sum(
+            len(chosen(row))
+            for row in repository.search_assessments(
+                conn, where=where, at_or_before=None, limit=None
+            )
+        )
+    if _count_only(request):
+        return _searchset(request, "Observation", total=total)
     found, next_cursor = _page(conn, where=where, request=request, expand=expand)
-    return search.bundle(
-        base=request.base,
-        path="Observation",
-        params=request.params,
-        resources=found,
+    includes = set(query.all("_include"))
+    included: list[dict[str, Any]] = []
+    if "Observation:derived-from" in includes:
+        forms = sorted(
+            {
+                derived["reference"].partition("/")[2]
+                for o in found
+                for derived in o.get("derivedFrom", [])
+            }
+        )
+        if forms:
+            rows = repository.search_assessments(
+                conn,
+                where=AssessmentFilter(
+                    organisation_id=principal.organisation_id, ids=forms, forms_only=True
+                ),
+                at_or_before=None,
+                limit=len(forms),
+            )
+            identifiers = repository.identifiers_of(conn, assessment_ids=forms)
+            included += [
+                resources.questionnaire_response(row, identifiers.get(row.id)) for row in rows
+            ]
+    if {"Observation:subject", "Observation:patient"} & includes:
+        included += _subjects(conn, principal=principal, found=found)
+    return _searchset(
+        request,
+        "Observation",
+        total=total,
+        found=found,
         next_cursor=next_cursor,
+        included=included,
     )
 
 
@@ -451,6 +569,7 @@ def search_observations(
 class Created:
     status_code: int
     body: str
+    replayed: bool = False
 
 
 def _conditional_matches(conn: Connection, *, principal: Principal, condition: str) -> list[str]:
@@ -474,28 +593,41 @@ def _conditional_matches(conn: Connection, *, principal: Principal, condition: s
     )
 
 
-def _resolve_subject(conn: Connection, *, principal: Principal, subject: ingest.SubjectRef) -> str:
-    where = "QuestionnaireResponse.subject"
+def _resolve_subject(
+    conn: Connection,
+    *,
+    principal: Principal,
+    subject: ingest.SubjectRef,
+    where: str = "QuestionnaireResponse.subject",
+) -> str:
+    """The patient a subject names: ``Patient/{id}``, or an identifier in any system stored
+    for the organisation's patients (``external_id`` under our own system). The identifier's
+    value is never repeated in an error."""
     if subject.patient_id is not None:
         row = repository.get_patient(
             conn, organisation_id=principal.organisation_id, patient_id=subject.patient_id
         )
+        found = [] if row is None else [str(row.id)]
     else:
-        if subject.identifier_system not in (None, resources.EXTERNAL_ID_SYSTEM):
-            raise fhir_error(
-                422,
-                "not-found",
-                f"patient identifiers use the system {resources.EXTERNAL_ID_SYSTEM}",
-                f"{where}.identifier.system",
-            )
-        row = repository.patient_by_external_id(
+        found = repository.patients_with_identifier(
             conn,
             organisation_id=principal.organisation_id,
-            external_id=subject.identifier_value or "",
+            system=subject.identifier_system,
+            value=subject.identifier_value or "",
         )
-    if row is None or (principal.is_patient and row.id != principal.patient_id):
+        where = f"{where}.identifier"
+    if principal.is_patient:
+        found = [one for one in found if one == principal.patient_id]
+    if len(found) > 1:
+        raise fhir_error(
+            422,
+            "multiple-matches",
+            "this identifier names several patients of this organisation: send its system",
+            where,
+        )
+    if not found:
         raise fhir_error(422, "not-found", "no such patient in this organisation", where)
-    return str(row.id)
+    return found[0]
 
 
 def _to_create(form: ingest.IngestedForm) -> AssessmentCreate:
@@ -542,10 +674,21 @@ def create_questionnaire_response(
                 412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
             )
         if matches:
-            row = repository.get_assessment(
-                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+            row = _visible(
+                principal,
+                repository.get_assessment(
+                    conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+                ),
             )
-            return Created(200, orjson.dumps(_qr(conn, _visible(principal, row))).decode())
+            if not resources.is_form(row):
+                raise fhir_error(
+                    409,
+                    "conflict",
+                    "If-None-Exist names a total-only score, which has no form: "
+                    f"read Observation/{row.id}-total",
+                    "If-None-Exist",
+                )
+            return Created(200, orjson.dumps(_qr(conn, row)).decode())
     data = _to_create(form)
     patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
     audit.concerns(patient_id)
@@ -585,4 +728,161 @@ def create_questionnaire_response(
                 422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
             ) from None
         raise
-    return Created(outcome.status_code, outcome.body)
+    return Created(outcome.status_code, outcome.body, outcome.replayed)
+
+
+# Ingest of Observations (flowsheet scores) --------------------------------------------------
+
+
+def _parse(body: bytes, resource_type: str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise fhir_error(400, "structure", "the body is not JSON", resource_type) from None
+
+
+def _score_create(score: observation_ingest.Score) -> AssessmentCreate:
+    try:
+        return AssessmentCreate.model_validate(
+            {
+                "instrument": score.instrument,
+                "items": score.items,
+                "total": score.total,
+                "item9": score.item9,
+                "difficulty": score.difficulty,
+                "administered_at": score.effective,
+                "source": Source.ehr,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        raise fhir_error(422, "value", str(first["msg"]), f"{score.where}.effective") from None
+
+
+def _primary(row: Any, code: str | None = None) -> dict[str, Any]:
+    """The Observation an ingested Observation became: its own kind where this service
+    serves one (total, item 9), else the assessment's first (the total, if any)."""
+    kinds = resources.served_kinds(row)
+    instrument = Instrument(row.instrument)
+    for kind in kinds:
+        if code is not None and resources.observation_code(instrument, kind) == code:
+            return resources.observation(row, kind)
+    return resources.observation(row, kinds[0])
+
+
+def _store_score(conn: Connection, *, principal: Principal, score: observation_ingest.Score) -> Any:
+    """One administration → one assessment, through the same service as /v1."""
+    data = _score_create(score)
+    patient_id = _resolve_subject(
+        conn, principal=principal, subject=score.subject, where=f"{score.where}.subject"
+    )
+    audit.concerns(patient_id)
+    try:
+        created = assessments_service.submit_assessment(
+            conn, principal=principal, patient_id=patient_id, data=data
+        )
+    except DomainError as exc:
+        if exc.status == 422 and exc.errors:  # the scoring's checks: point at the score
+            raise fhir_error(422, "value", exc.errors[0].detail, score.where) from None
+        raise
+    for system, value in score.identifiers:
+        repository.insert_identifier(
+            conn,
+            {
+                "id": new_id(),
+                "organisation_id": principal.organisation_id,
+                "assessment_id": created.id,
+                "system": system,
+                "value": value,
+                "created_at": utcnow(),
+            },
+        )
+    return repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    )
+
+
+def create_observation(
+    conn: Connection,
+    *,
+    principal: Principal,
+    body: bytes,
+    if_none_exist: str | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    """A total score, PHQ-9 item 9 or a panel of them: conditional create (If-None-Exist),
+    idempotent under an Idempotency-Key. Answers with the Observation it became."""
+    score = observation_ingest.read_observation(_parse(body, "Observation"))
+    code = next(iter(code for _, code in score.entries), None)
+    if if_none_exist is not None:
+        matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
+        if len(matches) > 1:
+            raise fhir_error(
+                412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
+            )
+        if matches:
+            row = repository.get_assessment(
+                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
+            )
+            return Created(200, orjson.dumps(_primary(_visible(principal, row), code)).decode())
+        if not score.identifiers:
+            system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
+            score = replace(score, identifiers=[(system or "", value)])
+
+    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+        row = _store_score(conn, principal=principal, score=score)
+        return RootModel[dict[str, Any]](_primary(row, code))
+
+    outcome = idempotency_service.run(
+        conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
+    )
+    return Created(outcome.status_code, outcome.body, outcome.replayed)
+
+
+def process_transaction(
+    conn: Connection,
+    *,
+    principal: Principal,
+    body: bytes,
+    base: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Created:
+    """A transaction Bundle of Observations: every administration stored, or none (one
+    database transaction). Answers with a transaction-response Bundle, one entry per entry."""
+    scores, count = observation_ingest.read_transaction(_parse(body, "Bundle"))
+
+    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+        responses: list[dict[str, Any] | None] = [None] * count
+        for score in scores:
+            row = _store_score(conn, principal=principal, score=score)
+            for index, code in score.entries:
+                served = _primary(row, code)
+                version = served["meta"]["versionId"]
+                responses[index] = {
+                    "fullUrl": f"{base}/Observation/{served['id']}",
+                    "response": {
+                        "status": "201 Created",
+                        "location": f"Observation/{served['id']}/_history/{version}",
+                        "etag": f'W/"{version}"',
+                        "lastModified": served["meta"]["lastUpdated"],
+                    },
+                }
+        return RootModel[dict[str, Any]](
+            {
+                "resourceType": "Bundle",
+                "type": "transaction-response",
+                "entry": [entry for entry in responses if entry is not None],
+            }
+        )
+
+    outcome = idempotency_service.run(
+        conn,
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=fingerprint,
+        create=create,
+        status_code=200,
+    )
+    return Created(outcome.status_code, outcome.body, outcome.replayed)

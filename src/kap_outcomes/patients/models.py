@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as ApiField
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
@@ -18,6 +18,72 @@ ExternalId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN),
 ]
+
+EXTERNAL_ID_SYSTEM = "https://kap-outcomes.dev/fhir/sid/external-id"
+"""The identifier system under which ``external_id`` appears on FHIR (our own)."""
+IDENTIFIER_SYSTEM_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[\x21-\x7E]+$"
+IDENTIFIER_VALUE_PATTERN = r"^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$"
+MAX_IDENTIFIERS = 20
+
+
+class PatientIdentifierIn(BaseModel):
+    """One of the patient's identifiers in another system (an EHR's MRN, a registry id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: str = ApiField(
+        min_length=1,
+        max_length=255,
+        pattern=IDENTIFIER_SYSTEM_PATTERN,
+        description="An absolute URI (https://ehr.example.org/mrn) or urn:oid:…",
+    )
+    value: str = ApiField(
+        min_length=1,
+        max_length=255,
+        pattern=IDENTIFIER_VALUE_PATTERN,
+        description="Printable ASCII, no leading or trailing space",
+    )
+
+
+def _distinct_identifiers(
+    values: list[PatientIdentifierIn] | None,
+) -> list[PatientIdentifierIn] | None:
+    if values is None:
+        return None
+    if len({(v.system, v.value) for v in values}) != len(values):
+        raise ValueError("an identifier is listed twice")
+    if any(v.system == EXTERNAL_ID_SYSTEM for v in values):
+        raise ValueError("the external-id system is external_id's own: set external_id")
+    return values
+
+
+Identifiers = Annotated[
+    list[PatientIdentifierIn] | None,
+    ApiField(max_length=MAX_IDENTIFIERS),
+    AfterValidator(_distinct_identifiers),
+]
+
+
+class PatientIdentifier(SQLModel, table=True):
+    """An identifier of a patient in another system. One (system, value) names at most one
+    patient of an organisation. The values are PHI: never logged, never in an error or a
+    URL this service generates."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (
+        UniqueConstraint(
+            "organisation_id", "system", "value", name="uq_patient_identifiers_org_system_value"
+        ),
+        Index("ix_patient_identifiers_org_value", "organisation_id", "value"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    organisation_id: str = Field(foreign_key="organisations.id", max_length=36)
+    patient_id: str = Field(foreign_key="patients.id", index=True, max_length=36)
+    system: str = Field(max_length=255)
+    value: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
 
 AgeGroup = Literal["12-17", "18+"]
 """The age group CMS159 stratifies by; no birth date is ever stored."""
@@ -81,6 +147,11 @@ class PatientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: ExternalId
+    identifiers: Identifiers = ApiField(
+        default=None,
+        description="Identifiers in other systems (at most 20); each (system, value) names "
+        "one patient of the organisation.",
+    )
     age_group: AgeGroup | None = None
     conditions: Conditions = ApiField(
         default=None,
@@ -89,18 +160,26 @@ class PatientCreate(BaseModel):
 
 
 class PatientUpdate(BaseModel):
-    """The CMS159 facts of an existing patient; a field left out keeps its value, null clears
-    it (not recorded). Needs If-Match with the patient's ETag."""
+    """The identifiers and CMS159 facts of an existing patient; a field left out keeps its
+    value, null clears it (not recorded; for identifiers, none). ``identifiers`` replaces the
+    whole list. Needs If-Match with the patient's ETag."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
+    identifiers: Identifiers = None
     age_group: AgeGroup | None = None
     conditions: Conditions = None
+
+
+class PatientIdentifierPublic(BaseModel):
+    system: str
+    value: str
 
 
 class PatientPublic(BaseModel):
     id: str
     external_id: str
+    identifiers: list[PatientIdentifierPublic] = []
     age_group: AgeGroup | None = None
     conditions: list[Condition] | None = None
     created_at: datetime

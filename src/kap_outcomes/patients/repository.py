@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kap_outcomes.patients.models import Patient
+from kap_outcomes.db import new_id
+from kap_outcomes.patients.models import Patient, PatientIdentifier
 
 patients = Patient.__table__  # type: ignore[attr-defined]
+identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
 
 
 def exists(conn: Connection, *, organisation_id: str, patient_id: str) -> bool:
@@ -93,3 +95,51 @@ def page(
         )
     query = query.order_by(patients.c.created_at, patients.c.id).limit(limit)
     return list(conn.execute(query).all())
+
+
+def replace_identifiers(
+    conn: Connection,
+    *,
+    organisation_id: str,
+    patient_id: str,
+    pairs: list[tuple[str, str]],
+    at: datetime,
+) -> bool:
+    """Set the patient's identifiers to ``pairs``; False (nothing changed) when one of them
+    names another patient of the organisation."""
+    try:
+        with conn.begin_nested():
+            conn.execute(delete(identifiers).where(identifiers.c.patient_id == patient_id))
+            if pairs:
+                conn.execute(
+                    insert(identifiers),
+                    [
+                        {
+                            "id": new_id(),
+                            "organisation_id": organisation_id,
+                            "patient_id": patient_id,
+                            "system": system,
+                            "value": value,
+                            "created_at": at,
+                        }
+                        for system, value in pairs
+                    ],
+                )
+    except IntegrityError:
+        return False
+    return True
+
+
+def identifiers_of(conn: Connection, *, patient_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each patient's identifiers in other systems, ordered by system then value."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if not patient_ids:
+        return out
+    rows = conn.execute(
+        select(identifiers.c.patient_id, identifiers.c.system, identifiers.c.value)
+        .where(identifiers.c.patient_id.in_(patient_ids))
+        .order_by(identifiers.c.system, identifiers.c.value)
+    ).all()
+    for patient_id, system, value in rows:
+        out.setdefault(patient_id, []).append((system, value))
+    return out

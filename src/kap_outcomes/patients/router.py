@@ -30,8 +30,8 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=Audited
     responses=problems(
         (
             409,
-            "This external_id exists already, or a request with this "
-            "Idempotency-Key is still in flight",
+            "This external_id or one of these identifiers names another patient already, "
+            "or a request with this Idempotency-Key is still in flight",
         )
     ),
 )
@@ -88,7 +88,15 @@ async def get_patient(
     return patient
 
 
-@router.patch("/{patient_id}", responses=problems(412, 428, ok=with_headers("ETag")))
+@router.patch(
+    "/{patient_id}",
+    responses=problems(
+        (409, "One of these identifiers names another patient of this organisation"),
+        412,
+        428,
+        ok=with_headers("ETag"),
+    ),
+)
 async def update_patient(
     patient_id: ResourceId,
     data: PatientUpdate,
@@ -97,8 +105,8 @@ async def update_patient(
     response: Response,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
 ) -> PatientPublic:
-    """Set `age_group` and/or `conditions` (CMS159); needs If-Match with the ETag of
-    GET /v1/patients/{patient_id}: missing is 428, stale is 412."""
+    """Set `identifiers` (the whole list), `age_group` and/or `conditions` (CMS159); needs
+    If-Match with the ETag of GET /v1/patients/{patient_id}: missing is 428, stale is 412."""
     patient = await db.write(
         partial(
             service.update_patient,

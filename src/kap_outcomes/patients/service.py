@@ -18,6 +18,8 @@ from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
 from kap_outcomes.patients.models import (
     PatientCreate,
+    PatientIdentifierIn,
+    PatientIdentifierPublic,
     PatientPublic,
     PatientUpdate,
     conditions_from_column,
@@ -39,11 +41,26 @@ def require_patient(conn: Connection, *, principal: Principal, patient_id: str) 
         raise not_found("Patient")
 
 
+def _pairs(data: list[PatientIdentifierIn] | None) -> list[tuple[str, str]]:
+    return sorted((i.system, i.value) for i in data or [])
+
+
+def _shown(pairs: list[tuple[str, str]]) -> list[PatientIdentifierPublic]:
+    return [PatientIdentifierPublic(system=system, value=value) for system, value in pairs]
+
+
+IDENTIFIER_TAKEN = (
+    "An identifier in this request already names another patient of this organisation."
+)
+
+
 def _public(conn: Connection, row: Any) -> PatientPublic:
     course = care_repository.active_course(conn, patient_id=row.id)
+    pairs = repository.identifiers_of(conn, patient_ids=[row.id]).get(row.id, [])
     return PatientPublic(
         id=row.id,
         external_id=row.external_id,
+        identifiers=_shown(pairs),
         age_group=row.age_group,
         conditions=conditions_from_column(row.conditions),
         created_at=row.created_at,
@@ -65,6 +82,15 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         conditions=conditions_to_column(data.conditions),
     ):
         raise conflict("A patient with this external_id exists in this organisation.")
+    pairs = _pairs(data.identifiers)
+    if pairs and not repository.replace_identifiers(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        pairs=pairs,
+        at=now,
+    ):
+        raise conflict(IDENTIFIER_TAKEN)
     emit(
         conn,
         type=EventType.patient_created,
@@ -77,6 +103,7 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
     return PatientPublic(
         id=patient_id,
         external_id=data.external_id,
+        identifiers=_shown(pairs),
         age_group=data.age_group,
         conditions=sorted(data.conditions) if data.conditions is not None else None,
         created_at=now,
@@ -115,10 +142,12 @@ def list_patients(
 
 
 def etag(patient: PatientPublic) -> str:
-    """The ETag of a patient's mutable facts (age group, conditions): a digest of their
-    values, so a stale If-Match is one that names other values than the stored ones."""
+    """The ETag of a patient's mutable facts (identifiers, age group, conditions): a digest of
+    their values, so a stale If-Match is one that names other values than the stored ones."""
     conditions = "-" if patient.conditions is None else ",".join(patient.conditions)
-    digest = hashlib.sha256(f"{patient.age_group or '-'}|{conditions}".encode()).hexdigest()
+    facts = [patient.age_group or "-", conditions]
+    facts += [f"{i.system}\x1f{i.value}" for i in patient.identifiers]
+    digest = hashlib.sha256("\x1e".join(facts).encode()).hexdigest()
     return f'"{digest[:20]}"'
 
 
@@ -130,10 +159,11 @@ def update_patient(
     data: PatientUpdate,
     if_match: str | None,
 ) -> PatientPublic:
-    """Set the age group and conditions of a patient of the caller's organisation."""
+    """Set the identifiers, age group and conditions of a patient of the caller's
+    organisation."""
     if not data.model_fields_set:
         raise invalid(
-            [FieldProblem(pointer="", detail="name age_group or conditions")],
+            [FieldProblem(pointer="", detail="name identifiers, age_group or conditions")],
             detail="Nothing to change.",
         )
     require_patient(conn, principal=principal, patient_id=patient_id)
@@ -150,5 +180,17 @@ def update_patient(
     if "conditions" in data.model_fields_set:
         values["conditions"] = conditions_to_column(data.conditions)
         current.conditions = conditions_from_column(values["conditions"])
-    repository.update_facts(conn, patient_id=patient_id, values=values)
+    if values:
+        repository.update_facts(conn, patient_id=patient_id, values=values)
+    if "identifiers" in data.model_fields_set:
+        pairs = _pairs(data.identifiers)
+        if not repository.replace_identifiers(
+            conn,
+            organisation_id=principal.organisation_id,
+            patient_id=patient_id,
+            pairs=pairs,
+            at=utcnow(),
+        ):
+            raise conflict(IDENTIFIER_TAKEN)
+        current.identifiers = _shown(pairs)
     return current

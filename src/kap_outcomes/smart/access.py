@@ -19,6 +19,8 @@ reports, which show every patient with their scores, need both ``Patient`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kap_outcomes.errors import DomainError
 from kap_outcomes.smart.scopes import Scope, missing, parse_scope, parse_scopes
 
@@ -32,6 +34,8 @@ _NEEDS: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("POST", "/fhir/R4/QuestionnaireResponse"): ("QuestionnaireResponse.c",),
     ("GET", "/fhir/R4/QuestionnaireResponse"): ("QuestionnaireResponse.s",),
     ("GET", "/fhir/R4/QuestionnaireResponse/{response_id}"): ("QuestionnaireResponse.r",),
+    ("POST", "/fhir/R4/Observation"): ("Observation.c",),
+    ("POST", "/fhir/R4"): ("Observation.c",),  # a transaction Bundle of score Observations
     ("GET", "/fhir/R4/Observation"): ("Observation.s",),
     ("GET", "/fhir/R4/Observation/{observation_id}"): ("Observation.r",),
     ("GET", "/fhir/R4/Patient"): ("Patient.s",),
@@ -115,11 +119,24 @@ def insufficient_scope(needs: tuple[Scope, ...] | None) -> DomainError:
     )
 
 
-def check(method: str, path: str | None, granted_scope: str) -> None:
-    """Raise the 403 unless the granted scopes cover everything the route needs."""
+INCLUDE_SCOPES: dict[str, str] = {
+    "QuestionnaireResponse:subject": "Patient.r",
+    "Observation:subject": "Patient.r",
+    "Observation:derived-from": "QuestionnaireResponse.r",
+}
+"""What an ``_include`` adds to a search's needs: the included resources are read too, so a
+token that may search forms but not read patients cannot have them served by an include."""
+
+
+def check(method: str, path: str | None, granted_scope: str, includes: Sequence[str] = ()) -> None:
+    """Raise the 403 unless the granted scopes cover everything the route needs, including
+    the resources its ``_include`` parameters would add."""
     needs = needed(method, path)
     if needs is None:
         raise insufficient_scope(None)
+    extra = {INCLUDE_SCOPES[i] for i in includes if i in INCLUDE_SCOPES}
+    if extra:
+        needs = needs + tuple(_scope(n) for n in sorted(extra))
     granted, _ = parse_scopes(granted_scope)
     if missing(needs, granted):
         raise insufficient_scope(needs)
