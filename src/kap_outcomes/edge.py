@@ -266,7 +266,14 @@ class Edge:
                         refused, status = True, refusal.status
                         await _send_problem(send, refusal, scope["path"], headers_out)
                         return
-                message["headers"] = [*message.get("headers", ()), *headers_out]
+                own = message.get("headers", ())
+                if any(name.lower() == b"content-security-policy" for name, _ in own):
+                    # a page with its own policy (the dashboard's) keeps it alone: two
+                    # policies would both apply, and ours forbids everything
+                    extra = [h for h in headers_out if h[0] != b"content-security-policy"]
+                else:
+                    extra = headers_out
+                message["headers"] = [*own, *extra]
             elif refused:
                 return
             await send(message)
