@@ -84,6 +84,7 @@ ARCHETYPES: tuple[Archetype, ...] = (
 @dataclass
 class _Seeder:
     rng: random.Random
+    seed: int
     principal: Principal
     anchor: datetime
     counts: dict[str, int] = field(default_factory=dict)
@@ -154,10 +155,14 @@ def _seed_patient(conn: Connection, *, seeder: _Seeder, index: int) -> None:
     def at(day: int, hour: int = 0) -> datetime:
         return start + timedelta(days=day, hours=hour)
 
+    external_id = f"DEMO-{s.seed}-{index + 1:04d}"
+    if patients_service.list_patients(
+        conn, principal=s.principal, external_id=external_id, cursor=None, limit=1
+    ).data:
+        s.count("patients already there (kept as they are)")
+        return
     patient = patients_service.create_patient(
-        conn,
-        principal=s.principal,
-        data=PatientCreate(external_id=f"DEMO-{index + 1:04d}"),
+        conn, principal=s.principal, data=PatientCreate(external_id=external_id)
     )
     pid = patient.id
     s.count(f"course: {arche.name}")
@@ -286,7 +291,7 @@ def seed(
 
     principal = db.run_write(seeder)
     # deterministic synthetic data, not secrets: a seeded generator is the point
-    state = _Seeder(rng=random.Random(seed), principal=principal, anchor=anchor)  # noqa: S311
+    state = _Seeder(rng=random.Random(seed), seed=seed, principal=principal, anchor=anchor)  # noqa: S311
     for index in range(patients):
         # one generator per patient: a patient's data never depends on the count before it
         state.rng = random.Random(f"{seed}:{index}")  # noqa: S311
