@@ -267,12 +267,10 @@ class Edge:
                         await _send_problem(send, refusal, scope["path"], headers_out)
                         return
                 own = message.get("headers", ())
-                if any(name.lower() == b"content-security-policy" for name, _ in own):
-                    # a page with its own policy (the dashboard's) keeps it alone: two
-                    # policies would both apply, and ours forbids everything
-                    extra = [h for h in headers_out if h[0] != b"content-security-policy"]
-                else:
-                    extra = headers_out
+                named = {name.lower() for name, _ in own}
+                # a response that sets one of these itself (the dashboard's pages: their
+                # Content-Security-Policy, a same-origin Referrer-Policy) keeps its own
+                extra = [h for h in headers_out if h[0] not in named] if named else headers_out
                 message["headers"] = [*own, *extra]
             elif refused:
                 return

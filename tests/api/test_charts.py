@@ -58,7 +58,7 @@ def example(tenant):
 def test_the_chart_draws_the_apis_trend(tenant, example):
     """The worked example, its first score the baseline: the window holds all five."""
     trend = example.trend()
-    text, root = _chart(tenant, example.pid)
+    _text, root = _chart(tenant, example.pid)
     points = _all(root, "score-point")
     # one point per valid score, in the API's order, with the API's totals and dates
     assert [int(p.get("data-total")) for p in points] == [p["total"] for p in trend["points"]]

@@ -88,8 +88,10 @@ def test_codes_are_stored_only_as_hashes(tenant, db):
     browser.get("/signin", params={"code": code})
     secret = browser.cookies.get(COOKIE_NAME)
     dump = db.run_read(
-        lambda conn: str(conn.execute(text("SELECT * FROM dashboard_signin_codes")).all())
-        + str(conn.execute(text("SELECT * FROM dashboard_sessions")).all())
+        lambda conn: (
+            str(conn.execute(text("SELECT * FROM dashboard_signin_codes")).all())
+            + str(conn.execute(text("SELECT * FROM dashboard_sessions")).all())
+        )
     )
     assert code not in dump and secret not in dump
 

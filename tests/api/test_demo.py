@@ -133,7 +133,7 @@ def test_the_clinic_has_alerts_forms_and_due_measures(seeded):
 
 
 def test_an_organisation_with_data_is_refused(seeded, db, client):
-    clinics, (a, _, _) = seeded
+    _clinics, (a, _, _) = seeded
     with pytest.raises(clinic.NotEmpty):
         _seed(db, a, patients=6)
     after = client.get("/v1/caseload", params={"limit": 500}, headers=_token(db, a)).json()

@@ -161,7 +161,7 @@ def render(
     frame = _Frame(
         left=44.0,
         top=30.0,
-        right=float(width) - 140.0,
+        right=float(width) - 165.0,
         bottom=float(height) - 34.0,
         start=_time_range(spec)[0],
         end=_time_range(spec)[1],

@@ -113,6 +113,9 @@ def render(
     )
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = PAGE_POLICY
+    # same-origin: the dashboard's own forms carry their Origin (checked on every write);
+    # no other site ever learns a dashboard address
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
