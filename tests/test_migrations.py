@@ -42,6 +42,8 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "care_session_revisions",
+    "dashboard_signin_codes",
+    "dashboard_sessions",
 }
 
 

@@ -34,15 +34,25 @@ def chart_spec(
     conn: Connection, *, principal: Principal, patient_id: str, instrument: TrendInstrument
 ) -> ChartSpec:
     """Everything the chart shows, from the trend use case (which checks access and audits)."""
+    return chart_and_trend(conn, principal=principal, patient_id=patient_id, instrument=instrument)[
+        0
+    ]
+
+
+def chart_and_trend(
+    conn: Connection, *, principal: Principal, patient_id: str, instrument: TrendInstrument
+) -> tuple[ChartSpec, TrendPublic]:
+    """The chart and the trend it was drawn from (the patient page shows both)."""
     trend = signals_service.get_trend(
         conn, principal=principal, patient_id=patient_id, instrument=instrument
     )
     _, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     zone = organisation_service.clinic_zone(conn, organisation_id=principal.organisation_id)
     doses = care_repository.dose_sessions(conn, patient_id=patient_id)
-    return spec_from_trend(
+    spec = spec_from_trend(
         trend, doses=[(row.occurred_at, row.kind) for row in doses], policy=policy, zone=zone
     )
+    return spec, trend
 
 
 def spec_from_trend(

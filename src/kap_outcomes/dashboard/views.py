@@ -74,10 +74,7 @@ def patient_page(conn: Connection, *, principal: Principal, patient_id: str) -> 
     signals = signals_service.get_signals(conn, principal=principal, patient_id=patient_id)
     charts = []
     for instrument in (TrendInstrument.phq9, TrendInstrument.gad7):
-        spec = charts_service.chart_spec(
-            conn, principal=principal, patient_id=patient_id, instrument=instrument
-        )
-        trend = signals_service.get_trend(
+        spec, trend = charts_service.chart_and_trend(
             conn, principal=principal, patient_id=patient_id, instrument=instrument
         )
         charts.append(ChartView(spec=spec, trend=trend))
