@@ -8,7 +8,7 @@ same audit apply. Dates are shown in the clinic's time zone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import Connection
@@ -137,11 +137,3 @@ def inbox(conn: Connection, *, principal: Principal) -> InboxView:
             for a in sorted(alerts, key=alert_order)
         )
     return view
-
-
-def shown(at: datetime | None, zone: tzinfo, *, time: bool = False) -> str:
-    """A date (and time) as the clinic reads it."""
-    if at is None:
-        return "–"
-    local = at.astimezone(zone)
-    return local.strftime("%Y-%m-%d %H:%M") if time else local.date().isoformat()
