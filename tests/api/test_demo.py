@@ -111,6 +111,8 @@ def test_the_clinic_shows_every_booster_status_and_reason(seeded):
         "relapse_unconfirmed",
         "rise_from_nadir",
         "worsening_trend",
+        "gains_half_lost",
+        "no_baseline",
         "stable",
         "in_induction",
     } <= reasons

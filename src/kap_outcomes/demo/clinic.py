@@ -78,6 +78,8 @@ ARCHETYPES: tuple[Archetype, ...] = (
     Archetype("no_dosing", ((0, 12), (7, 11)), doses=()),
     Archetype("stable_due", ((0, 23), (16, 9), (23, 8), (30, 7)), last_gap=11),
     Archetype("watch_worsening", ((0, 21), (16, 3), (23, 4), (30, 6), (37, 7), (44, 9))),
+    Archetype("watch_half_lost", ((0, 10), (16, 3), (23, 5), (30, 7))),
+    Archetype("no_baseline", ((16, 9), (23, 8))),
 )
 
 
