@@ -9,7 +9,7 @@ PORT ?= 8000
 HOST = 127.0.0.1
 WAIT_S ?= 300
 
-.PHONY: serve wait test lint typecheck openapi bench clean
+.PHONY: serve wait test lint typecheck openapi bench demo clean
 
 $(BIN)/kap-outcomes: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ wait:
 	  i=$$((i + 1)); [ $$i -lt $(WAIT_S) ] || { echo "not ready after $(WAIT_S) s"; exit 1; }; \
 	  sleep 1; \
 	done; echo "ready: http://$(HOST):$(PORT)"
+
+# A synthetic clinic of 40 patients in the database `make serve` uses; prints a sign-in link
+# to the dashboard as its last line (`make demo ORG=other SEED=3`)
+ORG ?= demo
+SEED ?= 12
+demo: $(BIN)/kap-outcomes
+	$(BIN)/kap-outcomes demo --org $(ORG) --seed $(SEED)
 
 test: $(BIN)/kap-outcomes
 	$(BIN)/pytest

@@ -79,6 +79,7 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/v1/patients/{patient_id}/assessments"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/patients/{patient_id}/trends"): STAFF_AND_OWN_PATIENT,
     ("get", "/v1/patients/{patient_id}/signals"): STAFF_AND_OWN_PATIENT,
+    ("get", "/v1/patients/{patient_id}/charts/{instrument}.svg"): STAFF_AND_OWN_PATIENT,
     ("post", "/v1/patients/{patient_id}/enrollments"): ADMIN_AND_CLINICIAN,
     ("get", "/v1/patients/{patient_id}/enrollments/{enrollment_id}"): ADMIN_AND_CLINICIAN,
     ("get", "/v1/assessments/{assessment_id}"): STAFF_AND_OWN_PATIENT,
@@ -307,6 +308,7 @@ def _webhooks(tenant, db) -> dict[str, str]:
         )
         made[name] = resp.json()["id"]
     made["delivery_id"] = str(uuid.uuid4())
+    made["instrument"] = "phq9"  # a path parameter that names no row
 
     def disable(conn: Any) -> None:
         conn.execute(

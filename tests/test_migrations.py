@@ -44,6 +44,8 @@ TABLES = {
     "webhook_attempts",
     "care_session_revisions",
     "patient_identifiers",
+    "dashboard_signin_codes",
+    "dashboard_sessions",
 }
 
 

@@ -62,6 +62,7 @@ NEEDS: dict[tuple[str, str], Any] = {
     ("post", "/v1/assessments/{assessment_id}/amend"): ["QuestionnaireResponse.u"],
     ("post", "/v1/assessments/{assessment_id}/retract"): ["QuestionnaireResponse.u"],
     ("get", "/v1/patients/{patient_id}/trends"): ["Observation.s"],
+    ("get", "/v1/patients/{patient_id}/charts/{instrument}.svg"): ["Observation.s"],
     # no FHIR resource type here: a system/* scope only
     ("post", "/v1/patients/{patient_id}/courses"): ["*.c"],
     ("get", "/v1/patients/{patient_id}/courses"): ["*.s"],

@@ -29,8 +29,11 @@ from kap_outcomes.auth.router import router as auth_router
 from kap_outcomes.care.router import router as care_router
 from kap_outcomes.care.router import session_router
 from kap_outcomes.caseload.router import router as caseload_router
+from kap_outcomes.charts.router import router as charts_router
 from kap_outcomes.config import Settings, get_settings
 from kap_outcomes.contract import api_routes, finish, operation_id
+from kap_outcomes.dashboard import pages as dashboard_pages
+from kap_outcomes.dashboard.router import router as dashboard_router
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.edge import CLIENT_CLOSED_REQUEST, Edge, Limits, cors_options
 from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
@@ -230,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy_router,
         organisation_router,
         signals_router,
+        charts_router,
         caseload_router,
         events_router,
         webhooks_router,
@@ -240,10 +244,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         health_router,
         fhir_router,
+        dashboard_router,
     ):
         app.include_router(router)
     if settings.metrics_token is not None or settings.environment != "production":
         app.include_router(metrics_router)  # production without a token: not served
+    dashboard_pages.install(app)  # its CSS and ES module, from the package
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: NoTracebacks(build_stack())  # type: ignore[method-assign]

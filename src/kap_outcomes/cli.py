@@ -174,6 +174,92 @@ def token_create(
     typer.echo(secret)
 
 
+@app.command("signin-link")
+def signin_link(
+    org: Annotated[str, typer.Option(help="Organisation slug; created if new.")],
+    role: Annotated[Role, typer.Option(help="clinician or admin.")] = Role.clinician,
+) -> None:
+    """Print a one-time sign-in link to the dashboard, as the last line (valid
+    KAP_SIGNIN_LINK_MINUTES, 10 by default; single use)."""
+    from kap_outcomes.dashboard.sessions import DASHBOARD_ROLES
+
+    if role not in DASHBOARD_ROLES:
+        raise typer.BadParameter("the dashboard is for clinicians and admins", param_hint="--role")
+    settings = get_settings()
+    typer.echo(
+        f"organisation: {org}\nrole: {role.value}\nopen this link once, within "
+        f"{settings.signin_link_minutes} minutes:"
+    )
+    typer.echo(_signin_url(org, role))
+
+
+def _signin_url(org: str, role: Role) -> str:
+    from datetime import timedelta
+
+    from kap_outcomes.dashboard.sessions import create_signin_code
+    from kap_outcomes.db import Database, make_engine
+    from kap_outcomes.links import public_base
+    from kap_outcomes.migrate import ready_schema
+
+    settings = get_settings()
+    ready_schema(settings.database_url)
+    db = Database(make_engine(settings.database_url))
+    code = db.run_write(
+        lambda conn: create_signin_code(
+            conn,
+            organisation_slug=org,
+            role=role,
+            ttl=timedelta(minutes=settings.signin_link_minutes),
+        )
+    )
+    db.dispose()
+    return f"{public_base(settings)}/signin?code={code}"
+
+
+@app.command()
+def demo(
+    org: Annotated[str, typer.Option(help="Organisation slug; created if new.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Same seed, same clinic.")] = 12,
+    patients: Annotated[int, typer.Option(min=6, max=20000, help="How many patients.")] = 40,
+    today: Annotated[
+        str | None,
+        typer.Option(help="The clinic's 'today' (YYYY-MM-DD, UTC); default: the real today."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add to an organisation that already holds data.")
+    ] = False,
+) -> None:
+    """Seed a synthetic demonstration clinic through the service layer; print a sign-in link
+    to its dashboard as the last line."""
+    from datetime import date
+
+    from kap_outcomes.db import Database, make_engine
+    from kap_outcomes.demo import clinic
+    from kap_outcomes.migrate import ready_schema
+
+    settings = get_settings()
+    ready_schema(settings.database_url)
+    db = Database(make_engine(settings.database_url))
+    try:
+        summary = clinic.seed(
+            db,
+            org=org,
+            seed=seed,
+            patients=patients,
+            today=date.fromisoformat(today) if today else None,
+            force=force,
+        )
+    except clinic.NotEmpty as exc:
+        db.dispose()
+        typer.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    db.dispose()
+    for line in summary:
+        typer.echo(line)
+    typer.echo("sign in to the dashboard with this one-time link:")
+    typer.echo(_signin_url(org, Role.clinician))
+
+
 @app.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write the document.")] = Path(

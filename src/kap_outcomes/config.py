@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     enrollment_code_minutes: int = Field(default=15, ge=1, le=1440)
+    signin_link_minutes: int = Field(
+        default=10, ge=1, le=1440, description="Lifetime of a dashboard sign-in link."
+    )
+    dashboard_session_minutes: int = Field(
+        default=720,
+        ge=5,
+        le=10080,
+        description="A dashboard session ends this long after sign-in (12 hours by default).",
+    )
     rate_limit_per_minute: int = Field(
         default=1200,
         ge=0,

@@ -231,7 +231,12 @@ class Edge:
                         refused, status = True, refusal.status
                         await _send_problem(send, refusal, scope["path"], headers_out)
                         return
-                message["headers"] = [*message.get("headers", ()), *headers_out]
+                own = message.get("headers", ())
+                named = {name.lower() for name, _ in own}
+                # a response that sets one of these itself (the dashboard's pages: their
+                # Content-Security-Policy, a same-origin Referrer-Policy) keeps its own
+                extra = [h for h in headers_out if h[0] not in named] if named else headers_out
+                message["headers"] = [*own, *extra]
             elif refused:
                 return
             await send(message)

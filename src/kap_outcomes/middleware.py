@@ -16,6 +16,17 @@ from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, operation_o
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 FORM_PATH = "/oauth/token"
+DASHBOARD_FORMS = re.compile(
+    r"^/(signin|signout|alerts/[A-Za-z0-9\-]{1,36}/(acknowledge|resolve))$"
+)
+"""The dashboard's HTML forms (urlencoded, read by the dashboard itself)."""
+
+
+def reads_own_form(path: str) -> bool:
+    """A route that reads a urlencoded form itself: no JSON rule applies to its body."""
+    return path == FORM_PATH or DASHBOARD_FORMS.match(path) is not None
+
+
 """The one route whose body is not JSON: OAuth 2.0 token requests are form-encoded."""
 
 
@@ -82,14 +93,14 @@ class RequestBodyRules:
         if (
             (chunked or (declared or 0) > 0)
             and not is_json_media_type(content_type)
-            and scope["path"] != FORM_PATH
+            and not reads_own_form(scope["path"])
         ):
             await _send_problem(send, unsupported_media_type(), scope["path"])
             return
         if declared is not None and declared > self.max_body_bytes:
             await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
             return
-        if is_json_media_type(content_type) and scope["path"] != FORM_PATH:
+        if is_json_media_type(content_type) and not reads_own_form(scope["path"]):
             await self._checked_json(scope, receive, send)
             return
 

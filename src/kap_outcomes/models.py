@@ -6,6 +6,7 @@ from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
 from kap_outcomes.care.models import CareSession, CareSessionRevision, Course
 from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.dashboard.models import DashboardSession, SigninCode
 from kap_outcomes.events.models import Event, EventConsumer
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.idempotency.models import IdempotencyRecord
@@ -24,6 +25,7 @@ __all__ = [
     "CareSession",
     "CareSessionRevision",
     "Course",
+    "DashboardSession",
     "EnrollmentCode",
     "Event",
     "EventConsumer",
@@ -34,6 +36,7 @@ __all__ = [
     "PatientSummary",
     "PolicyVersion",
     "SignalState",
+    "SigninCode",
     "SmartClient",
     "SmartJti",
     "WebhookAttempt",

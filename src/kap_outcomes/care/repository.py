@@ -142,3 +142,19 @@ def session_revisions(conn: Connection, *, session_id: str) -> list[Any]:
             .order_by(revisions.c.version)
         ).all()
     )
+
+
+def dose_sessions(conn: Connection, *, patient_id: str) -> list[Any]:
+    """(kind, occurred_at) of the patient's dosing and booster sessions, every course, oldest
+    first: the current version of each that was not retracted (what charts mark)."""
+    return list(
+        conn.execute(
+            select(sessions.c.kind, sessions.c.occurred_at)
+            .where(
+                sessions.c.patient_id == patient_id,
+                sessions.c.kind.in_(("dosing", "booster")),
+                sessions.c.status != SessionStatus.entered_in_error.value,
+            )
+            .order_by(sessions.c.occurred_at, sessions.c.id)
+        ).all()
+    )

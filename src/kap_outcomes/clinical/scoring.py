@@ -90,6 +90,14 @@ def _band(total: int, bands: tuple[tuple[int, Severity], ...]) -> Severity:
     return next(severity for upper, severity in bands if total <= upper)
 
 
+def severity_bands(instrument: Instrument) -> tuple[tuple[int, int, Severity], ...]:
+    """(lowest, highest, severity) of each band of a scored instrument, lowest band first
+    (PHQ-9 [Kroenke01], GAD-7 [Spitzer06]): what charts shade."""
+    bands = _PHQ9_BANDS if instrument is Instrument.PHQ9 else _GAD7_BANDS
+    lows = (0, *(upper + 1 for upper, _ in bands[:-1]))
+    return tuple((low, upper, severity) for low, (upper, severity) in zip(lows, bands, strict=True))
+
+
 def phq9_severity(total: int) -> Severity:
     """PHQ-9 bands 0-4, 5-9, 10-14, 15-19, 20-27 [Kroenke01]."""
     return _band(total, _PHQ9_BANDS)

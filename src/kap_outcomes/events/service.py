@@ -133,6 +133,12 @@ def read(
     return events, max(last, head, query.after)
 
 
+def head_cursor(conn: Connection, *, principal: Principal) -> str:
+    """The cursor of the organisation's latest settled event: a page's live updates start
+    there (everything before it is already on the page)."""
+    return encode_cursor(repository.head(conn, organisation_id=principal.organisation_id) or START)
+
+
 async def long_poll(
     db: Database, *, principal: Principal, query: FeedQuery, wait_s: float
 ) -> EventPage:

@@ -54,6 +54,7 @@ _NEEDS: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("POST", "/v1/assessments/{assessment_id}/amend"): ("QuestionnaireResponse.u",),
     ("POST", "/v1/assessments/{assessment_id}/retract"): ("QuestionnaireResponse.u",),
     ("GET", "/v1/patients/{patient_id}/trends"): ("Observation.s",),
+    ("GET", "/v1/patients/{patient_id}/charts/{instrument}.svg"): ("Observation.s",),
     # --- /v1: data with no FHIR resource type here: system/* only ------------------------
     ("POST", "/v1/patients/{patient_id}/courses"): ("*.c",),
     ("GET", "/v1/patients/{patient_id}/courses"): ("*.s",),

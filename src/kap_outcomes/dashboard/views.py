@@ -1,0 +1,139 @@
+"""What each dashboard page shows, assembled from the same use cases as the JSON API.
+
+No SQL here: the patient, its signals, trends, assessments, sessions and alerts come from the
+services the routers of ``/v1`` call, with the same principal, so the same role rules and the
+same audit apply. Dates are shown in the clinic's time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kap_outcomes.alerts import service as alerts_service
+from kap_outcomes.alerts.models import AlertPublic, AlertStatus
+from kap_outcomes.assessments import service as assessments_service
+from kap_outcomes.assessments.models import AssessmentPublic
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.care import service as care_service
+from kap_outcomes.care.models import SessionPublic
+from kap_outcomes.caseload import repository as caseload_repository
+from kap_outcomes.charts import service as charts_service
+from kap_outcomes.charts.svg import ChartSpec
+from kap_outcomes.organisation import service as organisation_service
+from kap_outcomes.patients import service as patients_service
+from kap_outcomes.patients.models import PatientPublic
+from kap_outcomes.signals import service as signals_service
+from kap_outcomes.signals.models import SignalsPublic, TrendInstrument, TrendPublic
+
+LEVEL_RANK = {"emergency": 0, "urgent": 1, "review": 2}
+MAX_LISTED = 500
+"""The most assessments, sessions or alerts a page lists (the API's largest page)."""
+
+
+@dataclass
+class ChartView:
+    spec: ChartSpec
+    trend: TrendPublic
+
+
+@dataclass
+class PatientView:
+    patient: PatientPublic
+    signals: SignalsPublic
+    charts: list[ChartView]
+    assessments: list[AssessmentPublic]
+    cssrs: list[AssessmentPublic]
+    sessions: list[SessionPublic]
+    alerts: list[AlertPublic]
+    zone: tzinfo
+
+
+@dataclass
+class AlertRow:
+    alert: AlertPublic
+    external_id: str
+
+
+@dataclass
+class InboxView:
+    open: list[AlertRow] = field(default_factory=list)
+    acknowledged: list[AlertRow] = field(default_factory=list)
+    zone: Any = None
+
+
+def clinic_zone(conn: Connection, *, principal: Principal) -> tzinfo:
+    return organisation_service.clinic_zone(conn, organisation_id=principal.organisation_id)
+
+
+def patient_page(conn: Connection, *, principal: Principal, patient_id: str) -> PatientView:
+    patient = patients_service.get_patient(conn, principal=principal, patient_id=patient_id)
+    signals = signals_service.get_signals(conn, principal=principal, patient_id=patient_id)
+    charts = []
+    for instrument in (TrendInstrument.phq9, TrendInstrument.gad7):
+        spec, trend = charts_service.chart_and_trend(
+            conn, principal=principal, patient_id=patient_id, instrument=instrument
+        )
+        charts.append(ChartView(spec=spec, trend=trend))
+    assessments = assessments_service.list_assessments(
+        conn,
+        principal=principal,
+        patient_id=patient_id,
+        instrument=None,
+        since=None,
+        until=None,
+        cursor=None,
+        limit=MAX_LISTED,
+    ).data
+    sessions = care_service.list_sessions(
+        conn, principal=principal, patient_id=patient_id, cursor=None, limit=MAX_LISTED
+    ).data
+    alerts = alerts_service.list_alerts(
+        conn,
+        principal=principal,
+        status=None,
+        patient_id=patient_id,
+        cursor=None,
+        limit=MAX_LISTED,
+    ).data
+    return PatientView(
+        patient=patient,
+        signals=signals,
+        charts=charts,
+        assessments=assessments,
+        cssrs=[a for a in assessments if a.instrument.value == "cssrs"],
+        sessions=sessions,
+        alerts=sorted(alerts, key=alert_order),
+        zone=clinic_zone(conn, principal=principal),
+    )
+
+
+def alert_order(alert: AlertPublic) -> tuple[int, int, float]:
+    """Unresolved before resolved, most severe first, newest first."""
+    return (
+        int(alert.status == AlertStatus.resolved),
+        LEVEL_RANK.get(alert.level, 9),
+        -alert.created_at.timestamp(),
+    )
+
+
+def inbox(conn: Connection, *, principal: Principal) -> InboxView:
+    """Open alerts (nobody has acknowledged them), then acknowledged ones not yet resolved;
+    each most severe first, then newest first."""
+    view = InboxView(zone=clinic_zone(conn, principal=principal))
+    for status, into in (
+        (AlertStatus.open, view.open),
+        (AlertStatus.acknowledged, view.acknowledged),
+    ):
+        alerts = alerts_service.list_alerts(
+            conn, principal=principal, status=status, patient_id=None, cursor=None, limit=MAX_LISTED
+        ).data
+        external = caseload_repository.external_ids(conn, sorted({a.patient_id for a in alerts}))
+        into.extend(
+            AlertRow(alert=a, external_id=external.get(a.patient_id, "?"))
+            for a in sorted(alerts, key=alert_order)
+        )
+    return view

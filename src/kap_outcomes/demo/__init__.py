@@ -1,0 +1,1 @@
+"""A synthetic demonstration clinic (``kap-outcomes demo``)."""
