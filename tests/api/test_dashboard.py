@@ -18,7 +18,7 @@ from sqlalchemy import text
 from kap_outcomes.auth.models import Role
 from kap_outcomes.dashboard.sessions import COOKIE_NAME, create_signin_code
 
-from .course import Clinic
+from .course import Clinic, _day
 
 
 def _browser(client: TestClient) -> TestClient:
@@ -309,3 +309,22 @@ def test_dashboard_routes_are_not_in_the_api_document(client):
     for page in ("/", "/signin", "/signout", "/alerts", "/live", "/patients/{patient_id}"):
         assert page not in paths
     assert not [p for p in paths if p.startswith(("/alerts/", "/assets"))]
+
+
+def test_a_total_only_score_from_an_ehr_shows_like_any_other(tenant):
+    """A PHQ-9 sent as a total alone (an EHR flowsheet) is drawn and listed beside forms, and
+    its unknown item 9 shows as the open review alert it raised."""
+    clinic = Clinic(tenant)
+    clinic.phq9(0, 20)
+    sent = tenant.post(
+        f"/v1/patients/{clinic.pid}/assessments",
+        {"instrument": "phq9", "total": 14, "items": None, "administered_at": _day(7)},
+    )
+    assert sent.status_code == 201, sent.text
+    assert [a["kind"] for a in sent.json()["alerts"]] == ["safety_item_missing"]
+    page = _signed_in(tenant).get(f"/patients/{clinic.pid}")
+    assert page.status_code == 200, page.text
+    totals = re.findall(r'class="score-point" data-total="(\d+)"', page.text)
+    assert [int(t) for t in totals] == [20, 14]
+    svg = tenant.get(f"/v1/patients/{clinic.pid}/charts/phq9.svg")
+    assert svg.status_code == 200 and svg.text.count('class="score-point"') == 2
