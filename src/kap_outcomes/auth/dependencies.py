@@ -65,6 +65,13 @@ async def current_principal(request: Request) -> Principal:
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_EXPORTS_PATH = "/fhir/R4/bulk/"
+
+
+def _cancels_an_export(request: Request) -> bool:
+    """Cancelling a bulk export changes no data: a client that may read may cancel its
+    export (Bulk Data Access IG: DELETE on the status URL)."""
+    return request.method == "DELETE" and request.url.path.startswith(_EXPORTS_PATH)
 
 
 async def _access_token_principal(request: Request, token: str) -> Principal:
@@ -85,7 +92,11 @@ async def _access_token_principal(request: Request, token: str) -> Principal:
     )
     if organisation_id is None or organisation_id != claims.organisation_id:
         raise unauthorized()
-    if request.method not in _READ_METHODS and not allows_writes(claims.scope):
+    if (
+        request.method not in _READ_METHODS
+        and not allows_writes(claims.scope)
+        and not _cancels_an_export(request)
+    ):
         raise forbidden("The access token's scopes allow reading only.")
     return Principal(
         token_id=claims.client_id,
