@@ -155,6 +155,8 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     },
     "SessionRetract": {"reason": "Entered twice."},
     "QuestionnaireResponse": _QUESTIONNAIRE_RESPONSE_EXAMPLE,
+    # members are Patient/{id} references of the organisation's own patients
+    "Group": {"resourceType": "Group", "type": "person", "actual": True, "name": "Spring cohort"},
 }
 """One example of each request body, by schema name (synthetic data; a public key only)."""
 

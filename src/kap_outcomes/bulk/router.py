@@ -33,7 +33,7 @@ from kap_outcomes.fhir.router import (
     Prefer,
     resource_schema,
 )
-from kap_outcomes.http import problems, with_headers
+from kap_outcomes.http import DOCUMENTED_SCHEMAS, problems, with_headers
 from kap_outcomes.links import fhir_base
 
 router = APIRouter(
@@ -122,10 +122,16 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         "error": {"type": "array", "maxItems": 0, "items": {}},
     },
 }
+DOCUMENTED_SCHEMAS["BulkManifest"] = MANIFEST_SCHEMA
+DOCUMENTED_SCHEMAS["Ndjson"] = {
+    "type": "string",
+    "description": "FHIR NDJSON: one resource of the file's type per line, each line ending "
+    "with a newline",
+}
 _STATUS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Completed: the manifest (the files need the same bearer token)",
-        "content": {"application/json": {"schema": MANIFEST_SCHEMA}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkManifest"}}},
     }
     | with_headers("Expires"),
     202: {"description": "In progress"} | with_headers("X-Progress", "Retry-After"),
@@ -140,9 +146,13 @@ _CANCELLED: dict[int | str, dict[str, Any]] = {
 _FILE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "One resource per line (FHIR NDJSON), streamed",
-        "content": {service.NDJSON_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "content": {service.NDJSON_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Ndjson"}}},
     }
 }
+
+
+class NdjsonResponse(StreamingResponse):
+    media_type = service.NDJSON_MEDIA_TYPE
 
 
 def _settings(request: Request) -> Settings:
@@ -252,7 +262,7 @@ async def fhir_export_group(
     )
 
 
-@router.get("/bulk/{export_id}", responses=_STATUS)
+@router.get("/bulk/{export_id}", responses=_STATUS, response_class=JSONResponse)
 async def fhir_export_status(
     request: Request, export_id: ExportId, principal: StaffDep, db: DbDep
 ) -> Response:
@@ -287,7 +297,7 @@ async def fhir_export_cancel(
     return FhirResponse(body, status_code=202)
 
 
-@router.get("/bulk/{export_id}/{file_name}", responses=_FILE)
+@router.get("/bulk/{export_id}/{file_name}", responses=_FILE, response_class=NdjsonResponse)
 async def fhir_export_file(
     request: Request, export_id: ExportId, file_name: FileName, principal: StaffDep, db: DbDep
 ) -> Response:
@@ -313,7 +323,7 @@ async def fhir_export_file(
         finally:
             handle.close()
 
-    return StreamingResponse(chunks(), media_type=service.NDJSON_MEDIA_TYPE)
+    return NdjsonResponse(chunks())
 
 
 # Groups -----------------------------------------------------------------------------------
