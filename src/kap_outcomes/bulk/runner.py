@@ -88,7 +88,7 @@ class Files:
             self.folder.mkdir(parents=True, exist_ok=True)
             out = self._open[kind] = (self.folder / f"{kind}.ndjson").open("wb")
             self.counts[kind] = 0
-        out.write(orjson.dumps(resource) + b"\n")
+        out.write(orjson.dumps(resource, option=orjson.OPT_APPEND_NEWLINE))
         self.counts[kind] += 1
 
     def close(self) -> None:
