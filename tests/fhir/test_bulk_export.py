@@ -425,3 +425,26 @@ def test_a_stopping_worker_hands_its_export_back(clinic: dict[str, Any], setting
     assert waiting.status_code == 202 and waiting.headers["x-progress"] == "queued"
     assert run_next(tenant.db, settings, owner="next")  # and the next worker finishes it
     assert len(_files(tenant, _manifest(tenant, status_url))["Patient"]) == 2
+
+
+def test_a_read_only_smart_backend_exports_and_cancels(
+    clinic: dict[str, Any], settings: Any
+) -> None:
+    """SMART Backend Services with read scopes only: it may kick off, follow, download and
+    cancel its export (cancelling changes no data), but not define a Group (a write)."""
+    from ..api.test_smart import Backend, bearer
+
+    tenant = clinic["tenant"]
+    backend = Backend(tenant, algorithm="ES384", scope="system/*.rs")
+    token = bearer(backend.access_token(scope="system/*.rs"))
+    resp = tenant.client.get("/fhir/R4/$export", headers=token | KICK_OFF)
+    assert resp.status_code == 202, resp.text
+    status_url = resp.headers["content-location"].removeprefix("http://127.0.0.1:8000")
+    _run_all(tenant, settings)
+    manifest = tenant.client.get(status_url, headers=token).json()
+    url = manifest["output"][0]["url"].removeprefix("http://127.0.0.1:8000")
+    assert tenant.client.get(url, headers=token).status_code == 200
+    assert tenant.client.delete(status_url, headers=token).status_code == 202
+    assert tenant.client.get(status_url, headers=token).status_code == 404
+    group = {"resourceType": "Group", "type": "person", "actual": True, "name": "x"}
+    assert tenant.client.post("/fhir/R4/Group", json=group, headers=token).status_code == 403
