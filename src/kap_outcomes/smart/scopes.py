@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RESOURCE_TYPES = ("Patient", "Observation", "Questionnaire", "QuestionnaireResponse", "Condition")
+RESOURCE_TYPES = (
+    "Patient",
+    "Observation",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Condition",
+    "Group",
+)
 _SCOPE = re.compile(rf"system/(\*|{'|'.join(RESOURCE_TYPES)})\.(c?r?u?d?s?)")
 WRITE_PERMISSIONS = frozenset("cud")
 
