@@ -340,6 +340,18 @@ def test_refused_kick_offs_store_nothing(
     assert count_rows("bulk_exports", tenant.org_id) == 0
 
 
+def test_a_post_kick_off_is_not_supported(tenant: Any, count_rows: Any) -> None:
+    for path in ("$export", "Patient/$export"):
+        resp = tenant.client.post(
+            f"/fhir/R4/{path}",
+            json={"resourceType": "Parameters"},
+            headers=tenant.headers() | KICK_OFF,
+        )
+        assert resp.status_code == 405, resp.text
+        check(resp.json())
+    assert count_rows("bulk_exports", tenant.org_id) == 0
+
+
 def test_lenient_handling_ignores_what_it_does_not_support(tenant: Any) -> None:
     resp = tenant.client.get(
         "/fhir/R4/$export",
