@@ -460,3 +460,21 @@ def test_a_read_only_smart_backend_exports_and_cancels(
     assert tenant.client.get(status_url, headers=token).status_code == 404
     group = {"resourceType": "Group", "type": "person", "actual": True, "name": "x"}
     assert tenant.client.post("/fhir/R4/Group", json=group, headers=token).status_code == 403
+
+
+def test_an_organisation_queues_a_few_exports_at_most(tenant: Any, count_rows: Any) -> None:
+    for _ in range(4):
+        _kick_off(tenant, "$export")
+    resp = tenant.client.get("/fhir/R4/$export", headers=tenant.headers() | KICK_OFF)
+    assert resp.status_code == 429, resp.text
+    assert int(resp.headers["retry-after"]) >= 1
+    check(resp.json())
+    assert count_rows("bulk_exports", tenant.org_id) == 4
+
+
+def test_an_unencoded_plus_in_the_output_format_is_understood(tenant: Any) -> None:
+    resp = tenant.client.get(
+        "/fhir/R4/$export?_outputFormat=application/fhir+ndjson",
+        headers=tenant.headers() | KICK_OFF,
+    )
+    assert resp.status_code == 202, resp.text

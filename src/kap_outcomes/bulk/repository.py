@@ -40,6 +40,17 @@ def get_export(conn: Connection, *, organisation_id: str, export_id: str) -> Any
     ).first()
 
 
+def active_exports(conn: Connection, *, organisation_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                exports.c.organisation_id == organisation_id,
+                exports.c.status.in_(("queued", "running")),
+            )
+        ).scalar_one()
+    )
+
+
 def delete_export(conn: Connection, *, export_id: str) -> bool:
     return bool(conn.execute(delete(exports).where(exports.c.id == export_id)).rowcount)
 

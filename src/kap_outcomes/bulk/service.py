@@ -22,6 +22,7 @@ from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.bulk import repository
 from kap_outcomes.db import new_id, utcnow
+from kap_outcomes.edge import too_many_requests
 from kap_outcomes.errors import not_found
 from kap_outcomes.fhir import search
 from kap_outcomes.fhir.outcome import fhir_error
@@ -36,6 +37,8 @@ NDJSON_MEDIA_TYPE = "application/fhir+ndjson"
 RETRY_AFTER_S = 2
 """What the status answers in ``Retry-After`` while an export runs."""
 MAX_GROUP_MEMBERS = 10_000
+MAX_ACTIVE_EXPORTS = 4
+"""Exports an organisation may have queued or running at once (then 429, Retry-After)."""
 STATUS_PATH = "bulk"
 """Status and files live under ``{FHIR base}/bulk/{export id}``."""
 
@@ -75,7 +78,8 @@ def read_kickoff(
     since: datetime | None = None
     for name, value in params:
         if name == "_outputFormat":
-            if value not in OUTPUT_FORMATS:
+            # an unencoded "+" in a query string arrives as a space
+            if value.replace(" ", "+") not in OUTPUT_FORMATS:
                 raise fhir_error(
                     400, "not-supported", "the output format is application/fhir+ndjson", name
                 )
@@ -136,6 +140,12 @@ def kick_off(
 ) -> Queued:
     """Queue an export of the organisation's data (of one group's members at Group level).
     It concerns many patients, so its audit event names none: it names the export."""
+    active = repository.active_exports(conn, organisation_id=principal.organisation_id)
+    if active >= MAX_ACTIVE_EXPORTS:
+        raise too_many_requests(
+            RETRY_AFTER_S * 30,
+            f"this organisation has {active} exports queued or running; wait for one to end",
+        )
     if group_id is not None and (
         repository.get_group(conn, organisation_id=principal.organisation_id, group_id=group_id)
         is None
