@@ -19,9 +19,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.auth.service import Principal
 from kap_outcomes.bulk import service
 from kap_outcomes.bulk.runner import remove_files
 from kap_outcomes.config import Settings
+from kap_outcomes.db import Database
 from kap_outcomes.errors import not_found
 from kap_outcomes.fhir import search
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, operation_outcome
@@ -162,8 +164,8 @@ def _settings(request: Request) -> Settings:
 
 async def _kick_off(
     request: Request,
-    principal: Any,
-    db: Any,
+    principal: Principal,
+    db: Database,
     *,
     prefer: str | None,
     level: str,
