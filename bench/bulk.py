@@ -12,9 +12,9 @@ and 7 GAD-7), then:
   median(plain) / median(export), the export's share of the plain read-and-write throughput
   (goal: at least 0.3).
 - **memory** (10,000 and 100,000 assessments): each export in a fresh process of its own,
-  measured with tracemalloc (peak of Python allocations during the export) and ru_maxrss
-  (the process's peak resident set, before and after the export). Goal: the peak at 100,000
-  within 20 % of the peak at 10,000.
+  measured with tracemalloc (peak of Python allocations during the export) and the peak
+  resident set (VmHWM, before and after the export; with the anonymous and file-backed parts
+  at its end). Goal: the peak at 100,000 within 20 % of the peak at 10,000.
 
     python -m bench.bulk [--database-url URL] [--assessments 100000] [--small 10000] [--repeat 5]
 """
@@ -159,31 +159,48 @@ def throughput(db: Database, settings: Settings, org_id: str, repeat: int) -> di
     }
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _peak_rss_kib() -> int:
+    """The process's peak resident set (VmHWM). Not ru_maxrss: Linux keeps that across
+    execve, so a child started by a big parent would report the parent's peak."""
+    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_child(database_url: str, org_id: str, export_dir: str) -> None:
-    """In a fresh process: one export, its tracemalloc peak, and ru_maxrss before and after it.
+    """In a fresh process: one export, its tracemalloc peak, and the peak RSS before and after.
 
     ``before`` is taken once everything is imported and a connection has run a query. On
     SQLite the database file is read through a memory map (``PRAGMA mmap_size``), so the
-    file pages an export touches count in its resident set: ru_maxrss then grows with the
+    file pages an export touches count in its resident set: the RSS then grows with the
     database read, not with what the export holds. tracemalloc counts Python allocations only.
     """
     db = Database(make_engine(database_url))
     settings = Settings(database_url=database_url, export_dir=Path(export_dir))
     db.run_read(lambda conn: conn.exec_driver_sql("SELECT 1").all())
     queue_export(db, org_id)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _peak_rss_kib()
     tracemalloc.start()
     assert run_next(db, settings, owner="measured")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = _peak_rss_kib()
     print(
         json.dumps(
             {
                 "tracemalloc_peak_kib": round(peak / 1024),
-                "maxrss_before_kib": rss_before,
-                "maxrss_after_kib": rss_after,
-                "maxrss_delta_kib": rss_after - rss_before,
+                "peak_rss_before_kib": rss_before,
+                "peak_rss_after_kib": rss_after,
+                "peak_rss_delta_kib": rss_after - rss_before,
+                # now, with the connection still open: anonymous memory (the heap) and
+                # file-backed pages (on SQLite, the memory-mapped database)
+                "rss_anon_after_kib": _status_kib("RssAnon"),
+                "rss_file_after_kib": _status_kib("RssFile"),
             }
         )
     )
@@ -210,6 +227,7 @@ def main() -> None:
     parser.add_argument("--assessments", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--memory-only", action="store_true", help="skip the throughput part")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kap-bench-bulk-"))
     url = args.database_url or f"sqlite:///{work / 'bench.db'}"
@@ -223,7 +241,7 @@ def main() -> None:
     print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     result = {
         "database": db.engine.dialect.name,
-        "throughput": throughput(db, settings, large, args.repeat),
+        "throughput": None if args.memory_only else throughput(db, settings, large, args.repeat),
         "memory": {
             str(args.small): memory(url, small, work / "exports"),
             str(args.assessments): memory(url, large, work / "exports"),
@@ -232,8 +250,8 @@ def main() -> None:
     small_peak = result["memory"][str(args.small)]["tracemalloc_peak_kib"]
     large_peak = result["memory"][str(args.assessments)]["tracemalloc_peak_kib"]
     result["memory"]["tracemalloc_peak_ratio"] = round(large_peak / small_peak, 3)
-    small_rss = result["memory"][str(args.small)]["maxrss_after_kib"]
-    large_rss = result["memory"][str(args.assessments)]["maxrss_after_kib"]
+    small_rss = result["memory"][str(args.small)]["peak_rss_after_kib"]
+    large_rss = result["memory"][str(args.assessments)]["peak_rss_after_kib"]
     result["memory"]["maxrss_ratio"] = round(large_rss / small_rss, 3)
     print(json.dumps(result, indent=2))
     db.dispose()
