@@ -42,6 +42,9 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "care_session_revisions",
+    "bulk_exports",
+    "patient_groups",
+    "patient_group_members",
 }
 
 
