@@ -50,7 +50,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # The suite sends many requests with one token and many 401s from one address: the abuse
     # limits are off here and tested on their own (tests/test_edge.py).
     return Settings(
@@ -64,6 +64,8 @@ def settings(database_url: str) -> Settings:
         worker_embedded=False,
         # webhook tests register receivers of their own on 127.0.0.1 (tests/events)
         webhook_allowed_networks=["127.0.0.0/8"],
+        # bulk export files of the run, never in the working directory
+        export_dir=tmp_path_factory.mktemp("exports"),
     )
 
 

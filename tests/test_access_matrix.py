@@ -20,6 +20,7 @@ from sqlalchemy import insert, text
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import issue_token
+from kap_outcomes.bulk.runner import run_next
 from kap_outcomes.webhooks.models import WebhookDelivery
 
 # What a role gets: "ok" means past authentication and authorisation (any status but 401,
@@ -140,6 +141,19 @@ RULES: dict[tuple[str, str], Any] = {
     ("get", "/fhir/R4/Patient/{patient_id}"): STAFF_AND_OWN_PATIENT,
     ("get", "/fhir/R4/Condition"): ANY_TOKEN,
     ("get", "/fhir/R4/Condition/{condition_id}"): STAFF_AND_OWN_PATIENT,
+    # bulk export: organisation-wide, so staff only (tests/fhir/test_bulk_export.py: another
+    # organisation's export is a 404)
+    ("get", "/fhir/R4/$export"): STAFF,
+    ("get", "/fhir/R4/Patient/$export"): STAFF,
+    ("get", "/fhir/R4/Group/{group_id}/$export"): STAFF,
+    ("get", "/fhir/R4/bulk/{export_id}"): STAFF,
+    # one export, deleted by the first caller (the admin): for the next ones it is gone
+    # (every staff role may cancel: tests/fhir/test_bulk_export.py)
+    ("delete", "/fhir/R4/bulk/{export_id}"): STAFF | {"clinician": HIDDEN, "integration": HIDDEN},
+    ("get", "/fhir/R4/bulk/{export_id}/{file_name}"): STAFF,
+    ("post", "/fhir/R4/Group"): STAFF,
+    ("get", "/fhir/R4/Group"): STAFF,
+    ("get", "/fhir/R4/Group/{group_id}"): STAFF,
 }
 
 BODIES: dict[tuple[str, str], Any] = {
@@ -177,6 +191,7 @@ PARAMS: dict[tuple[str, str], dict[str, str]] = {
     # deleting must not take the webhook (or client) that the operations after it read
     ("delete", "/v1/webhooks/{webhook_id}"): {"webhook_id": "disposable_webhook_id"},
     ("delete", "/v1/clients/{client_id}"): {"client_id": "disposable_client_id"},
+    ("delete", "/fhir/R4/bulk/{export_id}"): {"export_id": "disposable_export_id"},
 }
 QUERIES: dict[tuple[str, str], str] = {
     ("get", "/v1/patients/{patient_id}/trends"): "?instrument=phq9",
@@ -207,8 +222,26 @@ def _operations(client) -> list[tuple[str, str]]:
     return sorted((method, path) for path, ops in doc["paths"].items() for method in ops)
 
 
+def _exports(tenant, settings) -> dict[str, str]:
+    """A group of the world's patient, a completed export and one to delete."""
+    group = tenant.post(
+        "/fhir/R4/Group",
+        {"resourceType": "Group", "type": "person", "actual": True, "name": "matrix"},
+    ).json()
+    made = {"group_id": group["id"], "file_name": "Patient.ndjson"}
+    for name in ("export_id", "disposable_export_id"):
+        resp = tenant.client.get(
+            "/fhir/R4/Patient/$export",
+            headers=tenant.headers() | {"Prefer": "respond-async"},
+        )
+        made[name] = resp.headers["content-location"].rsplit("/", 1)[1]
+    while run_next(tenant.db, settings, owner="matrix"):
+        pass
+    return made
+
+
 @pytest.fixture
-def world(tenant, db):
+def world(tenant, db, settings):
     """A patient with an assessment that opened an alert, another patient, and every caller."""
     pid = tenant.patient()
     other = tenant.patient()
@@ -268,6 +301,7 @@ def world(tenant, db):
     made = db.run_write(tokens)
     token_id = made.pop("disposable")
     webhooks = _webhooks(tenant, db)
+    exports = _exports(tenant, settings)
     headers = {role: tenant.headers(Role(role)) for role in ("admin", "clinician", "integration")}
     headers |= {name: {"Authorization": f"Bearer {tok}"} for name, tok in made.items()}
     headers["none"] = {}
@@ -291,6 +325,7 @@ def world(tenant, db):
             "condition_id": f"{pid}-depression",
             "questionnaire_id": "phq-9",
             **webhooks,
+            **exports,
         },
         "headers": headers,
     }

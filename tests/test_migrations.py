@@ -46,6 +46,9 @@ TABLES = {
     "patient_identifiers",
     "dashboard_signin_codes",
     "dashboard_sessions",
+    "bulk_exports",
+    "patient_groups",
+    "patient_group_members",
 }
 
 

@@ -26,6 +26,7 @@ from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
 from kap_outcomes.audit.router import router as audit_router
 from kap_outcomes.auth.router import router as auth_router
+from kap_outcomes.bulk.router import router as bulk_router
 from kap_outcomes.care.router import router as care_router
 from kap_outcomes.care.router import session_router
 from kap_outcomes.caseload.router import router as caseload_router
@@ -243,6 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         audit_router,
         health_router,
+        bulk_router,  # before fhir_router: Patient/$export is not a Patient id
         fhir_router,
         dashboard_router,
     ):

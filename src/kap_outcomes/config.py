@@ -6,6 +6,7 @@ import json
 import re
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Literal, get_origin
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
@@ -212,6 +213,29 @@ class Settings(BaseSettings):
         if value is not None and not re.match(r"^rediss?://[^\s/]+", value.get_secret_value()):
             raise ValueError("expected redis://host:port/db or rediss://host:port/db")
         return value
+
+    # --- bulk export ($export) ---
+    export_dir: Path = Field(
+        default=Path("kap-exports"),
+        description=(
+            "Where bulk export files are written (one folder per export), relative to the "
+            "working directory unless absolute. Every process that serves or runs exports "
+            "must see the same folder (a shared volume on several hosts)."
+        ),
+    )
+    export_retention_s: float = Field(
+        default=86400,
+        gt=0,
+        description="How long a finished export and its files are kept before deletion.",
+    )
+    export_lease_s: float = Field(
+        default=120,
+        ge=10,
+        description=(
+            "How long a worker owns a running export between two heartbeats (every few "
+            "seconds); a dead worker's export is claimed again after it."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

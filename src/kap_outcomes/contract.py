@@ -222,6 +222,8 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     "QuestionnaireResponse": _QUESTIONNAIRE_RESPONSE_EXAMPLE,
     "Observation": _score_observation("44261-6", {"valueString": "12"}),
     "Bundle": _SCORES_TRANSACTION,
+    # members are Patient/{id} references of the organisation's own patients
+    "Group": {"resourceType": "Group", "type": "person", "actual": True, "name": "Spring cohort"},
 }
 """One example of each request body, by schema name (synthetic data; a public key only)."""
 

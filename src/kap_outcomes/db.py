@@ -260,6 +260,7 @@ def make_engine(
             max_overflow=pool_size,
             pool_timeout=pool_timeout_s,
             json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
             hide_parameters=True,  # bound values are patient data: never in an error
         )
         _configure_sqlite(engine, busy_timeout_ms)
@@ -272,6 +273,7 @@ def make_engine(
         pool_timeout=pool_timeout_s,
         pool_recycle=1800,
         json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
         hide_parameters=True,  # bound values are patient data: never in an error
     )

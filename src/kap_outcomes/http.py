@@ -118,6 +118,18 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "description": "Where the created resource (this version of it) can be read.",
         "schema": {"type": "string", "format": "uri-reference"},
     },
+    "Content-Location": {
+        "description": "Bulk export: the status URL of the export that was queued.",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "X-Progress": {
+        "description": "Bulk export: how far a running export has got (free text).",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    "Expires": {
+        "description": "Bulk export: when the export and its files are deleted (an HTTP date).",
+        "schema": {"type": "string"},
+    },
     "Idempotent-Replayed": {
         "description": "`true` when this is the stored response of an earlier request with the "
         "same Idempotency-Key (nothing new was created).",

@@ -4,6 +4,7 @@ from kap_outcomes.alerts.models import Alert
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode, Organisation
+from kap_outcomes.bulk.models import BulkExport, PatientGroup, PatientGroupMember
 from kap_outcomes.care.models import CareSession, CareSessionRevision, Course
 from kap_outcomes.caseload.models import PatientSummary
 from kap_outcomes.dashboard.models import DashboardSession, SigninCode
@@ -22,6 +23,7 @@ __all__ = [
     "Assessment",
     "AssessmentRevision",
     "AuditEvent",
+    "BulkExport",
     "CareSession",
     "CareSessionRevision",
     "Course",
@@ -33,6 +35,8 @@ __all__ = [
     "IdempotencyRecord",
     "Organisation",
     "Patient",
+    "PatientGroup",
+    "PatientGroupMember",
     "PatientSummary",
     "PolicyVersion",
     "SignalState",

@@ -1,5 +1,5 @@
-"""The background worker: the signal watch, webhook fan-out and deliveries, and the
-caseload's refresh (:mod:`kap_outcomes.caseload.refresh`).
+"""The background worker: the signal watch, webhook fan-out and deliveries, bulk exports, and
+the caseload's refresh (:mod:`kap_outcomes.caseload.refresh`).
 
 Embedded in ``kap-outcomes serve`` by default (one process on SQLite just works);
 ``kap-outcomes worker`` runs it alone, for deployments where several app instances share a
@@ -20,6 +20,7 @@ from functools import partial
 
 import httpx
 
+from kap_outcomes.bulk.runner import ExportRunner
 from kap_outcomes.caseload.refresh import Refresh
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
@@ -53,6 +54,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._watched_at = 0.0
         self.caseload = Refresh(db)
+        self.exports = ExportRunner(db, settings, self.owner)
 
     def _lease_until(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
@@ -73,6 +75,7 @@ class Worker:
                     # once instead of competing with the writers for every commit
                     await asyncio.sleep(ROUND_INTERVAL_S)
             finally:
+                await self.exports.stop()  # a running export goes back to the queue
                 # let the attempts under way finish and be recorded, then give up on the rest
                 # (their leases run out and they are sent again)
                 if self._sending:
@@ -96,7 +99,7 @@ class Worker:
 
     async def _step(self, client: httpx.AsyncClient) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
-        busy = False
+        busy = await self.exports.step()
         if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S:
             self._watched_at = time.monotonic()
             plan = await self.db.read(watch.plan)

@@ -81,6 +81,17 @@ def _creates(tenant: Tenant) -> dict[tuple[str, str], Any]:
         json=us_core_phq9_total({"reference": f"Patient/{pid}"}),
         headers=tenant.headers() | {"Content-Type": "application/fhir+json"},
     )
+    calls[("post", "/fhir/R4/Group")] = tenant.client.post(
+        "/fhir/R4/Group",
+        json={
+            "resourceType": "Group",
+            "type": "person",
+            "actual": True,
+            "name": "location",
+            "member": [{"entity": {"reference": f"Patient/{pid}"}}],
+        },
+        headers=tenant.headers() | {"Content-Type": "application/fhir+json"},
+    )
     return calls
 
 
@@ -146,6 +157,12 @@ def test_location_names_the_created_resource(tenant, make_tenant):
         assert version == "1"
         assert resource_url.endswith(f"/fhir/R4/{kind}/{made.json()['id']}")
         assert tenant.get(urlsplit(resource_url).path).json()["id"] == made.json()["id"]
+    group = calls[("post", "/fhir/R4/Group")]
+    resource_url, _, version = _created(group).rpartition("/_history/")
+    assert version == "1"
+    assert resource_url.endswith(f"/fhir/R4/Group/{group.json()['id']}")
+    assert tenant.get(urlsplit(resource_url).path).json()["member"] == group.json()["member"]
+    assert stranger.get(urlsplit(resource_url).path).status_code == 404
 
 
 def test_a_created_assessment_carries_its_etag(tenant):

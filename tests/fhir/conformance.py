@@ -21,6 +21,7 @@ FHIRCLIENT_MODULES = {
     "Bundle": "bundle",
     "CapabilityStatement": "capabilitystatement",
     "Condition": "condition",
+    "Group": "group",
     "Observation": "observation",
     "OperationOutcome": "operationoutcome",
     "Patient": "patient",
@@ -242,7 +243,21 @@ def _capability(cs: dict[str, Any]) -> None:
     assert "application/fhir+json" in cs["format"]
 
 
+def _group(group: dict[str, Any]) -> None:
+    """A cohort of patients: person, actual, its quantity the number of members it lists
+    (a search lists none and says so with the SUBSETTED tag)."""
+    assert group["type"] == "person" and group["actual"] is True
+    members = group.get("member", [])
+    if any(t.get("code") == "SUBSETTED" for t in group["meta"].get("tag", [])):
+        assert not members
+    else:
+        assert group["quantity"] == len(members)
+    for member in members:
+        assert member["entity"]["reference"].startswith("Patient/")
+
+
 RULES = {
+    "Group": _group,
     "Bundle": _bundle,
     "Observation": _observation,
     "QuestionnaireResponse": _questionnaire_response,

@@ -43,7 +43,13 @@ def test_metadata_needs_no_token_and_lists_what_is_supported(client: Any) -> Non
         "Observation",
         "Patient",
         "Condition",
+        "Group",
     }
+    # Bulk Data: $export at system, Patient and Group level
+    bulk = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+    assert [o["definition"] for o in cs["rest"][0]["operation"]] == [f"{bulk}export"]
+    assert [o["definition"] for o in types["Patient"]["operation"]] == [f"{bulk}patient-export"]
+    assert [o["definition"] for o in types["Group"]["operation"]] == [f"{bulk}group-export"]
     assert {i["code"] for i in types["QuestionnaireResponse"]["interaction"]} == {
         "read",
         "search-type",

@@ -211,6 +211,7 @@ def test_strict_mode_accepts_every_parameter_the_capability_statement_lists(
         "_count": "10",
         "identifier": f"{EXT}|nobody",
         "url": "https://kap-outcomes.dev/fhir/Questionnaire/gad-7",
+        "name": "a cohort",
     }
     statement = check(tenant.client.get("/fhir/R4/metadata").json())
     advertised = {r["type"]: r["searchParam"] for r in statement["rest"][0]["resource"]}

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from kap_outcomes.audit.service import CURRENT, AuditScope, record
 from kap_outcomes.db import Database
 from kap_outcomes.errors import DomainError
+from kap_outcomes.fhir.outcome import is_fhir_path, outcome_for_validation
 
 log = logging.getLogger("kap_outcomes")
 
@@ -60,6 +61,8 @@ class AuditedRoute(APIRoute):
                 response = await handler(request)
             except (DomainError, HTTPException, RequestValidationError) as exc:
                 status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+                if isinstance(exc, RequestValidationError) and is_fhir_path(request.url.path):
+                    status = outcome_for_validation(exc.errors())[0]  # FHIR: 400 or 422
                 await _record_failure(request, scope, status if isinstance(status, int) else 422)
                 raise
             except Exception:

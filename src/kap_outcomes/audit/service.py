@@ -45,6 +45,7 @@ class AuditScope:
     recorded once, at its end, with the status it answered."""
     principal: Principal | None = None
     patient_id: str | None = None
+    resource_id: str | None = None
     event_id: str = field(default_factory=new_id)
     recorded: bool = field(default=False)
     in_transaction: bool = field(default=False)
@@ -59,6 +60,15 @@ def concerns(patient_id: str | None) -> None:
     scope = CURRENT.get()
     if scope is not None and patient_id:
         scope.patient_id = str(patient_id)
+
+
+def names(resource_id: str) -> None:
+    """The request is about this resource, which its path may not name (a bulk export: its
+    kick-off creates it, its files are named by type). Outside an audited request it does
+    nothing. An export concerns many patients, so its event names none of them."""
+    scope = CURRENT.get()
+    if scope is not None:
+        scope.resource_id = resource_id
 
 
 def acting_as(principal: Principal) -> None:
@@ -79,8 +89,10 @@ def _values(
         or getattr(result, "patient_id", None)
         or principal.patient_id  # a patient token's requests are about its patient
     )
-    resource_id = getattr(result, "id", None) or (
-        next(reversed(params.values())) if params else None
+    resource_id = (
+        scope.resource_id
+        or getattr(result, "id", None)
+        or (next(reversed(params.values())) if params else None)
     )
     return {
         "id": scope.event_id,

@@ -61,7 +61,8 @@ async def current_principal(request: Request) -> Principal:
             request.method,
             getattr(route, "path_format", None),
             granted,
-            request.query_params.getlist("_include"),
+            {k: request.query_params.getlist(k) for k in ("_include", "_type")},
+            request.path_params,
         )
     limiter: Budget | None = request.app.state.token_rate
     if limiter is not None:

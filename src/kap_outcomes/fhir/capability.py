@@ -18,6 +18,18 @@ _ID = _param("_id", "token", "Logical ids, comma-separated (any of them).")
 _SUBJECT = _param(
     "subject", "reference", "Patient/{id}, {id} or subject:Patient={id}; other types match nothing."
 )
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+"""Bulk Data Access IG: ``$export`` at system, Patient and Group level (kap_outcomes.bulk)."""
+
+
+def _export(level: str, doc: str) -> dict[str, str]:
+    return {
+        "name": "export",
+        "definition": f"{BULK_DATA}/OperationDefinition/{level}",
+        "documentation": doc,
+    }
+
+
 _COMMON = [
     _param("_lastUpdated", "date", "When the resource was last changed (prefixes eq ge gt le lt)."),
     _param("_count", "number", "Page size, 1-500 (default 50); follow link[next]."),
@@ -73,6 +85,7 @@ def capability_statement(base: str) -> dict[str, Any]:
         "kind": "instance",
         "software": {"name": "kap-outcomes", "version": __version__},
         "implementation": {"description": "kap-outcomes FHIR R4 interface", "url": base},
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [
@@ -153,6 +166,21 @@ def capability_statement(base: str) -> dict[str, Any]:
                             ),
                             _ID,
                         ],
+                        "operation": [
+                            _export("patient-export", "All patients and their data (async).")
+                        ],
+                    },
+                    {
+                        "type": "Group",
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                        ],
+                        "searchParam": [_ID, _param("name", "string", "The exact name.")],
+                        "operation": [
+                            _export("group-export", "A group's members and their data (async).")
+                        ],
                     },
                     {
                         "type": "Condition",
@@ -169,6 +197,9 @@ def capability_statement(base: str) -> dict[str, Any]:
                             _COMMON[1],
                         ],
                     },
+                ],
+                "operation": [
+                    _export("export", "Everything of the organisation's patients (async).")
                 ],
             }
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -116,7 +117,10 @@ def observation_code(instrument: Instrument, kind: str) -> str:
     return ITEM_LOINC[Instrument.CSSRS][CSSRS_POSITIONS.index(kind)]
 
 
+@lru_cache(maxsize=1024)
 def instant(value: datetime) -> str:
+    """A FHIR instant in UTC. Cached: a row's few times are shown in each resource made
+    from it (bulk export makes several per row)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -133,6 +137,7 @@ def _loinc(code: str, display: str | None = None) -> dict[str, Any]:
     return coding
 
 
+@lru_cache(maxsize=128)
 def _answer_coding(answer: Answer) -> dict[str, Any]:
     return {
         "extension": [
@@ -147,24 +152,39 @@ def patient_reference(patient_id: str) -> dict[str, str]:
     return {"reference": f"Patient/{patient_id}"}
 
 
+# The parts below are the same for every resource with the same answer: made once and shared
+# by the resources that show them (never changed after they are made; a caller changes only
+# a resource's top level, as a search does with ``identifier``). Bulk export makes hundreds of
+# thousands of resources from a handful of distinct answers.
+
+
+@lru_cache(maxsize=1024)
+def _item(instrument: Instrument, link_id: str, value: int | None) -> dict[str, Any]:
+    # R4 QuestionnaireResponse items carry no code: the linkId is the LOINC code, as in our
+    # Questionnaires.
+    item: dict[str, Any] = {"linkId": link_id}
+    answer = answer_for_weight(instrument, value) if value is not None else None
+    if answer is not None:
+        item["answer"] = [{"valueCoding": _answer_coding(answer)}]
+    return item
+
+
+@lru_cache(maxsize=16)
+def _difficulty_item(difficulty: int) -> dict[str, Any]:
+    return {
+        "linkId": DIFFICULTY_LOINC,
+        "answer": [{"valueCoding": _answer_coding(DIFFICULTY[difficulty])}],
+    }
+
+
 def questionnaire_response(row: Any, identifier: tuple[str, str] | None) -> dict[str, Any]:
     instrument = Instrument(row.instrument)
-    items: list[dict[str, Any]] = []
-    for code, value in zip(ITEM_LOINC[instrument], row.items, strict=False):
-        # R4 QuestionnaireResponse items carry no code: the linkId is the LOINC code, as in
-        # our Questionnaires.
-        item: dict[str, Any] = {"linkId": code}
-        answer = answer_for_weight(instrument, value) if value is not None else None
-        if answer is not None:
-            item["answer"] = [{"valueCoding": _answer_coding(answer)}]
-        items.append(item)
+    items = [
+        _item(instrument, code, value)
+        for code, value in zip(ITEM_LOINC[instrument], row.items, strict=False)
+    ]
     if instrument is Instrument.PHQ9 and row.difficulty is not None:
-        items.append(
-            {
-                "linkId": DIFFICULTY_LOINC,
-                "answer": [{"valueCoding": _answer_coding(DIFFICULTY[row.difficulty])}],
-            }
-        )
+        items.append(_difficulty_item(row.difficulty))
     total = TOTAL_LOINC[instrument]
     if total is not None and row.total is not None:
         items.append({"linkId": total, "answer": [{"valueInteger": row.total}]})
@@ -189,16 +209,13 @@ def questionnaire_response(row: Any, identifier: tuple[str, str] | None) -> dict
 
 def observation(row: Any, kind: str) -> dict[str, Any]:
     instrument = Instrument(row.instrument)
-    code = observation_code(instrument, kind)
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"{row.id}-{kind}",
         "meta": _meta(row),
         "status": OBSERVATION_STATUS[row.status],
-        "category": [
-            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
-        ],
-        "code": {"coding": [_loinc(code)], "text": _code_text(instrument, kind)},
+        "category": _SURVEY,
+        "code": _observation_concept(instrument, kind),
         "subject": patient_reference(row.patient_id),
         "effectiveDateTime": instant(row.administered_at),
         "issued": instant(row.version_at),
@@ -207,25 +224,9 @@ def observation(row: Any, kind: str) -> dict[str, Any]:
         if row.total is None:
             resource["dataAbsentReason"] = _absent("error", "Error")
         else:
-            resource["valueQuantity"] = {
-                "value": row.total,
-                "unit": "{score}",
-                "system": UCUM,
-                "code": "{score}",
-            }
+            resource["valueQuantity"] = _score(row.total)
         if row.severity is not None:
-            resource["interpretation"] = [
-                {
-                    "coding": [
-                        {
-                            "system": SEVERITY_SYSTEM,
-                            "code": row.severity,
-                            "display": SEVERITY_TEXT.get(row.severity, row.severity),
-                        }
-                    ],
-                    "text": SEVERITY_TEXT.get(row.severity, row.severity),
-                }
-            ]
+            resource["interpretation"] = _interpretation(row.severity)
     else:
         value = _answer_of(row, kind)
         answer = answer_for_weight(instrument, value) if value is not None else None
@@ -235,10 +236,7 @@ def observation(row: Any, kind: str) -> dict[str, Any]:
                 *(absent or ("asked-unknown", "Asked But Unknown"))
             )
         else:
-            resource["valueCodeableConcept"] = {
-                "coding": [_loinc(answer.code, answer.display)],
-                "text": answer.display,
-            }
+            resource["valueCodeableConcept"] = _answer_concept(answer)
     if is_form(row):  # a total-only score has no form to derive from
         resource["derivedFrom"] = [{"reference": f"QuestionnaireResponse/{row.id}"}]
     return resource
@@ -258,6 +256,39 @@ def _answer_of(row: Any, kind: str) -> int | None:
     return items[position] if position < len(items) else None
 
 
+_SURVEY = [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}]
+
+
+@lru_cache(maxsize=64)
+def _observation_concept(instrument: Instrument, kind: str) -> dict[str, Any]:
+    return {
+        "coding": [_loinc(observation_code(instrument, kind))],
+        "text": _code_text(instrument, kind),
+    }
+
+
+@lru_cache(maxsize=128)
+def _score(total: int) -> dict[str, Any]:
+    return {"value": total, "unit": "{score}", "system": UCUM, "code": "{score}"}
+
+
+@lru_cache(maxsize=32)
+def _interpretation(severity: str) -> list[dict[str, Any]]:
+    text = SEVERITY_TEXT.get(severity, severity)
+    return [
+        {
+            "coding": [{"system": SEVERITY_SYSTEM, "code": severity, "display": text}],
+            "text": text,
+        }
+    ]
+
+
+@lru_cache(maxsize=128)
+def _answer_concept(answer: Answer) -> dict[str, Any]:
+    return {"coding": [_loinc(answer.code, answer.display)], "text": answer.display}
+
+
+@lru_cache(maxsize=16)
 def _absent(code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": DATA_ABSENT, "code": code, "display": display}]}
 

@@ -32,7 +32,7 @@ class FhirResponse(Response):
         return orjson.dumps(content)
 
 
-def _resource_schema(resource_type: str, description: str) -> dict[str, Any]:
+def resource_schema(resource_type: str, description: str) -> dict[str, Any]:
     return {
         "type": "object",
         "description": description,
@@ -47,7 +47,7 @@ def _resource_schema(resource_type: str, description: str) -> dict[str, Any]:
 
 
 RESOURCE_SCHEMAS: dict[str, dict[str, Any]] = {
-    name: _resource_schema(name, description)
+    name: resource_schema(name, description)
     for name, description in {
         "CapabilityStatement": "What this FHIR server supports (FHIR R4)",
         "Bundle": "A searchset Bundle: `entry[].resource`, `link` with `next` while there is more",

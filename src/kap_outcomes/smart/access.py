@@ -19,8 +19,9 @@ reports, which show every patient with their scores, need both ``Patient`` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from kap_outcomes.bulk.service import EXPORT_TYPES
 from kap_outcomes.errors import DomainError
 from kap_outcomes.smart.scopes import Scope, missing, parse_scope, parse_scopes
 
@@ -42,6 +43,18 @@ _NEEDS: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("GET", "/fhir/R4/Patient/{patient_id}"): ("Patient.r",),
     ("GET", "/fhir/R4/Condition"): ("Condition.s",),
     ("GET", "/fhir/R4/Condition/{condition_id}"): ("Condition.r",),
+    ("POST", "/fhir/R4/Group"): ("Group.c",),
+    ("GET", "/fhir/R4/Group"): ("Group.s",),
+    ("GET", "/fhir/R4/Group/{group_id}"): ("Group.r",),
+    # Bulk Data export: the kick-off also needs the read scopes of the types it exports (the
+    # _type list, or every exported type; see query_needs); the status, cancel and files of an
+    # export need nothing more, a file the read scope of its type
+    ("GET", "/fhir/R4/$export"): (),
+    ("GET", "/fhir/R4/Patient/$export"): (),
+    ("GET", "/fhir/R4/Group/{group_id}/$export"): ("Group.r",),
+    ("GET", "/fhir/R4/bulk/{export_id}"): (),
+    ("DELETE", "/fhir/R4/bulk/{export_id}"): (),
+    ("GET", "/fhir/R4/bulk/{export_id}/{file_name}"): (),
     # --- /v1: patients and their forms ---------------------------------------------------
     ("POST", "/v1/patients"): ("Patient.c",),
     ("GET", "/v1/patients"): ("Patient.s",),
@@ -128,14 +141,44 @@ INCLUDE_SCOPES: dict[str, str] = {
 """What an ``_include`` adds to a search's needs: the included resources are read too, so a
 token that may search forms but not read patients cannot have them served by an include."""
 
+_KICK_OFFS = frozenset(
+    {"/fhir/R4/$export", "/fhir/R4/Patient/$export", "/fhir/R4/Group/{group_id}/$export"}
+)
+_EXPORT_FILE = "/fhir/R4/bulk/{export_id}/{file_name}"
 
-def check(method: str, path: str | None, granted_scope: str, includes: Sequence[str] = ()) -> None:
+
+def query_needs(
+    path: str | None, query: Mapping[str, Sequence[str]], path_params: Mapping[str, str]
+) -> set[str]:
+    """Needs that depend on the request, not only its route: what an ``_include`` serves,
+    the types an export writes (``_type``, else every exported type: SMART Bulk Data reads
+    them all), the type of an export file."""
+    needs = {INCLUDE_SCOPES[i] for i in query.get("_include", ()) if i in INCLUDE_SCOPES}
+    if path in _KICK_OFFS:
+        asked = [t.strip() for v in query.get("_type", ()) for t in v.split(",") if t.strip()]
+        needs |= {f"{t}.rs" for t in asked if t in EXPORT_TYPES} or {
+            f"{t}.rs" for t in EXPORT_TYPES
+        }
+    elif path == _EXPORT_FILE:
+        kind = path_params.get("file_name", "").removesuffix(".ndjson")
+        if kind in EXPORT_TYPES:
+            needs.add(f"{kind}.r")
+    return needs
+
+
+def check(
+    method: str,
+    path: str | None,
+    granted_scope: str,
+    query: Mapping[str, Sequence[str]] | None = None,
+    path_params: Mapping[str, str] | None = None,
+) -> None:
     """Raise the 403 unless the granted scopes cover everything the route needs, including
-    the resources its ``_include`` parameters would add."""
+    what depends on the request itself (:func:`query_needs`)."""
     needs = needed(method, path)
     if needs is None:
         raise insufficient_scope(None)
-    extra = {INCLUDE_SCOPES[i] for i in includes if i in INCLUDE_SCOPES}
+    extra = query_needs(path, query or {}, path_params or {})
     if extra:
         needs = needs + tuple(_scope(n) for n in sorted(extra))
     granted, _ = parse_scopes(granted_scope)

@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RESOURCE_TYPES = ("Patient", "Observation", "Questionnaire", "QuestionnaireResponse", "Condition")
+RESOURCE_TYPES = (
+    "Patient",
+    "Observation",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Condition",
+    "Group",
+)
 _SCOPE = re.compile(rf"system/(\*|{'|'.join(RESOURCE_TYPES)})\.(?:(c?r?u?d?s?)|(read|write|\*))")
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 """SMART v1 permissions as v2 permissions (SMART App Launch 2.0, scopes for requesting

@@ -1,0 +1,1 @@
+"""FHIR Bulk Data export (``$export``) and the patient groups (cohorts) it can export."""

@@ -1,0 +1,419 @@
+"""Bulk Data export routes (``$export``, status, files) and the FHIR Group resource.
+
+Kick-off at system, Patient and Group level answers 202 with ``Content-Location``: the status
+URL under ``{FHIR base}/bulk/{export id}``, which answers 202 (``X-Progress``,
+``Retry-After``) while the worker writes, then 200 with the manifest. Only staff of the
+organisation that asked may follow an export or read its files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from email.utils import format_datetime
+from functools import partial
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from kap_outcomes.audit.route import AuditedRoute
+from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.auth.service import Principal
+from kap_outcomes.bulk import service
+from kap_outcomes.bulk.runner import remove_files
+from kap_outcomes.config import Settings
+from kap_outcomes.db import Database
+from kap_outcomes.errors import not_found
+from kap_outcomes.fhir import search
+from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, operation_outcome
+from kap_outcomes.fhir.router import (
+    BASE,
+    RESOURCE_SCHEMAS,
+    FhirId,
+    FhirResponse,
+    Prefer,
+    resource_schema,
+)
+from kap_outcomes.http import DOCUMENTED_SCHEMAS, problems, with_headers
+from kap_outcomes.links import fhir_base
+
+router = APIRouter(
+    prefix=BASE,
+    tags=["fhir-bulk"],
+    default_response_class=FhirResponse,
+    route_class=AuditedRoute,
+)
+
+RESOURCE_SCHEMAS["Group"] = resource_schema(
+    "Group", "FHIR R4 Group: a clinic-defined cohort of its patients (type person, actual)"
+)
+_TYPES = "|".join(service.EXPORT_TYPES)
+ExportPrefer = Annotated[
+    str,
+    Header(
+        alias="Prefer",
+        max_length=256,
+        description="``respond-async`` (required); ``handling=lenient`` ignores parameters "
+        "this server does not support instead of refusing them.",
+    ),
+]
+TypeParam = Annotated[
+    list[str] | None,
+    Query(
+        alias="_type",
+        max_length=8,
+        description=f"Resource types to export, comma-separated ({', '.join(service.EXPORT_TYPES)}"
+        "); all of them when absent.",
+    ),
+]
+SinceParam = Annotated[
+    str | None,
+    Query(
+        alias="_since",
+        max_length=40,
+        description="A FHIR instant: only resources changed after it (``meta.lastUpdated``).",
+    ),
+]
+OutputFormat = Annotated[
+    str | None,
+    Query(
+        alias="_outputFormat",
+        description="``application/fhir+ndjson`` (the default; ``application/ndjson`` and "
+        "``ndjson`` mean the same).",
+    ),
+]
+ExportId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f\-]{36}$")]
+FileName = Annotated[str, Path(pattern=rf"^({_TYPES})\.ndjson$", max_length=40)]
+
+_OUTCOME = {"$ref": "#/components/schemas/OperationOutcome"}
+_KICKED_OFF: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: the export is queued; poll the status URL in "
+        "`Content-Location`. The body is an informational OperationOutcome.",
+        "content": {FHIR_MEDIA_TYPE: {"schema": _OUTCOME}},
+    }
+    | with_headers("Content-Location"),
+    **problems(
+        (
+            400,
+            "Prefer: respond-async is missing, or a parameter is unknown, unsupported or not valid",
+        ),
+    ),
+}
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Bulk Data manifest: one NDJSON file per exported resource type",
+    "required": ["transactionTime", "request", "requiresAccessToken", "output", "error"],
+    "properties": {
+        "transactionTime": {"type": "string", "format": "date-time"},
+        "request": {"type": "string", "description": "The kick-off URL"},
+        "requiresAccessToken": {"type": "boolean", "const": True},
+        "output": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "url", "count"],
+                "properties": {
+                    "type": {"type": "string", "enum": list(service.EXPORT_TYPES)},
+                    "url": {"type": "string", "format": "uri"},
+                    "count": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+        "error": {"type": "array", "maxItems": 0, "items": {}},
+    },
+}
+DOCUMENTED_SCHEMAS["BulkManifest"] = MANIFEST_SCHEMA
+DOCUMENTED_SCHEMAS["Ndjson"] = {
+    "type": "string",
+    "description": "FHIR NDJSON: one resource of the file's type per line, each line ending "
+    "with a newline",
+}
+_STATUS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Completed: the manifest (the files need the same bearer token)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkManifest"}}},
+    }
+    | with_headers("Expires"),
+    202: {"description": "In progress"} | with_headers("X-Progress", "Retry-After"),
+    **problems((500, "The export failed (an OperationOutcome says why)")),
+}
+_CANCELLED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Cancelled and deleted (a finished export's files with it)",
+        "content": {FHIR_MEDIA_TYPE: {"schema": _OUTCOME}},
+    }
+}
+_FILE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One resource per line (FHIR NDJSON), streamed",
+        "content": {service.NDJSON_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Ndjson"}}},
+    }
+}
+
+
+class NdjsonResponse(StreamingResponse):
+    media_type = service.NDJSON_MEDIA_TYPE
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _kick_off(
+    request: Request,
+    principal: Principal,
+    db: Database,
+    *,
+    prefer: str | None,
+    level: str,
+    group_id: str | None,
+    path: str,
+) -> Response:
+    wanted = service.read_kickoff(
+        request.query_params.multi_items(), prefer=prefer, accept=request.headers.get("accept")
+    )
+    base = fhir_base(request)
+    query = request.url.query
+    queued = await db.write(
+        partial(
+            service.kick_off,
+            principal=principal,
+            request=wanted,
+            level=level,
+            group_id=group_id,
+            request_url=f"{base}/{path}" + (f"?{query}" if query else ""),
+        )
+    )
+    body = operation_outcome(
+        [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": "The export is queued; poll the URL in Content-Location.",
+            }
+        ]
+    )
+    return FhirResponse(
+        body,
+        status_code=202,
+        headers={"Content-Location": f"{base}/{service.STATUS_PATH}/{queued.id}"},
+    )
+
+
+@router.get("/$export", status_code=202, responses=_KICKED_OFF)
+async def fhir_export_system(
+    request: Request,
+    principal: StaffDep,
+    db: DbDep,
+    prefer: ExportPrefer,
+    types: TypeParam = None,
+    since: SinceParam = None,
+    output_format: OutputFormat = None,
+) -> Response:
+    """Bulk export of the organisation's data: every exported type, all of its patients."""
+    return await _kick_off(
+        request, principal, db, prefer=prefer, level="system", group_id=None, path="$export"
+    )
+
+
+@router.get("/Patient/$export", status_code=202, responses=_KICKED_OFF)
+async def fhir_export_patients(
+    request: Request,
+    principal: StaffDep,
+    db: DbDep,
+    prefer: ExportPrefer,
+    types: TypeParam = None,
+    since: SinceParam = None,
+    output_format: OutputFormat = None,
+) -> Response:
+    """Bulk export of all the organisation's patients and their data (Patient compartment)."""
+    return await _kick_off(
+        request,
+        principal,
+        db,
+        prefer=prefer,
+        level="patient",
+        group_id=None,
+        path="Patient/$export",
+    )
+
+
+@router.get("/Group/{group_id}/$export", status_code=202, responses=_KICKED_OFF)
+async def fhir_export_group(
+    request: Request,
+    group_id: FhirId,
+    principal: StaffDep,
+    db: DbDep,
+    prefer: ExportPrefer,
+    types: TypeParam = None,
+    since: SinceParam = None,
+    output_format: OutputFormat = None,
+) -> Response:
+    """Bulk export of one group's members and their data."""
+    return await _kick_off(
+        request,
+        principal,
+        db,
+        prefer=prefer,
+        level="group",
+        group_id=group_id,
+        path=f"Group/{group_id}/$export",
+    )
+
+
+@router.get("/bulk/{export_id}", responses=_STATUS, response_class=JSONResponse)
+async def fhir_export_status(
+    request: Request, export_id: ExportId, principal: StaffDep, db: DbDep
+) -> Response:
+    """The export's status: 202 while it runs, 200 with the manifest once done."""
+    found = await db.read(
+        partial(service.status, principal=principal, export_id=export_id, base=fhir_base(request))
+    )
+    if found.manifest is None:
+        return Response(
+            status_code=202,
+            headers={
+                "X-Progress": found.progress or "in progress",
+                "Retry-After": str(service.RETRY_AFTER_S),
+            },
+        )
+    headers = {}
+    if found.expires_at is not None:
+        headers["Expires"] = format_datetime(found.expires_at, usegmt=True)
+    return JSONResponse(found.manifest, headers=headers)
+
+
+@router.delete("/bulk/{export_id}", status_code=202, responses=_CANCELLED)
+async def fhir_export_cancel(
+    request: Request, export_id: ExportId, principal: StaffDep, db: DbDep
+) -> FhirResponse:
+    """Cancel an export (a running one stops), or delete a finished one and its files."""
+    deleted = await db.write(partial(service.cancel, principal=principal, export_id=export_id))
+    await anyio.to_thread.run_sync(remove_files, _settings(request).export_dir, deleted)
+    body = operation_outcome(
+        [{"severity": "information", "code": "informational", "diagnostics": "Deleted."}]
+    )
+    return FhirResponse(body, status_code=202)
+
+
+@router.get("/bulk/{export_id}/{file_name}", responses=_FILE, response_class=NdjsonResponse)
+async def fhir_export_file(
+    request: Request, export_id: ExportId, file_name: FileName, principal: StaffDep, db: DbDep
+) -> Response:
+    """One file of a completed export (``{resource type}.ndjson``), streamed."""
+    path = await db.read(
+        partial(
+            service.output_file,
+            principal=principal,
+            export_id=export_id,
+            resource_type=file_name.removesuffix(".ndjson"),
+            root=_settings(request).export_dir,
+        )
+    )
+    try:
+        handle = await anyio.to_thread.run_sync(path.open, "rb")
+    except FileNotFoundError:  # expired and swept since the row was read
+        raise not_found("Export file") from None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await anyio.to_thread.run_sync(handle.read, 1 << 16):
+                yield chunk
+        finally:
+            handle.close()
+
+    return NdjsonResponse(chunks())
+
+
+# Groups -----------------------------------------------------------------------------------
+
+_GROUP_SCHEMA = {"$ref": "#/components/schemas/Group"}
+_GROUP_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "Created: the Group with its members",
+        "content": {FHIR_MEDIA_TYPE: {"schema": _GROUP_SCHEMA}},
+    }
+    | with_headers("Location", "ETag"),
+    **problems((400, "The body is not a JSON Group resource")),
+}
+
+
+@router.post(
+    "/Group",
+    status_code=201,
+    responses=_GROUP_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FHIR_MEDIA_TYPE: {"schema": _GROUP_SCHEMA},
+                "application/json": {"schema": _GROUP_SCHEMA},
+            },
+        }
+    },
+)
+async def fhir_create_group(request: Request, principal: StaffDep, db: DbDep) -> FhirResponse:
+    """Define a cohort: ``{"resourceType": "Group", "type": "person", "actual": true, "name":
+    …, "member": [{"entity": {"reference": "Patient/{id}"}}]}`` (the organisation's own
+    patients, at most 10,000). Export it with ``GET /Group/{id}/$export``."""
+    body = await request.body()
+    created = await db.write(partial(service.create_group, principal=principal, body=body))
+    return FhirResponse(
+        created.resource,
+        status_code=201,
+        headers={
+            "Location": f"{fhir_base(request)}/Group/{created.id}/_history/1",
+            "ETag": 'W/"1"',
+        },
+    )
+
+
+@router.get(
+    "/Group/{group_id}",
+    responses=problems(
+        ok={
+            "description": "The Group with its members",
+            "content": {FHIR_MEDIA_TYPE: {"schema": _GROUP_SCHEMA}},
+        }
+        | with_headers(optional=("ETag",))
+    ),
+)
+async def fhir_read_group(group_id: FhirId, principal: StaffDep, db: DbDep) -> FhirResponse:
+    resource = await db.read(partial(service.read_group, principal=principal, group_id=group_id))
+    return FhirResponse(resource, headers={"ETag": 'W/"1"'})
+
+
+@router.get(
+    "/Group",
+    responses=problems(
+        (400, "A search parameter is not valid"),
+        ok={
+            "description": "A searchset Bundle of Groups, without their members (SUBSETTED)",
+            "content": {FHIR_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Bundle"}}},
+        },
+    ),
+)
+async def fhir_search_groups(
+    request: Request,
+    principal: StaffDep,
+    db: DbDep,
+    name: Annotated[list[str] | None, Query(max_length=16)] = None,
+    ids: Annotated[list[str] | None, Query(alias="_id", max_length=16)] = None,
+    prefer: Prefer = None,
+) -> FhirResponse:
+    """The organisation's groups by ``name`` or ``_id`` (newest first, at most 500)."""
+    query = search.read_query(
+        request.query_params.multi_items(),
+        service.GROUP_SEARCH,
+        strict=search.strict_handling(request.headers.get("prefer")),
+    )
+    return FhirResponse(
+        await db.read(
+            partial(
+                service.search_groups, principal=principal, query=query, base=fhir_base(request)
+            )
+        )
+    )
