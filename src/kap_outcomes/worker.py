@@ -36,9 +36,23 @@ the round that takes it; a round takes every event written since the last)."""
 SIGNAL_WATCH_INTERVAL_S = 2.0
 """The signal watch runs at most this often: it reloads every patient a batch touched, which
 under a stream of submissions is better done for many events at once than for each."""
+SIGNAL_WATCH_SHARE = 0.1
+"""…and, when a run of it takes long (patients with thousands of scores), at most this share
+of the time: the next run waits ten times as long as the last one took."""
 
 
 class Worker:
+    """One worker: fan-out, sending, recording, the signal watch.
+
+    What a round costs is what it finds to do. A round starts when this process committed
+    events (the bell: the fan-out runs at once, one write), when a poll interval has passed
+    (a read first, for events other processes wrote: an idle worker never writes), or when a
+    send finished. Due deliveries (retries, and those left over when every slot was busy)
+    are looked for once per poll interval, or at once when some are known to be waiting.
+    Attempts are recorded in batches: every attempt that ended while the previous batch was
+    being stored goes into the next transaction.
+    """
+
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
@@ -46,18 +60,23 @@ class Worker:
         self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._watched_at = 0.0
+        self._watch_at = 0.0
+        self._claim_at = 0.0
+        self._fan_out_again = True
+        self._attempted: list[delivery.Attempted] = []
+        self._recording: asyncio.Task[None] | None = None
 
     def _lease_until(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with new_client() as client:
+            seen = BELL.rings - 1  # the first round looks at the log
             try:
                 while not stop.is_set():
-                    seen = BELL.rings
+                    rung, seen = BELL.rings != seen, BELL.rings
                     try:
-                        busy = await self._step(client)
+                        busy = await self._step(client, rung=rung)
                     except Exception as exc:  # a database outage: try again later
                         log.warning("worker step failed: %s", type(exc).__name__)
                         busy = False
@@ -74,6 +93,8 @@ class Worker:
                 for task in self._sending:
                     task.cancel()
                 await asyncio.gather(*self._sending, return_exceptions=True)
+                if self._recording is not None:
+                    await asyncio.gather(self._recording, return_exceptions=True)
 
     async def _idle(self, seen: int, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -88,17 +109,18 @@ class Worker:
             for task in waits:
                 task.cancel()
 
-    async def _step(self, client: httpx.AsyncClient) -> bool:
+    async def _step(self, client: httpx.AsyncClient, *, rung: bool) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
         busy = False
-        if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S:
-            self._watched_at = time.monotonic()
-            plan = await self.db.read(watch.plan)
-            if plan is not None:
-                await self.db.write(partial(watch.apply, plan=plan))
-        if await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT)):
+        if time.monotonic() >= self._watch_at:
+            await self._watch()
+        if (
+            rung
+            or self._fan_out_again
+            or await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT))
+        ):
             lease_until = self._lease_until()
-            moved, leased = await self.db.write(
+            done = await self.db.write(
                 partial(
                     delivery.fan_out,
                     owner=self.owner,
@@ -106,25 +128,40 @@ class Worker:
                     lease_limit=self._room(),
                 )
             )
-            busy |= moved
-            await self._send(client, leased, lease_until)
+            busy |= done.moved
+            self._fan_out_again = done.full
+            if done.unleased:
+                self._claim_at = 0.0
+            self._send(client, done.work, lease_until)
         room = self._room()
-        if room and await self.db.read(partial(webhooks_repository.any_due, now=utcnow())):
-            lease_until = self._lease_until()
-            claimed = await self.db.write(
-                partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
-            )
-            await self._send(client, claimed, lease_until)
-            busy |= bool(claimed)
+        if room and time.monotonic() >= self._claim_at:
+            self._claim_at = time.monotonic() + self.settings.worker_poll_interval_s
+            if await self.db.read(partial(webhooks_repository.any_due, now=utcnow())):
+                lease_until = self._lease_until()
+                claimed = await self.db.write(
+                    partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
+                )
+                self._send(client, claimed, lease_until)
+                if len(claimed) == room:  # there may be more
+                    self._claim_at = 0.0
+                busy |= bool(claimed)
         return busy
+
+    async def _watch(self) -> None:
+        started = time.monotonic()
+        plan = await self.db.read(watch.plan)
+        if plan is not None:
+            await self.db.write(partial(watch.apply, plan=plan))
+        took = time.monotonic() - started
+        self._watch_at = started + max(SIGNAL_WATCH_INTERVAL_S, took / SIGNAL_WATCH_SHARE)
 
     def _room(self) -> int:
         return max(self.settings.webhook_concurrency - len(self._sending), 0)
 
-    async def _send(self, client: httpx.AsyncClient, ids: list[str], lease_until: datetime) -> None:
-        if not ids:
-            return
-        for work in await self.db.read(partial(delivery.load_work, ids=ids)):
+    def _send(
+        self, client: httpx.AsyncClient, works: list[delivery.Work], lease_until: datetime
+    ) -> None:
+        for work in works:
             task = asyncio.create_task(self._deliver(client, work, lease_until))
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -150,19 +187,28 @@ class Worker:
             policy=self.policy,
             timeout_s=self.settings.webhook_timeout_s,
         )
+        self._attempted.append(delivery.Attempted(work, answer, at))
+        if self._recording is None:  # else the batch being stored takes it next
+            self._recording = asyncio.create_task(self._record())
+
+    async def _record(self) -> None:
+        """Store the attempts made so far, one transaction per batch, until none are left."""
         try:
-            await self.db.write(
-                partial(
-                    delivery.record,
-                    owner=self.owner,
-                    work=work,
-                    answer=answer,
-                    at=at,
-                    schedule=self.settings.webhook_retry_schedule_s,
-                )
-            )
-        except Exception as exc:  # the lease runs out and the delivery is retried
-            log.warning("recording a webhook attempt failed: %s", type(exc).__name__)
+            while self._attempted:
+                batch, self._attempted = self._attempted, []
+                try:
+                    await self.db.write(
+                        partial(
+                            delivery.record,
+                            owner=self.owner,
+                            attempts=batch,
+                            schedule=self.settings.webhook_retry_schedule_s,
+                        )
+                    )
+                except Exception as exc:  # the leases run out and the deliveries are retried
+                    log.warning("recording webhook attempts failed: %s", type(exc).__name__)
+        finally:
+            self._recording = None
 
 
 class EmbeddedWorker:

@@ -189,8 +189,9 @@ def leased_work(conn: Connection, *, ids: Sequence[str]) -> list[Any]:
     )
 
 
-def record_attempt(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(attempts).values(values))
+def record_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(attempts), list(rows))
 
 
 def finish_attempt(
