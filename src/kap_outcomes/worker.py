@@ -22,6 +22,7 @@ import httpx
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
 from kap_outcomes.events import repository as events_repository
+from kap_outcomes.events import retention
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.signals import watch
 from kap_outcomes.webhooks import delivery
@@ -36,6 +37,9 @@ the round that takes it; a round takes every event written since the last)."""
 SIGNAL_WATCH_INTERVAL_S = 2.0
 """The signal watch runs at most this often: it reloads every patient a batch touched, which
 under a stream of submissions is better done for many events at once than for each."""
+RETENTION_INTERVAL_S = 60.0
+"""How often the worker looks for events past the retention (then deletes them a batch per
+round until none are left)."""
 SIGNAL_WATCH_SHARE = 0.1
 """…and, when a run of it takes long (patients with thousands of scores), at most this share
 of the time: the next run waits ten times as long as the last one took."""
@@ -47,7 +51,8 @@ class Worker:
     What a round costs is what it finds to do. A round starts when this process committed
     events (the bell: the fan-out runs at once, one write), when a poll interval has passed
     (a read first, for events other processes wrote: an idle worker never writes), or when a
-    send finished. Due deliveries (retries, and those left over when every slot was busy)
+    send finished. Events past the retention are deleted a batch per round (looked for once a
+    minute). Due deliveries (retries, and those left over when every slot was busy)
     are looked for once per poll interval, or at once when some are known to be waiting.
     Attempts are recorded in batches: every attempt that ended while the previous batch was
     being stored goes into the next transaction.
@@ -62,6 +67,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._watch_at = 0.0
         self._claim_at = 0.0
+        self._prune_at = 0.0
         self._fan_out_again = True
         self._attempted: list[delivery.Attempted] = []
         self._recording: asyncio.Task[None] | None = None
@@ -145,7 +151,20 @@ class Worker:
                 if len(claimed) == room:  # there may be more
                     self._claim_at = 0.0
                 busy |= bool(claimed)
+        if time.monotonic() >= self._prune_at:
+            busy |= await self._prune()
         return busy
+
+    async def _prune(self) -> bool:
+        """One batch of events past the retention; True when there may be more."""
+        before = utcnow() - timedelta(days=self.settings.events_retention_days)
+        self._prune_at = time.monotonic() + RETENTION_INTERVAL_S
+        if not await self.db.read(partial(retention.any_due, before=before)):
+            return False
+        if await self.db.write(partial(retention.prune, before=before)) < retention.BATCH:
+            return False
+        self._prune_at = 0.0  # a whole batch: the next round takes the next one
+        return True
 
     async def _watch(self) -> None:
         started = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, literal_column, select, tuple_, update
+from sqlalchemy import Connection, delete, insert, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kap_outcomes.db import HotStatement, defer_rows, utcnow
@@ -125,3 +125,14 @@ def behind(conn: Connection, *, name: str) -> bool:
     """Has the consumer events left to read? (A read: an idle worker writes nothing.)"""
     after = checkpoint(conn, name=name)
     return after is not None and bool(following(conn, after=after, limit=1))
+
+
+def oldest_checkpoint(conn: Connection) -> Position:
+    """The position every consumer of the log has read up to (``START`` when there is none)."""
+    rows = conn.execute(select(consumers.c.tx, consumers.c.seq)).all()
+    return min((Position(int(r.tx), int(r.seq)) for r in rows), default=START)
+
+
+def delete_events(conn: Connection, *, ids: Collection[str]) -> None:
+    if ids:
+        conn.execute(delete(events).where(events.c.id.in_(list(ids))))

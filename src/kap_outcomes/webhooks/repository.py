@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -238,3 +238,30 @@ def endpoint_failed(
     if disable_reason is not None:
         query = query.where(endpoints.c.enabled.is_(True))
     conn.execute(query.values(values))
+
+
+def settled_events(conn: Connection, *, before: datetime, upto: Any, limit: int) -> list[str]:
+    """Ids of the oldest events that occurred before ``before``, lie at or before ``upto`` in
+    the log (a position every consumer has read) and have no delivery still pending."""
+    ev, d = _events.c, deliveries.c
+    pending = select(d.id).where(d.event_id == ev.id, d.status == PENDING).exists()
+    query = (
+        select(ev.id)
+        .where(
+            ev.occurred_at < before,
+            tuple_(ev.tx, ev.seq) <= tuple_(upto.tx, upto.seq),
+            ~pending,
+        )
+        .order_by(ev.occurred_at)
+        .limit(limit)
+    )
+    return [row[0] for row in conn.execute(query).all()]
+
+
+def delete_deliveries_of(conn: Connection, *, event_ids: Collection[str]) -> None:
+    """The deliveries of these events and their attempts (their history goes with them)."""
+    if not event_ids:
+        return
+    ids = select(deliveries.c.id).where(deliveries.c.event_id.in_(list(event_ids)))
+    conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+    conn.execute(delete(deliveries).where(deliveries.c.event_id.in_(list(event_ids))))
