@@ -96,7 +96,8 @@ def horizon_score(
     later; same time: the higher total."""
     target = first_dose_at + timedelta(weeks=weeks)
     tolerance = timedelta(days=HORIZON_TOLERANCE_DAYS[weeks])
-    inside = [s for s in follow_up if abs(s.administered_at - target) <= tolerance]
+    earliest, latest = target - tolerance, target + tolerance  # |t - target| <= tolerance
+    inside = [s for s in follow_up if earliest <= s.administered_at <= latest]
     if not inside:
         return None
     return min(
