@@ -40,9 +40,6 @@ under a stream of submissions is better done for many events at once than for ea
 RETENTION_INTERVAL_S = 60.0
 """How often the worker looks for events past the retention (then deletes them a batch per
 round until none are left)."""
-SIGNAL_WATCH_SHARE = 0.1
-"""…and, when a run of it takes long (patients with thousands of scores), at most this share
-of the time: the next run waits ten times as long as the last one took."""
 
 
 class Worker:
@@ -71,6 +68,7 @@ class Worker:
         self._fan_out_again = True
         self._attempted: list[delivery.Attempted] = []
         self._recording: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     def _lease_until(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
@@ -99,8 +97,8 @@ class Worker:
                 for task in self._sending:
                     task.cancel()
                 await asyncio.gather(*self._sending, return_exceptions=True)
-                if self._recording is not None:
-                    await asyncio.gather(self._recording, return_exceptions=True)
+                unfinished = [t for t in (self._recording, self._watching) if t is not None]
+                await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _idle(self, seen: int, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -118,8 +116,9 @@ class Worker:
     async def _step(self, client: httpx.AsyncClient, *, rung: bool) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
         busy = False
-        if time.monotonic() >= self._watch_at:
-            await self._watch()
+        if self._watching is None and time.monotonic() >= self._watch_at:
+            # beside the rounds: a long run of the watch never holds up a delivery
+            self._watching = asyncio.create_task(self._watch())
         if (
             rung
             or self._fan_out_again
@@ -168,11 +167,15 @@ class Worker:
 
     async def _watch(self) -> None:
         started = time.monotonic()
-        plan = await self.db.read(watch.plan)
-        if plan is not None:
-            await self.db.write(partial(watch.apply, plan=plan))
-        took = time.monotonic() - started
-        self._watch_at = started + max(SIGNAL_WATCH_INTERVAL_S, took / SIGNAL_WATCH_SHARE)
+        try:
+            plan = await self.db.read(watch.plan)
+            if plan is not None:
+                await self.db.write(partial(watch.apply, plan=plan))
+        except Exception as exc:  # a database outage: the next run tries again
+            log.warning("signal watch failed: %s", type(exc).__name__)
+        finally:
+            self._watch_at = started + SIGNAL_WATCH_INTERVAL_S
+            self._watching = None
 
     def _room(self) -> int:
         return max(self.settings.webhook_concurrency - len(self._sending), 0)

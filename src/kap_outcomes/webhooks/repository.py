@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -242,14 +242,19 @@ def endpoint_failed(
 
 def settled_events(conn: Connection, *, before: datetime, upto: Any, limit: int) -> list[str]:
     """Ids of the oldest events that occurred before ``before``, lie at or before ``upto`` in
-    the log (a position every consumer has read) and have no delivery still pending."""
+    the log (a position every consumer has read), have no delivery still pending and are not
+    the newest event of the log."""
     ev, d = _events.c, deliveries.c
     pending = select(d.id).where(d.event_id == ev.id, d.status == PENDING).exists()
+    # never the log's newest event: SQLite would hand its sequence number out again (a rowid
+    # is max + 1), and a reused number lies behind every consumer's checkpoint
+    newest = select(func.max(ev.seq)).scalar_subquery()
     query = (
         select(ev.id)
         .where(
             ev.occurred_at < before,
             tuple_(ev.tx, ev.seq) <= tuple_(upto.tx, upto.seq),
+            ev.seq < newest,
             ~pending,
         )
         .order_by(ev.occurred_at)
