@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from kap_outcomes import worker
 from kap_outcomes.auth.models import Role
 from kap_outcomes.db import Database, utcnow
 from kap_outcomes.events import retention
@@ -64,8 +65,11 @@ def _consumers_past(db: Database, event_id: str) -> bool:
 
 
 def test_old_settled_events_are_pruned_pending_and_unread_ones_stay(
-    tenant, db: Database, receiver: Receiver, start_worker
+    tenant, db: Database, receiver: Receiver, start_worker, monkeypatch
 ) -> None:
+    # the worker looks for prunable events once a minute; here every half second, so the
+    # second worker finds the event once it has read the backlog other tests left in the log
+    monkeypatch.setattr(worker, "RETENTION_INTERVAL_S", 0.5)
     failing = Receiver(respond=lambda n: 500)
     try:
         ok_hook = tenant.post(
@@ -148,7 +152,7 @@ def test_old_settled_events_are_pruned_pending_and_unread_ones_stay(
         start_worker(**settings)
         wait_for(
             lambda: unread_event not in set(_event_ids(db, tenant.org_id).values()),
-            timeout=60,
+            timeout=180,
             what="the worker to prune the event it has now read",
         )
         left = _event_ids(db, tenant.org_id)
