@@ -78,7 +78,8 @@ class Worker:
             seen = BELL.rings - 1  # the first round looks at the log
             try:
                 while not stop.is_set():
-                    rung, seen = BELL.rings != seen, BELL.rings
+                    rings = BELL.rings  # read once: a ring after it wakes the next wait
+                    rung, seen = rings != seen, rings
                     try:
                         busy = await self._step(client, rung=rung)
                     except Exception as exc:  # a database outage: try again later
