@@ -17,8 +17,6 @@ import time
 from datetime import datetime, timedelta
 from functools import partial
 
-import httpx
-
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
 from kap_outcomes.events import repository as events_repository
@@ -27,7 +25,7 @@ from kap_outcomes.events.outbox import BELL
 from kap_outcomes.signals import watch
 from kap_outcomes.webhooks import delivery
 from kap_outcomes.webhooks import repository as webhooks_repository
-from kap_outcomes.webhooks.egress import EgressPolicy, new_client, post
+from kap_outcomes.webhooks.egress import Connections, EgressPolicy, post
 
 log = logging.getLogger("kap_outcomes.worker")
 
@@ -74,14 +72,14 @@ class Worker:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with new_client() as client:
+        async with Connections() as connections:
             seen = BELL.rings - 1  # the first round looks at the log
             try:
                 while not stop.is_set():
                     rings = BELL.rings  # read once: a ring after it wakes the next wait
                     rung, seen = rings != seen, rings
                     try:
-                        busy = await self._step(client, rung=rung)
+                        busy = await self._step(connections, rung=rung)
                     except Exception as exc:  # a database outage: try again later
                         log.warning("worker step failed: %s", type(exc).__name__)
                         busy = False
@@ -114,7 +112,7 @@ class Worker:
             for task in waits:
                 task.cancel()
 
-    async def _step(self, client: httpx.AsyncClient, *, rung: bool) -> bool:
+    async def _step(self, connections: Connections, *, rung: bool) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
         busy = False
         if self._watching is None and time.monotonic() >= self._watch_at:
@@ -138,7 +136,7 @@ class Worker:
             self._fan_out_again = done.full
             if done.unleased:
                 self._claim_at = 0.0
-            self._send(client, done.work, lease_until)
+            self._send(connections, done.work, lease_until)
         room = self._room()
         if room and time.monotonic() >= self._claim_at:
             self._claim_at = time.monotonic() + self.settings.worker_poll_interval_s
@@ -147,7 +145,7 @@ class Worker:
                 claimed = await self.db.write(
                     partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
                 )
-                self._send(client, claimed, lease_until)
+                self._send(connections, claimed, lease_until)
                 if len(claimed) == room:  # there may be more
                     self._claim_at = 0.0
                 busy |= bool(claimed)
@@ -182,10 +180,10 @@ class Worker:
         return max(self.settings.webhook_concurrency - len(self._sending), 0)
 
     def _send(
-        self, client: httpx.AsyncClient, works: list[delivery.Work], lease_until: datetime
+        self, connections: Connections, works: list[delivery.Work], lease_until: datetime
     ) -> None:
         for work in works:
-            task = asyncio.create_task(self._deliver(client, work, lease_until))
+            task = asyncio.create_task(self._deliver(connections, work, lease_until))
             self._sending.add(task)
             task.add_done_callback(self._sent)
 
@@ -194,7 +192,7 @@ class Worker:
         self._wake.set()  # room for more
 
     async def _deliver(
-        self, client: httpx.AsyncClient, work: delivery.Work, lease_until: datetime
+        self, connections: Connections, work: delivery.Work, lease_until: datetime
     ) -> None:
         at = utcnow()
         if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
@@ -203,7 +201,7 @@ class Worker:
             log.warning("webhook lease too short for an attempt; delivery left for later")
             return
         answer = await post(
-            client,
+            connections,
             url=work.url,
             body=work.body.encode(),
             headers=delivery.signed_headers(work, at),
