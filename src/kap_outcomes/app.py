@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -55,7 +55,6 @@ from kap_outcomes.middleware import NoNulText, RequestBodyRules
 from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
-from kap_outcomes.query_rules import only_declared_query
 from kap_outcomes.reports.router import router as reports_router
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.remote_keys import FetchRules, RemoteKeySets
@@ -124,7 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.serves_api_docs else None,
         redirect_slashes=False,  # its redirects would echo the client's Host header
-        dependencies=[Depends(only_declared_query)],  # /v1: unknown or repeated → 422
     )
     if settings.serves_api_docs:  # KAP_API_DOCS; off in production unless asked for
         api_docs.install(app)

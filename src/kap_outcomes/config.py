@@ -147,6 +147,16 @@ class Settings(BaseSettings):
         gt=0,
         description="An event stream closes after this long; clients resume with Last-Event-ID.",
     )
+    events_retention_days: float = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description=(
+            "Events older than this are deleted by the worker, with the history of their "
+            "webhook deliveries, once every consumer has read them and none of their "
+            "deliveries is still pending."
+        ),
+    )
     webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(
         default_factory=list,
         description=(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Header, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
@@ -39,6 +40,38 @@ control characters and no bidirectional overrides (which can make a note read di
 from what is stored)."""
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
+
+_RESOURCE_ID_TEXT = TypeAdapter(
+    Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=ID_PATTERN)]
+)
+
+
+def path_id(request: Request, name: str) -> str:
+    """A path parameter that is an id, checked as FastAPI checks a ``ResourceId`` (same rule,
+    same errors), for a route that reads its parameters itself (see :func:`json_request_body`)."""
+    try:
+        return _RESOURCE_ID_TEXT.validate_python(request.path_params[name])
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("path", name, *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from None
+
+
+def path_id_parameter(name: str) -> dict[str, Any]:
+    """The OpenAPI description of a path parameter read by :func:`path_id` (as FastAPI would
+    write it for a ``ResourceId``)."""
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "schema": {
+            "maxLength": 36,
+            "minLength": 1,
+            "pattern": ID_PATTERN,
+            "title": name.replace("_", " ").title(),
+            "type": "string",
+        },
+    }
 
 
 class FieldProblemModel(BaseModel):
@@ -176,13 +209,14 @@ DOCUMENTED_SCHEMAS: dict[str, dict[str, Any]] = {}
 them to the OpenAPI components)."""
 
 
-def json_request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` for a creating route that parses ``model`` and reads its
-    Idempotency-Key itself, and needs a bearer token."""
+def json_request_body(model: type[BaseModel], *, path_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a creating route that parses ``model``, reads its Idempotency-Key
+    (and the id path parameters ``path_ids``, see :func:`path_id`) itself, and needs a bearer
+    token."""
     MANUAL_BODIES[model.__name__] = model
     return {
         "security": [{"bearerAuth": []}],
-        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+        "parameters": [*(path_id_parameter(n) for n in path_ids), IDEMPOTENCY_KEY_PARAMETER],
         "requestBody": {
             "required": True,
             "content": {

@@ -18,19 +18,18 @@ import time
 from datetime import datetime, timedelta
 from functools import partial
 
-import httpx
-
 from kap_outcomes.bulk.runner import ExportRunner
 from kap_outcomes.caseload.refresh import Refresh
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, new_id, utcnow
 from kap_outcomes.events import repository as events_repository
+from kap_outcomes.events import retention
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.metrics import WEBHOOK_ATTEMPTS
 from kap_outcomes.signals import watch
 from kap_outcomes.webhooks import delivery
 from kap_outcomes.webhooks import repository as webhooks_repository
-from kap_outcomes.webhooks.egress import EgressPolicy, new_client, post
+from kap_outcomes.webhooks.egress import Connections, EgressPolicy, post
 
 log = logging.getLogger("kap_outcomes.worker")
 
@@ -43,8 +42,24 @@ under a stream of submissions is better done for many events at once than for ea
 _SUCCEEDED = WEBHOOK_ATTEMPTS.labels("succeeded")
 _FAILED = WEBHOOK_ATTEMPTS.labels("failed")
 
+RETENTION_INTERVAL_S = 60.0
+"""How often the worker looks for events past the retention (then deletes them a batch per
+round until none are left)."""
+
 
 class Worker:
+    """One worker: fan-out, sending, recording, the signal watch.
+
+    What a round costs is what it finds to do. A round starts when this process committed
+    events (the bell: the fan-out runs at once, one write), when a poll interval has passed
+    (a read first, for events other processes wrote: an idle worker never writes), or when a
+    send finished. Events past the retention are deleted a batch per round (looked for once a
+    minute). Due deliveries (retries, and those left over when every slot was busy)
+    are looked for once per poll interval, or at once when some are known to be waiting.
+    Attempts are recorded in batches: every attempt that ended while the previous batch was
+    being stored goes into the next transaction.
+    """
+
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
@@ -52,7 +67,13 @@ class Worker:
         self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._watched_at = 0.0
+        self._watch_at = 0.0
+        self._claim_at = 0.0
+        self._prune_at = 0.0
+        self._fan_out_again = True
+        self._attempted: list[delivery.Attempted] = []
+        self._recording: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self.caseload = Refresh(db)
         self.exports = ExportRunner(db, settings, self.owner)
 
@@ -60,12 +81,14 @@ class Worker:
         return utcnow() + timedelta(seconds=self.settings.webhook_lease_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with new_client() as client:
+        async with Connections() as connections:
+            seen = BELL.rings - 1  # the first round looks at the log
             try:
                 while not stop.is_set():
-                    seen = BELL.rings
+                    rings = BELL.rings  # read once: a ring after it wakes the next wait
+                    rung, seen = rings != seen, rings
                     try:
-                        busy = await self._step(client)
+                        busy = await self._step(connections, rung=rung)
                     except Exception as exc:  # a database outage: try again later
                         log.warning("worker step failed: %s", type(exc).__name__)
                         busy = False
@@ -83,6 +106,8 @@ class Worker:
                 for task in self._sending:
                     task.cancel()
                 await asyncio.gather(*self._sending, return_exceptions=True)
+                unfinished = [t for t in (self._recording, self._watching) if t is not None]
+                await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _idle(self, seen: int, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -97,17 +122,19 @@ class Worker:
             for task in waits:
                 task.cancel()
 
-    async def _step(self, client: httpx.AsyncClient) -> bool:
+    async def _step(self, connections: Connections, *, rung: bool) -> bool:
         """One round; True when it did something (so the next round comes at once)."""
         busy = await self.exports.step()
-        if time.monotonic() - self._watched_at >= SIGNAL_WATCH_INTERVAL_S:
-            self._watched_at = time.monotonic()
-            plan = await self.db.read(watch.plan)
-            if plan is not None:
-                await self.db.write(partial(watch.apply, plan=plan))
-        if await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT)):
+        if self._watching is None and time.monotonic() >= self._watch_at:
+            # beside the rounds: a long run of the watch never holds up a delivery
+            self._watching = asyncio.create_task(self._watch())
+        if (
+            rung
+            or self._fan_out_again
+            or await self.db.read(partial(events_repository.behind, name=delivery.FAN_OUT))
+        ):
             lease_until = self._lease_until()
-            moved, leased = await self.db.write(
+            done = await self.db.write(
                 partial(
                     delivery.fan_out,
                     owner=self.owner,
@@ -115,27 +142,59 @@ class Worker:
                     lease_limit=self._room(),
                 )
             )
-            busy |= moved
-            await self._send(client, leased, lease_until)
+            busy |= done.moved
+            self._fan_out_again = done.full
+            if done.unleased:
+                self._claim_at = 0.0
+            self._send(connections, done.work, lease_until)
         room = self._room()
-        if room and await self.db.read(partial(webhooks_repository.any_due, now=utcnow())):
-            lease_until = self._lease_until()
-            claimed = await self.db.write(
-                partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
-            )
-            await self._send(client, claimed, lease_until)
-            busy |= bool(claimed)
+        if room and time.monotonic() >= self._claim_at:
+            self._claim_at = time.monotonic() + self.settings.worker_poll_interval_s
+            if await self.db.read(partial(webhooks_repository.any_due, now=utcnow())):
+                lease_until = self._lease_until()
+                claimed = await self.db.write(
+                    partial(delivery.claim, owner=self.owner, lease_until=lease_until, limit=room)
+                )
+                self._send(connections, claimed, lease_until)
+                if len(claimed) == room:  # there may be more
+                    self._claim_at = 0.0
+                busy |= bool(claimed)
+        if time.monotonic() >= self._prune_at:
+            busy |= await self._prune()
         busy |= await self.caseload.step()
         return busy
+
+    async def _prune(self) -> bool:
+        """One batch of events past the retention; True when there may be more."""
+        before = utcnow() - timedelta(days=self.settings.events_retention_days)
+        self._prune_at = time.monotonic() + RETENTION_INTERVAL_S
+        if not await self.db.read(partial(retention.any_due, before=before)):
+            return False
+        if await self.db.write(partial(retention.prune, before=before)) < retention.BATCH:
+            return False
+        self._prune_at = 0.0  # a whole batch: the next round takes the next one
+        return True
+
+    async def _watch(self) -> None:
+        started = time.monotonic()
+        try:
+            plan = await self.db.read(watch.plan)
+            if plan is not None:
+                await self.db.write(partial(watch.apply, plan=plan))
+        except Exception as exc:  # a database outage: the next run tries again
+            log.warning("signal watch failed: %s", type(exc).__name__)
+        finally:
+            self._watch_at = started + SIGNAL_WATCH_INTERVAL_S
+            self._watching = None
 
     def _room(self) -> int:
         return max(self.settings.webhook_concurrency - len(self._sending), 0)
 
-    async def _send(self, client: httpx.AsyncClient, ids: list[str], lease_until: datetime) -> None:
-        if not ids:
-            return
-        for work in await self.db.read(partial(delivery.load_work, ids=ids)):
-            task = asyncio.create_task(self._deliver(client, work, lease_until))
+    def _send(
+        self, connections: Connections, works: list[delivery.Work], lease_until: datetime
+    ) -> None:
+        for work in works:
+            task = asyncio.create_task(self._deliver(connections, work, lease_until))
             self._sending.add(task)
             task.add_done_callback(self._sent)
 
@@ -144,7 +203,7 @@ class Worker:
         self._wake.set()  # room for more
 
     async def _deliver(
-        self, client: httpx.AsyncClient, work: delivery.Work, lease_until: datetime
+        self, connections: Connections, work: delivery.Work, lease_until: datetime
     ) -> None:
         at = utcnow()
         if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
@@ -153,7 +212,7 @@ class Worker:
             log.warning("webhook lease too short for an attempt; delivery left for later")
             return
         answer = await post(
-            client,
+            connections,
             url=work.url,
             body=work.body.encode(),
             headers=delivery.signed_headers(work, at),
@@ -161,19 +220,28 @@ class Worker:
             timeout_s=self.settings.webhook_timeout_s,
         )
         (_SUCCEEDED if answer.succeeded else _FAILED).inc()
+        self._attempted.append(delivery.Attempted(work, answer, at))
+        if self._recording is None:  # else the batch being stored takes it next
+            self._recording = asyncio.create_task(self._record())
+
+    async def _record(self) -> None:
+        """Store the attempts made so far, one transaction per batch, until none are left."""
         try:
-            await self.db.write(
-                partial(
-                    delivery.record,
-                    owner=self.owner,
-                    work=work,
-                    answer=answer,
-                    at=at,
-                    schedule=self.settings.webhook_retry_schedule_s,
-                )
-            )
-        except Exception as exc:  # the lease runs out and the delivery is retried
-            log.warning("recording a webhook attempt failed: %s", type(exc).__name__)
+            while self._attempted:
+                batch, self._attempted = self._attempted, []
+                try:
+                    await self.db.write(
+                        partial(
+                            delivery.record,
+                            owner=self.owner,
+                            attempts=batch,
+                            schedule=self.settings.webhook_retry_schedule_s,
+                        )
+                    )
+                except Exception as exc:  # the leases run out and the deliveries are retried
+                    log.warning("recording webhook attempts failed: %s", type(exc).__name__)
+        finally:
+            self._recording = None
 
 
 class EmbeddedWorker:

@@ -272,3 +272,30 @@ def test_events_before_registration_are_not_sent(tenant, receiver, start_worker)
     start_worker(webhook_allowed_networks=LOOPBACK)
     wait_for(lambda: receiver.received, timeout=15, what="the delivery")
     assert [p["patient_id"] for p in receiver.verified(hook["secret"])] == [pid]
+
+
+def test_connections_are_pooled_per_checked_address_and_https_name() -> None:
+    """A kept-alive connection is reused only where the check passed: plain http by the
+    checked address (the URL sent names it), https also by host name (the certificate the
+    connection was verified against), so two names on one address never share TLS."""
+    import asyncio
+
+    from kap_outcomes.webhooks.egress import Connections, parse_url
+
+    async def pools() -> list[object]:
+        async with Connections() as connections:
+            return [
+                connections.for_target(parse_url(url))
+                for url in (
+                    "http://a.example/hook",
+                    "http://b.example/hook",
+                    "https://a.example/hook",
+                    "https://b.example/hook",
+                    "https://a.example/other",
+                )
+            ]
+
+    http_a, http_b, https_a, https_b, https_a_again = asyncio.run(pools())
+    assert http_a is http_b  # one pool; its connections are keyed by the checked address
+    assert https_a is not https_b and https_a is not http_a
+    assert https_a_again is https_a

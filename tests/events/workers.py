@@ -52,6 +52,8 @@ class WorkerThread:
         started.wait(10)
 
     def stop(self) -> None:
+        if self.loop.is_closed():  # stopped already
+            return
         if self._stop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(15)

@@ -26,6 +26,7 @@ from kap_outcomes.http import (
     created,
     json_body,
     json_request_body,
+    path_id,
     problems,
     with_headers,
 )
@@ -42,13 +43,15 @@ router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
     status_code=201,
     response_model=AssessmentPublic,
     responses={201: with_headers("ETag")},
-    openapi_extra=json_request_body(AssessmentCreate),
+    openapi_extra=json_request_body(AssessmentCreate, path_ids=["patient_id"]),
 )
-async def submit_assessment(patient_id: ResourceId, request: Request) -> Response:
+async def submit_assessment(request: Request) -> Response:
     """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
-    # The busiest route authenticates and parses its body itself rather than through FastAPI
-    # dependencies, which the ingest benchmark showed cost more than the database work
-    # (bench/README.md). Same checks, same order (401 before 422), same problem documents.
+    # The busiest route reads its path parameter, authenticates and parses its body itself
+    # rather than through FastAPI's parameters and dependencies, which the ingest benchmark
+    # showed cost more than the database work (bench/README.md). Same checks, same order
+    # (a bad path id, then 401, then the body's 422), same problem documents.
+    patient_id = path_id(request, "patient_id")
     principal = await current_principal(request)
     key = check_key(request.headers.get("idempotency-key"))  # documented in openapi_extra
     data = await json_body(request, AssessmentCreate)

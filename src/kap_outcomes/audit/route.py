@@ -10,13 +10,13 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from kap_outcomes.audit.service import CURRENT, AuditScope, record
 from kap_outcomes.db import Database
 from kap_outcomes.errors import DomainError
 from kap_outcomes.fhir.outcome import is_fhir_path, outcome_for_validation
+from kap_outcomes.query_rules import DeclaredQueryRoute
 
 log = logging.getLogger("kap_outcomes")
 
@@ -39,7 +39,10 @@ class _Result:
             self.patient_id = data.get("patient_id")
 
 
-class AuditedRoute(APIRoute):
+class AuditedRoute(DeclaredQueryRoute):
+    """Audits every request of the route (and, on /v1, refuses undeclared query parameters:
+    :class:`DeclaredQueryRoute`)."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         method = next(iter(sorted(self.methods or {"GET"})))

@@ -287,6 +287,7 @@ class ExportRunner:
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._swept_at = float("-inf")
+        self._looked_at = float("-inf")
 
     async def step(self) -> bool:
         """Start the next export if none runs here; True when one was started."""
@@ -295,6 +296,11 @@ class ExportRunner:
             await anyio.to_thread.run_sync(sweep, self.db, self.settings)
         if self._task is not None and not self._task.done():
             return False
+        # at most one look per poll interval: the worker's rounds come many times a second
+        # under a stream of writes, and an export may wait half a second to start
+        if time.monotonic() - self._looked_at < self.settings.worker_poll_interval_s:
+            return False
+        self._looked_at = time.monotonic()
         if not await self.db.read(partial(repository.any_claimable, now=utcnow())):
             return False
         row = await anyio.to_thread.run_sync(claim_next, self.db, self.settings, self.owner)

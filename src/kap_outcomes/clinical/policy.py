@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Literal, get_type_hints
 
 Instrument = Literal["phq9", "gad7"]
@@ -111,9 +112,18 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
+@lru_cache(maxsize=256)
+def _exact(fraction: float) -> Fraction:
+    """0.3 as 3/10 (its shortest decimal form), not as the binary double nearest to it."""
+    return Fraction(str(fraction))
+
+
 def fraction_of(fraction: float, value: int) -> Fraction:
-    """`fraction` x `value`, exact: 0.3 is read as 3/10, so 0.3 x 10 is exactly 3."""
-    return Fraction(str(fraction)) * value
+    """`fraction` x `value`, exact: 0.3 is read as 3/10, so 0.3 x 10 is exactly 3.
+
+    A policy holds a handful of fractions and the reports ask for them per course: each is
+    read from its decimal text once (``_exact``), not at every call."""
+    return _exact(fraction) * value
 
 
 # --- validation --------------------------------------------------------------------------

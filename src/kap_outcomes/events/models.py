@@ -54,6 +54,7 @@ class Event(SQLModel, table=True):
         Index("ix_events_position", "tx", "seq"),
         Index("ix_events_org_position", "organisation_id", "tx", "seq"),
         Index("ix_events_id", "id", unique=True),
+        Index("ix_events_occurred_at", "occurred_at"),  # retention: the oldest first
     )
 
     seq: int | None = Field(

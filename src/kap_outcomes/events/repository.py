@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, insert, literal_column, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kap_outcomes.db import HotStatement, defer_rows, utcnow
@@ -134,3 +134,14 @@ def backlog(conn: Connection, *, name: str, cap: int) -> int:
         return 0
     waiting = select(events.c.seq).where(_after(after), *_settled(conn)).limit(cap).subquery()
     return int(conn.execute(select(func.count()).select_from(waiting)).scalar_one())
+
+
+def oldest_checkpoint(conn: Connection) -> Position:
+    """The position every consumer of the log has read up to (``START`` when there is none)."""
+    rows = conn.execute(select(consumers.c.tx, consumers.c.seq)).all()
+    return min((Position(int(r.tx), int(r.seq)) for r in rows), default=START)
+
+
+def delete_events(conn: Connection, *, ids: Collection[str]) -> None:
+    if ids:
+        conn.execute(delete(events).where(events.c.id.in_(list(ids))))

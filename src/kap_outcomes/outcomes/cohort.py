@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,16 +94,24 @@ def horizon_score(
     follow_up: Sequence[ScorePoint], first_dose_at: datetime, weeks: int
 ) -> ScorePoint | None:
     """The score closest to first dose + `weeks` within the horizon's tolerance; ties: the
-    later; same time: the higher total."""
+    later; same time: the higher total. `follow_up` is in time order (`course_outcome`'s):
+    the window is found by bisection."""
     target = first_dose_at + timedelta(weeks=weeks)
     tolerance = timedelta(days=HORIZON_TOLERANCE_DAYS[weeks])
-    inside = [s for s in follow_up if abs(s.administered_at - target) <= tolerance]
+    earliest, latest = target - tolerance, target + tolerance  # |t - target| <= tolerance
+    inside = follow_up[
+        bisect_left(follow_up, earliest, key=_at) : bisect_right(follow_up, latest, key=_at)
+    ]
     if not inside:
         return None
     return min(
         inside,
         key=lambda s: (abs(s.administered_at - target), -_ts(s.administered_at), -s.total),
     )
+
+
+def _at(score: ScorePoint) -> datetime:
+    return score.administered_at
 
 
 def _ts(moment: datetime) -> float:

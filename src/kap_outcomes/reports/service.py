@@ -117,7 +117,8 @@ def outcomes_report(
         first_from=first_from,
         first_before=first_before,
     ):
-        scores[row.patient_id].append(ScorePoint(row.id, row.administered_at, row.total))
+        patient_id, assessment_id, administered_at, total = row  # as a tuple: no name lookups
+        scores[patient_id].append(ScorePoint(assessment_id, administered_at, total))
     records = []
     for course in courses:
         course_doses = doses[course.id]

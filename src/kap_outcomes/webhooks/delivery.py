@@ -39,17 +39,47 @@ BATCH = 500
 JITTER = 0.2
 
 
-def fan_out(
-    conn: Connection, *, owner: str, lease_until: datetime, lease_limit: int
-) -> tuple[bool, list[str]]:
-    """One batch of the log into deliveries: (did it move, the deliveries leased to
-    ``owner`` on the way, which it sends right away without another transaction)."""
+@dataclass(frozen=True, slots=True)
+class Work:
+    """One leased delivery, ready to send."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    secrets: tuple[str, ...]
+    event_id: str
+    body: str
+    attempts: int
+    retry_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """What one fan-out transaction did."""
+
+    moved: bool
+    """The checkpoint moved (there were events to read)."""
+    full: bool
+    """It read a whole batch: more events may be waiting."""
+    work: list[Work]
+    """The deliveries leased to the caller on the way, ready to send."""
+    unleased: int
+    """Deliveries created but left for a later claim (no room to send them now)."""
+
+
+NOTHING = FanOut(moved=False, full=False, work=[], unleased=0)
+
+
+def fan_out(conn: Connection, *, owner: str, lease_until: datetime, lease_limit: int) -> FanOut:
+    """One batch of the log into deliveries, in the transaction that moves the checkpoint.
+    The first ``lease_limit`` of them are leased to ``owner`` and loaded for sending in the
+    same transaction (no second one to claim and read them)."""
     position = events_repository.claim_consumer(conn, name=FAN_OUT)
     if position is None:  # another worker is fanning out
-        return False, []
+        return NOTHING
     rows = events_repository.following(conn, after=position, limit=BATCH)
     if not rows:
-        return False, []
+        return NOTHING
     endpoints: dict[str, list[Any]] = {}
     for endpoint in repository.enabled_endpoints(
         conn, organisation_ids={r.organisation_id for r in rows}
@@ -57,7 +87,7 @@ def fan_out(
         endpoints.setdefault(endpoint.organisation_id, []).append(endpoint)
     now = utcnow()
     new: list[dict[str, Any]] = []
-    for event in rows:
+    for event in rows if endpoints else ():
         for endpoint in endpoints.get(event.organisation_id, ()):
             if event.type in endpoint.event_types and event.occurred_at >= endpoint.created_at:
                 leased = len(new) < lease_limit
@@ -82,25 +112,19 @@ def fan_out(
     events_repository.advance_consumer(
         conn, name=FAN_OUT, to=events_repository.Position(int(last.tx), int(last.seq))
     )
-    return True, [d["id"] for d in new if d["lease_owner"] == owner]
+    leased_ids = [d["id"] for d in new if d["lease_owner"] == owner]
+    return FanOut(
+        moved=True,
+        full=len(rows) == BATCH,
+        work=load_work(conn, ids=leased_ids) if leased_ids else [],
+        unleased=len(new) - len(leased_ids),
+    )
 
 
-def claim(conn: Connection, *, owner: str, lease_until: datetime, limit: int) -> list[str]:
-    return repository.claim(conn, owner=owner, now=utcnow(), until=lease_until, limit=limit)
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """One leased delivery, ready to send."""
-
-    delivery_id: str
-    endpoint_id: str
-    url: str
-    secrets: tuple[str, ...]
-    event_id: str
-    body: str
-    attempts: int
-    retry_step: int
+def claim(conn: Connection, *, owner: str, lease_until: datetime, limit: int) -> list[Work]:
+    """Lease up to ``limit`` due deliveries to ``owner`` and load them for sending."""
+    ids = repository.claim(conn, owner=owner, now=utcnow(), until=lease_until, limit=limit)
+    return load_work(conn, ids=ids) if ids else []
 
 
 def load_work(conn: Connection, *, ids: Sequence[str]) -> list[Work]:
@@ -147,61 +171,79 @@ def retry_delay(schedule: Sequence[float], step: int) -> timedelta | None:
     return timedelta(seconds=schedule[step] * random.uniform(1 - JITTER, 1 + JITTER))  # noqa: S311
 
 
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """One attempt made, to be recorded."""
+
+    work: Work
+    answer: Answer
+    at: datetime
+
+
 def record(
-    conn: Connection,
-    *,
-    owner: str,
-    work: Work,
-    answer: Answer,
-    at: datetime,
-    schedule: Sequence[float],
+    conn: Connection, *, owner: str, attempts: Sequence[Attempted], schedule: Sequence[float]
 ) -> None:
-    """Store one attempt and what follows from it, in one transaction."""
-    attempt = work.attempts + 1
-    repository.record_attempt(
+    """Store attempts and what follows from each, in one transaction (the worker records
+    every attempt that ended while the previous batch was being stored)."""
+    repository.record_attempts(
         conn,
-        {
-            "id": new_id(),
-            "delivery_id": work.delivery_id,
-            "attempt": attempt,
-            "at": at,
-            "duration_ms": answer.duration_ms,
-            "status_code": answer.status_code,
-            "error": answer.error,
-            "succeeded": answer.succeeded,
-        },
+        [
+            {
+                "id": new_id(),
+                "delivery_id": a.work.delivery_id,
+                "attempt": a.work.attempts + 1,
+                "at": a.at,
+                "duration_ms": a.answer.duration_ms,
+                "status_code": a.answer.status_code,
+                "error": a.answer.error,
+                "succeeded": a.answer.succeeded,
+            }
+            for a in attempts
+        ],
     )
     now = utcnow()
-    common = {
-        "attempts": attempt,
-        "last_status_code": answer.status_code,
-        "last_error": answer.error,
-        "lease_owner": None,
-        "lease_until": None,
-    }
-    if answer.succeeded:
-        values = common | {"status": repository.SUCCEEDED, "completed_at": now}
-        if repository.finish_attempt(
+    succeeded: set[str] = set()  # endpoints whose success is still to be stored
+    for a in attempts:
+        work, answer = a.work, a.answer
+        common = {
+            "attempts": work.attempts + 1,
+            "last_status_code": answer.status_code,
+            "last_error": answer.error,
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if answer.succeeded:
+            values = common | {"status": repository.SUCCEEDED, "completed_at": now}
+            if repository.finish_attempt(
+                conn, delivery_id=work.delivery_id, owner=owner, values=values
+            ):
+                succeeded.add(work.endpoint_id)  # one update per endpoint and batch
+            continue
+        delay = retry_delay(schedule, work.retry_step)
+        if delay is None:
+            values = common | {"status": repository.FAILED, "completed_at": now}
+        else:
+            values = common | {"next_attempt_at": now + delay, "retry_step": work.retry_step + 1}
+        if not repository.finish_attempt(
             conn, delivery_id=work.delivery_id, owner=owner, values=values
         ):
+            continue  # the lease ran out and another worker owns the delivery now
+        if work.endpoint_id in succeeded:  # in order: the earlier success, then this failure
+            succeeded.discard(work.endpoint_id)
             repository.endpoint_succeeded(conn, endpoint_id=work.endpoint_id, at=now)
-        return
-    delay = retry_delay(schedule, work.retry_step)
-    if delay is None:
-        values = common | {"status": repository.FAILED, "completed_at": now}
-    else:
-        values = common | {"next_attempt_at": now + delay, "retry_step": work.retry_step + 1}
-    if not repository.finish_attempt(
-        conn, delivery_id=work.delivery_id, owner=owner, values=values
-    ):
-        return  # the lease ran out and another worker owns the delivery now
-    reason = None
-    if delay is None:
-        hours = sum(schedule) / 3600
-        reason = (
-            f"Disabled: delivery of event {work.event_id} failed {attempt} times over "
-            f"{hours:.3g} h; last error: {answer.error}."
+        reason = None
+        if delay is None:
+            hours = sum(schedule) / 3600
+            reason = (
+                f"Disabled: delivery of event {work.event_id} failed {work.attempts + 1} times "
+                f"over {hours:.3g} h; last error: {answer.error}."
+            )
+        repository.endpoint_failed(
+            conn,
+            endpoint_id=work.endpoint_id,
+            at=now,
+            error=answer.error or "",
+            disable_reason=reason,
         )
-    repository.endpoint_failed(
-        conn, endpoint_id=work.endpoint_id, at=now, error=answer.error or "", disable_reason=reason
-    )
+    for endpoint_id in succeeded:
+        repository.endpoint_succeeded(conn, endpoint_id=endpoint_id, at=now)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -158,7 +159,7 @@ class Answer:
 
 
 async def post(
-    client: httpx.AsyncClient,
+    connections: Connections,
     *,
     url: str,
     body: bytes,
@@ -178,6 +179,7 @@ async def post(
     except Refused as exc:
         return answer(None, f"refused: {exc}")
     host = f"[{ip}]" if ip.version == 6 else str(ip)
+    client = connections.for_target(target)
     request = client.build_request(
         "POST",
         f"{target.scheme}://{host}:{target.port}{target.path}",
@@ -291,3 +293,39 @@ async def get(
     except httpx.HTTPError as exc:
         raise Unreachable(f"connection failed ({type(exc).__name__})") from None
     return Fetched(b"".join(chunks), response.headers.get("cache-control"))
+
+
+class Connections:
+    """The keep-alive connections of deliveries, each tied to what was checked.
+
+    A request goes to the URL with the checked address in place of the name, and a pool
+    keeps connections by that URL's origin: a connection is reused only to the address that
+    passed the check. Over https the name also chose the certificate the connection was
+    verified against (SNI), so https connections are pooled per host name as well: two names
+    on one address never share a TLS connection. At most ``MAX_HOSTS`` https pools stay
+    open (the least recently used is closed; an attempt still on it fails and is retried).
+    """
+
+    MAX_HOSTS = 64
+
+    def __init__(self) -> None:
+        self._pools: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def for_target(self, target: Target) -> httpx.AsyncClient:
+        key = target.host if target.scheme == "https" else ""
+        pool = self._pools.pop(key, None) or new_client()
+        self._pools[key] = pool  # the most recently used last
+        while len(self._pools) > self.MAX_HOSTS:
+            _, oldest = self._pools.popitem(last=False)
+            closing = asyncio.create_task(oldest.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return pool
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        await asyncio.gather(*(p.aclose() for p in pools), *self._closing, return_exceptions=True)

@@ -49,6 +49,7 @@ class WebhookDelivery(SQLModel, table=True):
         UniqueConstraint("endpoint_id", "event_id"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_event", "event_id"),  # retention: an event's deliveries
     )
 
     id: str = Field(primary_key=True, max_length=36)

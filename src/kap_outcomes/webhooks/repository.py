@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -189,8 +189,9 @@ def leased_work(conn: Connection, *, ids: Sequence[str]) -> list[Any]:
     )
 
 
-def record_attempt(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(attempts).values(values))
+def record_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(attempts), list(rows))
 
 
 def finish_attempt(
@@ -256,3 +257,35 @@ def delivery_backlog(conn: Connection, *, now: datetime, cap: int) -> dict[str, 
         rows = select(d.id).where(where).limit(cap).subquery()
         counts[state] = int(conn.execute(select(func.count()).select_from(rows)).scalar_one())
     return counts
+
+
+def settled_events(conn: Connection, *, before: datetime, upto: Any, limit: int) -> list[str]:
+    """Ids of the oldest events that occurred before ``before``, lie at or before ``upto`` in
+    the log (a position every consumer has read), have no delivery still pending and are not
+    the newest event of the log."""
+    ev, d = _events.c, deliveries.c
+    pending = select(d.id).where(d.event_id == ev.id, d.status == PENDING).exists()
+    # never the log's newest event: SQLite would hand its sequence number out again (a rowid
+    # is max + 1), and a reused number lies behind every consumer's checkpoint
+    newest = select(func.max(ev.seq)).scalar_subquery()
+    query = (
+        select(ev.id)
+        .where(
+            ev.occurred_at < before,
+            tuple_(ev.tx, ev.seq) <= tuple_(upto.tx, upto.seq),
+            ev.seq < newest,
+            ~pending,
+        )
+        .order_by(ev.occurred_at)
+        .limit(limit)
+    )
+    return [row[0] for row in conn.execute(query).all()]
+
+
+def delete_deliveries_of(conn: Connection, *, event_ids: Collection[str]) -> None:
+    """The deliveries of these events and their attempts (their history goes with them)."""
+    if not event_ids:
+        return
+    ids = select(deliveries.c.id).where(deliveries.c.event_id.in_(list(event_ids)))
+    conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+    conn.execute(delete(deliveries).where(deliveries.c.event_id.in_(list(event_ids))))
