@@ -16,7 +16,8 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -176,6 +177,24 @@ def write_export(
             beat(files, "QuestionnaireResponse")
 
 
+@contextmanager
+def _unmapped(conn: Connection, sqlite: bool) -> Iterator[None]:
+    """On SQLite, read the export without the memory map (``PRAGMA mmap_size=0`` on this
+    connection while it runs): through the map every page of the file read would stay in the
+    process's resident memory, which would then grow with the export; read() keeps it flat."""
+    if not sqlite:
+        yield
+        return
+    mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+    conn.exec_driver_sql("PRAGMA mmap_size=0")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA mmap_size={int(mapped or 0)}")
+        conn.commit()
+
+
 def run_claimed(
     db: Database, settings: Settings, *, row: Any, owner: str, stop: threading.Event
 ) -> None:
@@ -192,7 +211,7 @@ def run_claimed(
         with db.connect(write=False) as conn:
             if not db.sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
+            with _unmapped(conn, db.sqlite), conn.begin():
                 transaction_time = utcnow()
                 write_export(conn, job, files, beat)
         files.close()
