@@ -328,3 +328,27 @@ def test_a_total_only_score_from_an_ehr_shows_like_any_other(tenant):
     assert [int(t) for t in totals] == [20, 14]
     svg = tenant.get(f"/v1/patients/{clinic.pid}/charts/phq9.svg")
     assert svg.status_code == 200 and svg.text.count('class="score-point"') == 2
+
+
+def test_the_patient_page_shows_every_version_of_a_corrected_assessment(tenant):
+    """An amended form lists its versions (what each said, when, and the reason), as
+    ``GET /v1/assessments/{id}/history`` does; a form never corrected shows its one version."""
+    clinic = Clinic(tenant)
+    kept = clinic.phq9(0, 9)
+    first = clinic.phq9(7, 14)
+    amended = tenant.client.post(
+        f"/v1/assessments/{first['id']}/amend",
+        json={"items": [3, 3, 2, 0, 0, 0, 0, 0, 0], "reason": "item 3 keyed on the wrong row"},
+        headers=tenant.headers() | {"If-Match": '"1"'},
+    )
+    assert amended.status_code == 200, amended.text
+    history = tenant.get(f"/v1/assessments/{first['id']}/history").json()["versions"]
+    assert [(v["version"], v["total"]) for v in history] == [(1, 14), (2, 8)]
+    page = _signed_in(tenant).get(f"/patients/{clinic.pid}").text
+    row = page[page.index(f'data-assessment-id="{first["id"]}" data-version') :].split("</tr>")[0]
+    assert re.findall(r'data-history-version="(\d+)"', row) == ["1", "2"]
+    assert "total 14" in row and "total 8" in row
+    assert "reason: item 3 keyed on the wrong row" in row
+    untouched = page[page.index(f'data-assessment-id="{kept["id"]}" data-version') :]
+    untouched = untouched.split("</tr>")[0]
+    assert "data-history-version" not in untouched

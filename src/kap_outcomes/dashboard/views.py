@@ -15,8 +15,9 @@ from sqlalchemy import Connection
 
 from kap_outcomes.alerts import service as alerts_service
 from kap_outcomes.alerts.models import AlertPublic, AlertStatus
+from kap_outcomes.assessments import corrections as assessment_corrections
 from kap_outcomes.assessments import service as assessments_service
-from kap_outcomes.assessments.models import AssessmentPublic
+from kap_outcomes.assessments.models import AssessmentPublic, AssessmentVersion
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import service as care_service
 from kap_outcomes.care.models import SessionPublic
@@ -50,6 +51,8 @@ class PatientView:
     sessions: list[SessionPublic]
     alerts: list[AlertPublic]
     zone: tzinfo
+    histories: dict[str, list[AssessmentVersion]] = field(default_factory=dict)
+    """Every version of each assessment corrected at least once (amended or retracted)."""
 
 
 @dataclass
@@ -99,7 +102,15 @@ def patient_page(conn: Connection, *, principal: Principal, patient_id: str) -> 
         cursor=None,
         limit=MAX_LISTED,
     ).data
+    histories = {
+        a.id: assessment_corrections.assessment_history(
+            conn, principal=principal, assessment_id=a.id
+        ).versions
+        for a in assessments
+        if a.version > 1
+    }
     return PatientView(
+        histories=histories,
         patient=patient,
         signals=signals,
         charts=charts,
