@@ -1,8 +1,12 @@
-"""Layer rules: clinical/ is pure; routers hold no queries or commits."""
+"""Layer rules: clinical/ is pure; routers hold no queries or commits; the import-graph
+contracts of ``[tool.importlinter]`` in pyproject.toml are kept."""
 
 from __future__ import annotations
 
 import ast
+
+import pytest
+from importlinter.cli import lint_imports
 
 from .conftest import ROOT
 
@@ -61,3 +65,16 @@ def test_routers_hold_no_queries_or_commits() -> None:
         assert not any(n.startswith(("sqlalchemy", "sqlmodel")) for n in names), path
         text = path.read_text()
         assert ".commit(" not in text and "HTTPException" not in text, path
+
+
+def test_import_graph_keeps_the_layer_contracts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/architecture.md's layer rules, checked by import-linter over direct and indirect
+    imports: pure clinical/ and outcomes/, infrastructure without domains, domains without the
+    HTTP edge, the write side without the read models, the caller named through auth.principal."""
+    monkeypatch.chdir(ROOT)
+    status = lint_imports(no_cache=True, no_logo=True)
+    report = capsys.readouterr().out
+    assert status == 0, report
+    assert "0 broken" in report, report

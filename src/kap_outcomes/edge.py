@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kap_outcomes.errors import DomainError
+from kap_outcomes.errors import DomainError, too_many_requests
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
 from kap_outcomes.limiter import Budget
 from kap_outcomes.metrics import RequestSeries
@@ -142,16 +142,6 @@ def client_key(scope: Scope, proxies: tuple[Network, ...] = ()) -> bytes:
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False)).encode()
     return str(address).encode()
-
-
-def too_many_requests(retry_after: int, detail: str) -> DomainError:
-    return DomainError(
-        detail=detail,
-        status=429,
-        slug="too-many-requests",
-        title="Too many requests",
-        headers={"Retry-After": str(retry_after)},
-    )
 
 
 class AccessLog:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 
-from kap_outcomes.auth.service import Principal
+from kap_outcomes.auth.principal import Principal
 from kap_outcomes.db import Database
 from kap_outcomes.errors import (
     FieldProblem,
@@ -27,16 +27,10 @@ from kap_outcomes.idempotency.service import (
     idempotent,
 )
 from kap_outcomes.middleware import is_json_media_type
+from kap_outcomes.patterns import FREE_TEXT_PATTERN as FREE_TEXT_PATTERN
+from kap_outcomes.patterns import ID_PATTERN as ID_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
-
-ID_PATTERN = r"^[A-Za-z0-9\-]+$"
-"""What an id of this service looks like (UUIDs); anything else cannot name a row."""
-
-FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$"
-"""Free text (labels, notes, reasons): any printable text, tabs and line breaks, but no
-control characters and no bidirectional overrides (which can make a note read differently
-from what is stored)."""
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
