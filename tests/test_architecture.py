@@ -78,3 +78,31 @@ def test_import_graph_keeps_the_layer_contracts(
     report = capsys.readouterr().out
     assert status == 0, report
     assert "0 broken" in report, report
+
+
+def test_one_alert_level() -> None:
+    """clinical.safety.AlertLevel is the only alert level: no other module defines one or a
+    rank table of its own, and the API's SafetyLevel is "none" plus its values."""
+    from typing import get_args
+
+    from kap_outcomes.clinical.safety import AlertLevel
+    from kap_outcomes.signals.models import SafetyLevel
+
+    assert get_args(SafetyLevel.__value__) == ("none", "review", "urgent", "emergency")
+    assert set(get_args(SafetyLevel.__value__)) == {"none"} | {level.value for level in AlertLevel}
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "clinical" / "safety.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            targets = (
+                [node.name]
+                if isinstance(node, ast.ClassDef)
+                else [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if isinstance(node, ast.Assign)
+                else [node.target.id]
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                else []
+            )
+            assert "AlertLevel" not in targets, f"{path} defines an AlertLevel of its own"
+        assert '"emergency": 0' not in path.read_text(), f"{path} hard-codes an alert order"
