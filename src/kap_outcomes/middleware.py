@@ -27,9 +27,6 @@ def reads_own_form(path: str) -> bool:
     return path == FORM_PATH or DASHBOARD_FORMS.match(path) is not None
 
 
-"""The one route whose body is not JSON: OAuth 2.0 token requests are form-encoded."""
-
-
 def is_json_media_type(content_type: str) -> bool:
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == "application/json" or (
@@ -57,6 +54,23 @@ worker thread, at most :data:`PARALLEL_CHECKS` at a time, so no body stalls the 
 PARALLEL_CHECKS = 2
 
 
+def _body_headers(scope: Scope) -> tuple[str, int | None, bool]:
+    """Content-Type, Content-Length (None when absent or not a sane number) and whether the
+    body is chunked, from the raw headers."""
+    content_type = ""
+    declared: int | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            digits = value.strip()  # judged as text first: no 5,000-digit int()
+            declared = int(digits) if digits.isdigit() and len(digits) <= 18 else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return content_type, declared, chunked
+
+
 class RequestBodyRules:
     """What every request body must be, before any route reads it.
 
@@ -79,17 +93,7 @@ class RequestBodyRules:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        content_type = ""
-        declared: int | None = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"content-length":
-                digits = value.strip()  # judged as text first: no 5,000-digit int()
-                declared = int(digits) if digits.isdigit() and len(digits) <= 18 else None
-            elif name == b"transfer-encoding":
-                chunked = True
+        content_type, declared, chunked = _body_headers(scope)
         if (
             (chunked or (declared or 0) > 0)
             and not is_json_media_type(content_type)
@@ -103,7 +107,11 @@ class RequestBodyRules:
         if is_json_media_type(content_type) and not reads_own_form(scope["path"]):
             await self._checked_json(scope, receive, send)
             return
+        await self._limited(scope, receive, send)
 
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body that is not checked as JSON: handed to the route as it comes, cut off with a
+        413 as soon as the bytes read go past the limit."""
         received = 0
         too_large = False
         replaced = False
