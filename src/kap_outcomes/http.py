@@ -26,9 +26,10 @@ from kap_outcomes.idempotency.service import (
     fingerprint,
     idempotent,
 )
-from kap_outcomes.middleware import is_json_media_type
+from kap_outcomes.json_bodies import is_json_media_type
 from kap_outcomes.patterns import FREE_TEXT_PATTERN as FREE_TEXT_PATTERN
 from kap_outcomes.patterns import ID_PATTERN as ID_PATTERN
+from kap_outcomes.problems import PROBLEM_MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,8 +52,6 @@ class Problem(BaseModel):
     instance: str
     errors: list[FieldProblemModel] | None = None
 
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The request is not acceptable as it stands",
