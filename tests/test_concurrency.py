@@ -162,6 +162,47 @@ def test_concurrent_new_courses_leave_one_active(
         assert len(active) == 1, courses
 
 
+def _resolve_every_other_alert(
+    base: str,
+    headers: dict[str, str],
+    patient_id: str,
+    writing: threading.Event,
+    resolutions: dict[str, list[int]],
+) -> None:
+    """Resolve every other alert that opens, two clients racing for each; one last pass
+    once the writers are done, so that the race is run whatever the timing."""
+    seen: set[str] = set()
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        while True:
+            last = not writing.is_set()
+            page = http.get("/v1/alerts", params={"patient_id": patient_id, "limit": 500})
+            assert page.status_code == 200, page.text
+            fresh = [a["id"] for a in page.json()["data"] if a["id"] not in seen]
+            seen.update(fresh)
+            for alert_id in fresh[::2]:
+                url = f"{base}/v1/alerts/{alert_id}/resolve"
+                codes = all_at_once(
+                    2, lambda c, _, url=url: c.post(url, json={"note": "seen"}, headers=headers)
+                )
+                resolutions[alert_id] = sorted(r.status_code for r in codes)
+            if last:
+                return
+
+
+def _in_background(fn: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
+    """``fn`` in a thread of its own; what it raises is kept in ``errors``."""
+
+    def guarded() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=guarded)
+    thread.start()
+    return thread
+
+
 def _exercise(base: str, headers: dict[str, str], patient_id: str) -> None:
     lock = threading.Lock()
     writing = threading.Event()
@@ -190,39 +231,11 @@ def _exercise(base: str, headers: dict[str, str], patient_id: str) -> None:
                         read_statuses[code] += 1
 
     def resolver() -> None:
-        """Resolve every other alert that opens, two clients racing for each; one last pass
-        once the writers are done, so that the race is run whatever the timing."""
-        seen: set[str] = set()
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-            while True:
-                last = not writing.is_set()
-                page = http.get("/v1/alerts", params={"patient_id": patient_id, "limit": 500})
-                assert page.status_code == 200, page.text
-                fresh = [a["id"] for a in page.json()["data"] if a["id"] not in seen]
-                seen.update(fresh)
-                for alert_id in fresh[::2]:
-                    url = f"{base}/v1/alerts/{alert_id}/resolve"
-                    codes = all_at_once(
-                        2, lambda c, _, url=url: c.post(url, json={"note": "seen"}, headers=headers)
-                    )
-                    resolutions[alert_id] = sorted(r.status_code for r in codes)
-                if last:
-                    return
+        _resolve_every_other_alert(base, headers, patient_id, writing, resolutions)
 
     side_errors: list[BaseException] = []
 
-    def background(fn: Callable[[], None]) -> threading.Thread:
-        def guarded() -> None:
-            try:
-                fn()
-            except BaseException as exc:
-                side_errors.append(exc)
-
-        thread = threading.Thread(target=guarded)
-        thread.start()
-        return thread
-
-    side = [background(fn) for fn in (reader, reader, resolver)]
+    side = [_in_background(fn, side_errors) for fn in (reader, reader, resolver)]
     try:
         run_threads([lambda w=w: writer(w) for w in range(WRITERS)])
     finally:

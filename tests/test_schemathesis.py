@@ -15,6 +15,8 @@ Two runs over every operation, with a real clinician token:
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -45,7 +47,9 @@ from .conftest import PG_URL, ROOT, TEST_SIGNING_KEY
 if PG_URL:
     URL = PG_URL
 else:
-    URL = f"sqlite:///{tempfile.mkdtemp(prefix='kap-schemathesis-')}/api.db"
+    _WORKDIR = tempfile.mkdtemp(prefix="kap-schemathesis-")
+    atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)  # made at import: no fixture
+    URL = f"sqlite:///{_WORKDIR}/api.db"
     upgrade(URL)
 app = create_app(
     Settings(

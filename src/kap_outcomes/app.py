@@ -9,18 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-from starlette.routing import Match
-from starlette.types import Scope
 
-from kap_outcomes import __version__, api_docs
+from kap_outcomes import __version__, api_docs, error_handlers
 from kap_outcomes.alerts.router import router as alerts_router
 from kap_outcomes.assessments.router import router as assessments_router
 from kap_outcomes.audit import service as audit_service
@@ -32,19 +25,12 @@ from kap_outcomes.care.router import session_router
 from kap_outcomes.caseload.router import router as caseload_router
 from kap_outcomes.charts.router import router as charts_router
 from kap_outcomes.config import Settings, get_settings
-from kap_outcomes.contract import api_routes, finish, operation_id
+from kap_outcomes.contract import finish, operation_id
 from kap_outcomes.dashboard import pages as dashboard_pages
 from kap_outcomes.dashboard.router import router as dashboard_router
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.edge import CLIENT_CLOSED_REQUEST, Edge, Limits, cors_options
-from kap_outcomes.errors import DomainError, problem_body, problems_from_errors
+from kap_outcomes.edge import Edge, Limits, cors_options
 from kap_outcomes.events.router import router as events_router
-from kap_outcomes.fhir.outcome import (
-    FHIR_MEDIA_TYPE,
-    is_fhir_path,
-    outcome_for,
-    outcome_for_validation,
-)
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.limiter import budgets
@@ -64,19 +50,6 @@ from kap_outcomes.webhooks.router import router as webhooks_router
 from kap_outcomes.worker import EmbeddedWorker
 
 log = logging.getLogger("kap_outcomes")
-
-
-class ProblemResponse(Response):
-    media_type = "application/problem+json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-class OutcomeResponse(ProblemResponse):
-    """An error on a FHIR route: an OperationOutcome (never problem+json)."""
-
-    media_type = FHIR_MEDIA_TYPE
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -142,85 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_issuer = token_issuer
     app.state.remote_keys = RemoteKeySets(FetchRules.from_settings(settings))
 
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> Response:
-        if is_fhir_path(request.url.path):
-            return OutcomeResponse(
-                outcome_for(exc.status, exc.detail, exc),
-                status_code=exc.status,
-                headers=exc.headers or None,
-            )
-        return ProblemResponse(
-            exc.body(request.url.path), status_code=exc.status, headers=exc.headers or None
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if is_fhir_path(request.url.path):
-            status, outcome = outcome_for_validation(exc.errors())
-            return OutcomeResponse(outcome, status_code=status)
-        body = problem_body(
-            status=422,
-            slug="validation",
-            title="Validation failed",
-            detail="The request is not valid.",
-            instance=request.url.path,
-            errors=problems_from_errors(exc.errors()),
-        )
-        return ProblemResponse(body, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-            return await _invalid(request, _malformed_json())
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:  # every method the path takes, whichever route has it
-            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
-        titles = {
-            400: "Bad request",
-            404: "Not found",
-            405: "Method not allowed",
-            413: "Content too large",
-            415: "Unsupported media type",
-        }
-        if is_fhir_path(request.url.path):
-            detail = str(exc.detail) if exc.status_code != 404 else "No such resource."
-            return OutcomeResponse(
-                outcome_for(exc.status_code, detail),
-                status_code=exc.status_code,
-                headers=headers or None,
-            )
-        body = problem_body(
-            status=exc.status_code,
-            slug="not-found" if exc.status_code == 404 else "http-error",
-            title=titles.get(exc.status_code, "HTTP error"),
-            detail=str(exc.detail) if exc.status_code != 404 else "No such resource.",
-            instance=request.url.path,
-        )
-        return ProblemResponse(body, status_code=exc.status_code, headers=headers or None)
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ClientDisconnect):  # the client left mid-body: nobody to answer
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        log.error(
-            "unhandled error on %s %s: %s",
-            request.method,
-            request.scope.get("route"),
-            type(exc).__name__,
-        )
-        if is_fhir_path(request.url.path):
-            return OutcomeResponse(
-                outcome_for(500, "Something went wrong on our side."), status_code=500
-            )
-        body = problem_body(
-            status=500,
-            slug="internal",
-            title="Internal error",
-            detail="Something went wrong on our side; nothing about it is shown here.",
-            instance=request.url.path,
-        )
-        return ProblemResponse(body, status_code=500)
+    error_handlers.install(app)  # every error answers as problem+json, or under /fhir/ in FHIR
 
     # Routes match in order: the ingest route, the busiest by far, is tried first.
     for router in (
@@ -274,24 +169,6 @@ class NoTracebacks:
             return
         with contextlib.suppress(Exception):  # answered with a 500, logged by type in _crash
             await self.app(scope, receive, send)
-
-
-_UNPARSABLE_BODY = "There was an error parsing the body"
-"""FastAPI's 400 for a body it cannot decode (not UTF-8): answered as the 422 of any other
-malformed JSON."""
-
-
-def _malformed_json() -> RequestValidationError:
-    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "invalid"}])
-
-
-def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """The methods some route takes at this path (the ``Allow`` header of a 405)."""
-    methods: set[str] = set()
-    for route in api_routes(app.router.routes):
-        if route.matches(scope)[0] is not Match.NONE:
-            methods |= route.methods or set()
-    return sorted(methods)
 
 
 def freeze_startup_objects() -> None:

@@ -32,10 +32,10 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kap_outcomes.errors import DomainError
-from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, outcome_for
+from kap_outcomes.errors import DomainError, too_many_requests
 from kap_outcomes.limiter import Budget
 from kap_outcomes.metrics import RequestSeries
+from kap_outcomes.problems import CLIENT_CLOSED_REQUEST, send_problem
 
 log = logging.getLogger("kap_outcomes.access")
 
@@ -144,16 +144,6 @@ def client_key(scope: Scope, proxies: tuple[Network, ...] = ()) -> bytes:
     return str(address).encode()
 
 
-def too_many_requests(retry_after: int, detail: str) -> DomainError:
-    return DomainError(
-        detail=detail,
-        status=429,
-        slug="too-many-requests",
-        title="Too many requests",
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
 class AccessLog:
     """One JSON line per request on the ``kap_outcomes.access`` logger, written in batches.
 
@@ -229,7 +219,7 @@ class Edge:
                     refusal = await self._count_failure(failures, scope)
                     if refusal is not None:  # the app's answer is dropped for the 429
                         refused, status = True, refusal.status
-                        await _send_problem(send, refusal, scope["path"], headers_out)
+                        await send_problem(send, refusal, scope["path"], headers_out)
                         return
                 own = message.get("headers", ())
                 named = {name.lower() for name, _ in own}
@@ -271,29 +261,5 @@ class Edge:
         return None
 
 
-CLIENT_CLOSED_REQUEST = 499
-"""The access log's status of a request whose client went away before it was answered (the
-number reverse proxies use for it); no answer is sent."""
-
-
 def _failed_authentication(status: int, path: str) -> bool:
     return status == 401 or (status == 400 and path == _ENROLL)
-
-
-async def _send_problem(
-    send: Send, problem: DomainError, path: str, extra_headers: list[tuple[bytes, bytes]]
-) -> None:
-    media_type = b"application/problem+json"
-    if is_fhir_path(path):  # FHIR routes answer every error with an OperationOutcome
-        body = orjson.dumps(outcome_for(problem.status, problem.detail))
-        media_type = FHIR_MEDIA_TYPE.encode()
-    else:
-        body = orjson.dumps(problem.body(path))
-    headers = [
-        (b"content-type", media_type),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
-        *extra_headers,
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

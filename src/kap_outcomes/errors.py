@@ -113,6 +113,17 @@ def unavailable(detail: str = "The database is not reachable; retry shortly.") -
     )
 
 
+def too_many_requests(retry_after: int, detail: str) -> DomainError:
+    """A 429: a budget is spent; ``Retry-After`` says when to try again (seconds)."""
+    return DomainError(
+        detail=detail,
+        status=429,
+        slug="too-many-requests",
+        title="Too many requests",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def unsupported_media_type() -> DomainError:
     return DomainError(
         detail="Send the body as application/json.",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.auth.dependencies import DbDep
 from kap_outcomes.db import Database
+from kap_outcomes.errors import unavailable
 from kap_outcomes.http import problems
 from kap_outcomes.migrate import schema_gap
+from kap_outcomes.problems import response as problem_response
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +30,7 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     responses=problems((503, "The database does not answer, or its schema is not at head")),
 )
-async def readyz(db: DbDep) -> JSONResponse:
+async def readyz(db: DbDep) -> Response:
     """The database answers and its schema is at this version's head; 503 while not."""
     detail = "The database is not reachable."
     with anyio.move_on_after(READY_TIMEOUT_S):
@@ -37,18 +39,7 @@ async def readyz(db: DbDep) -> JSONResponse:
         if unready is None:
             return JSONResponse({"status": "ready"})
         detail = unready
-    return JSONResponse(
-        {
-            "type": "https://kap-outcomes.dev/problems/unavailable",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": detail,
-            "instance": "/readyz",
-        },
-        status_code=503,
-        media_type="application/problem+json",
-        headers={"Retry-After": "2"},
-    )
+    return problem_response(unavailable(detail), "/readyz")
 
 
 def _unready(db: Database) -> str | None:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy import Connection
 
-from kap_outcomes.auth.service import Principal
+from kap_outcomes.auth.principal import Principal
 from kap_outcomes.db import Database
 from kap_outcomes.errors import (
     FieldProblem,
@@ -27,17 +27,12 @@ from kap_outcomes.idempotency.service import (
     fingerprint,
     idempotent,
 )
-from kap_outcomes.middleware import is_json_media_type
+from kap_outcomes.json_bodies import is_json_media_type
+from kap_outcomes.patterns import FREE_TEXT_PATTERN as FREE_TEXT_PATTERN
+from kap_outcomes.patterns import ID_PATTERN as ID_PATTERN
+from kap_outcomes.problems import PROBLEM_MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 
 M = TypeVar("M", bound=BaseModel)
-
-ID_PATTERN = r"^[A-Za-z0-9\-]+$"
-"""What an id of this service looks like (UUIDs); anything else cannot name a row."""
-
-FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]*$"
-"""Free text (labels, notes, reasons): any printable text, tabs and line breaks, but no
-control characters and no bidirectional overrides (which can make a note read differently
-from what is stored)."""
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
@@ -90,8 +85,6 @@ class Problem(BaseModel):
     instance: str
     errors: list[FieldProblemModel] | None = None
 
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The request is not acceptable as it stands",

@@ -129,6 +129,14 @@ _AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
 _LONG_RUN = b"0" * (MAX_DIGITS + 1)
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or any ``application/*+json`` (FHIR's included), parameters aside."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
 def _may_hold_refused_numbers(body: bytes) -> bool:
     """Whether the text holds what a number outside the grammar needs (a run of 21 digits,
     an exponent of three digits, ``NaN``, ``Infinity``), anywhere, strings included: a few

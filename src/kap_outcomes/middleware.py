@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kap_outcomes import json_bodies
 from kap_outcomes.errors import DomainError, FieldProblem, invalid, unsupported_media_type
-from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, operation_outcome, outcome_for
+from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, is_fhir_path, operation_outcome
+from kap_outcomes.problems import send_body, send_problem
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 FORM_PATH = "/oauth/token"
@@ -25,16 +26,6 @@ DASHBOARD_FORMS = re.compile(
 def reads_own_form(path: str) -> bool:
     """A route that reads a urlencoded form itself: no JSON rule applies to its body."""
     return path == FORM_PATH or DASHBOARD_FORMS.match(path) is not None
-
-
-"""The one route whose body is not JSON: OAuth 2.0 token requests are form-encoded."""
-
-
-def is_json_media_type(content_type: str) -> bool:
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
 
 
 def content_too_large(limit: int) -> DomainError:
@@ -55,6 +46,23 @@ INLINE_CHECK_BYTES = 8 * 1024
 worker thread, at most :data:`PARALLEL_CHECKS` at a time, so no body stalls the other requests
 (nor takes the worker threads the database calls need)."""
 PARALLEL_CHECKS = 2
+
+
+def _body_headers(scope: Scope) -> tuple[str, int | None, bool]:
+    """Content-Type, Content-Length (None when absent or not a sane number) and whether the
+    body is chunked, from the raw headers."""
+    content_type = ""
+    declared: int | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            digits = value.strip()  # judged as text first: no 5,000-digit int()
+            declared = int(digits) if digits.isdigit() and len(digits) <= 18 else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return content_type, declared, chunked
 
 
 class RequestBodyRules:
@@ -79,31 +87,25 @@ class RequestBodyRules:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        content_type = ""
-        declared: int | None = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"content-length":
-                digits = value.strip()  # judged as text first: no 5,000-digit int()
-                declared = int(digits) if digits.isdigit() and len(digits) <= 18 else None
-            elif name == b"transfer-encoding":
-                chunked = True
+        content_type, declared, chunked = _body_headers(scope)
         if (
             (chunked or (declared or 0) > 0)
-            and not is_json_media_type(content_type)
+            and not json_bodies.is_json_media_type(content_type)
             and not reads_own_form(scope["path"])
         ):
-            await _send_problem(send, unsupported_media_type(), scope["path"])
+            await send_problem(send, unsupported_media_type(), scope["path"])
             return
         if declared is not None and declared > self.max_body_bytes:
-            await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+            await send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
             return
-        if is_json_media_type(content_type) and not reads_own_form(scope["path"]):
+        if json_bodies.is_json_media_type(content_type) and not reads_own_form(scope["path"]):
             await self._checked_json(scope, receive, send)
             return
+        await self._limited(scope, receive, send)
 
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body that is not checked as JSON: handed to the route as it comes, cut off with a
+        413 as soon as the bytes read go past the limit."""
         received = 0
         too_large = False
         replaced = False
@@ -124,13 +126,13 @@ class RequestBodyRules:
                 await send(message)
             elif not replaced:  # whatever the route made of the error, the answer is a 413
                 replaced = True
-                await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+                await send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
 
         try:
             await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not replaced:
-                await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+                await send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
 
     async def _checked_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the whole body (within the limit), check it, then hand it to the route."""
@@ -144,7 +146,7 @@ class RequestBodyRules:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
+                await send_problem(send, content_too_large(self.max_body_bytes), scope["path"])
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -192,7 +194,7 @@ async def _send_json_problems(
 ) -> None:
     if not is_fhir_path(path):
         error = invalid([FieldProblem(pointer=p.pointer, detail=p.detail) for p in problems])
-        await _send(send, 422, orjson.dumps(error.body(path)), b"application/problem+json")
+        await send_problem(send, error, path)
         return
     named = _RESOURCE_TYPE.search(body)
     resource_type = named.group(1).decode() if named else "Resource"
@@ -205,21 +207,7 @@ async def _send_json_problems(
         }
         for p in problems
     )
-    await _send(send, 422, orjson.dumps(outcome), FHIR_MEDIA_TYPE.encode())
-
-
-async def _send(send: Send, status: int, body: bytes, media_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", media_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, 422, orjson.dumps(outcome), FHIR_MEDIA_TYPE)
 
 
 def _nul_parameter(query_string: bytes) -> str | None:
@@ -249,27 +237,6 @@ class NoNulText:
                 problem = invalid([FieldProblem(detail=json_bodies.NUL_DETAIL, parameter=name)])
                 if is_fhir_path(scope["path"]):
                     problem.status = 400
-                await _send_problem(send, problem, scope["path"])
+                await send_problem(send, problem, scope["path"])
                 return
         await self.app(scope, receive, send)
-
-
-async def _send_problem(send: Send, problem: DomainError, path: str) -> None:
-    # FHIR routes answer every error with an OperationOutcome.
-    media_type = b"application/problem+json"
-    if is_fhir_path(path):
-        body = orjson.dumps(outcome_for(problem.status, problem.detail, problem))
-        media_type = FHIR_MEDIA_TYPE.encode()
-    else:
-        body = orjson.dumps(problem.body(path))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": problem.status,
-            "headers": [
-                (b"content-type", media_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

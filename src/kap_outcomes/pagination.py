@@ -14,7 +14,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from kap_outcomes.errors import FieldProblem, invalid
-from kap_outcomes.http import ID_PATTERN
+from kap_outcomes.patterns import ID_PATTERN
 
 T = TypeVar("T")
 R = TypeVar("R")

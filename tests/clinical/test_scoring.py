@@ -28,6 +28,8 @@ from kap_outcomes.clinical.scoring import (
     score,
 )
 
+from .. import loinc
+
 PHQ9, GAD7, CSSRS = Instrument.PHQ9, Instrument.GAD7, Instrument.CSSRS
 N = None
 
@@ -394,21 +396,25 @@ def test_item_problems(
 
 
 def test_loinc_codes() -> None:
-    assert ITEM_LOINC[PHQ9][8] == "44260-8"
-    assert ITEM_LOINC[GAD7][5:] == ("69689-8", "69736-7")
-    assert ITEM_LOINC[CSSRS] == (
-        "93246-7",
-        "93247-5",
-        "93248-3",
-        "93249-1",
-        "93250-9",
-        "93267-3",
-        "93269-9",
-    )
-    assert dict(TOTAL_LOINC) == {PHQ9: "44261-6", GAD7: "70274-6", CSSRS: None}
-    assert dict(PANEL_LOINC) == {PHQ9: "44249-1", GAD7: "69737-5", CSSRS: "93373-9"}
+    """Every code the service uses is the published one (tests/loinc.py, written from the LOINC
+    panels), in item order, with a valid LOINC check digit."""
     for instrument in Instrument:
+        assert ITEM_LOINC[instrument] == loinc.ITEMS[instrument.value], instrument
+        assert TOTAL_LOINC[instrument] == loinc.TOTALS[instrument.value], instrument
+        assert PANEL_LOINC[instrument] == loinc.PANELS[instrument.value], instrument
         assert len(ITEM_LOINC[instrument]) == ITEM_COUNT[instrument]
+    used = [*(c for codes in ITEM_LOINC.values() for c in codes), *PANEL_LOINC.values()]
+    used += [c for c in TOTAL_LOINC.values() if c is not None]
+    for code in used:
+        number, digit = code.split("-")
+        assert loinc.check_digit(number) == int(digit), code
+
+
+def test_loinc_check_digit_rule() -> None:
+    """The mod-10 rule itself, worked by hand on three codes."""
+    assert loinc.check_digit("1000") == 9  # 1,0 then 00 x 2 = 0: 1 → 9
+    assert loinc.check_digit("44249") == 1  # 4,4 then 429 x 2 = 858: 4+4+8+5+8 = 29 → 1
+    assert loinc.check_digit("68509") == 9  # 8,0 then 659 x 2 = 1318: 21 → 9
 
 
 # --- properties -----------------------------------------------------------------------------

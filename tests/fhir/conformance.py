@@ -13,8 +13,9 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
-from kap_outcomes.clinical.instruments import ITEM_LOINC, TOTAL_LOINC, Instrument
-from kap_outcomes.fhir.questionnaires import answer_weight
+from kap_outcomes.clinical.instruments import Instrument
+
+from ..loinc import ITEMS, TOTALS, answer_weight
 
 LOINC = "http://loinc.org"
 FHIRCLIENT_MODULES = {
@@ -155,16 +156,16 @@ def _questionnaire_response(qr: dict[str, Any]) -> None:
     )
     by_code = {item["linkId"]: item for item in qr["item"]}
     answers: list[int | None] = []
-    for position, code in enumerate(ITEM_LOINC[instrument]):
+    for position, code in enumerate(ITEMS[instrument.value]):
         item = by_code[code]
         assert item["linkId"] == code
         if "answer" in item:
             coding = item["answer"][0]["valueCoding"]
             assert coding["system"] == LOINC
-            answers.append(answer_weight(instrument, position, coding["code"]))
+            answers.append(answer_weight(instrument.value, position, coding["code"]))
         else:
             answers.append(None)
-    total_code = TOTAL_LOINC[instrument]
+    total_code = TOTALS[instrument.value]
     if total_code in by_code and None not in answers:  # score arithmetic on a complete form
         assert by_code[total_code]["answer"][0]["valueInteger"] == sum(
             a for a in answers if a is not None

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from kap_outcomes.clinical.instruments import ITEM_LOINC, Instrument
+from ..loinc import FREQUENCY_CODES, GAD7_ITEMS, PHQ9_ITEMS
 
 LOINC = "http://loinc.org"
-FREQ = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
+FREQ = list(FREQUENCY_CODES)
 AUTHORED = "2026-03-02T15:00:00Z"
 
 
 def us_core_phq9(patient_id: str, answers: list[int | None], total: Any = None) -> dict[str, Any]:
     """US Core / LHC-Forms: linkId "/44250-9", answers as LOINC codings, valueDecimal total."""
     items: list[dict[str, Any]] = []
-    for code, value in zip(ITEM_LOINC[Instrument.PHQ9], answers, strict=True):
+    for code, value in zip(PHQ9_ITEMS, answers, strict=True):
         item: dict[str, Any] = {"linkId": f"/{code}", "text": "question"}
         if value is not None:
             item["answer"] = [{"valueCoding": {"system": LOINC, "code": FREQ[value]}}]
@@ -35,7 +35,7 @@ def loinc_gad7(subject: dict[str, Any], answers: list[int], total: Any = None) -
     """LOINC's own style: opaque numeric linkIds, item.code, nested in a group; item 2 may be
     answered "more days than not" (LA18938-3)."""
     items: list[dict[str, Any]] = []
-    for index, (code, value) in enumerate(zip(ITEM_LOINC[Instrument.GAD7], answers, strict=True)):
+    for index, (code, value) in enumerate(zip(GAD7_ITEMS, answers, strict=True)):
         answer_code = "LA18938-3" if index == 1 and value == 2 else FREQ[value]
         items.append(
             {
@@ -65,7 +65,7 @@ def bare_phq9(patient_id: str, answers: list[int | None], total: Any = None) -> 
     """HL7 PHR style: bare-code linkIds, answers by weight (valueInteger, or a coding with
     only an itemWeight extension), a numeric-string total."""
     items: list[dict[str, Any]] = []
-    for index, (code, value) in enumerate(zip(ITEM_LOINC[Instrument.PHQ9], answers, strict=True)):
+    for index, (code, value) in enumerate(zip(PHQ9_ITEMS, answers, strict=True)):
         item: dict[str, Any] = {"linkId": code}
         if value is not None:
             if index % 2:

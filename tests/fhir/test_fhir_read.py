@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kap_outcomes.auth.models import Role
-from kap_outcomes.fhir.questionnaires import ITEM_WEIGHT, ORDINAL_VALUE
 
 from .conformance import check
 
@@ -78,7 +77,9 @@ def test_questionnaires_are_loinc_coded_and_weighted(tenant: Any) -> None:
     item2 = gad7["item"][1]
     assert item2["code"][0]["code"] == "68509-9"
     weights = [{e["url"]: e["valueDecimal"] for e in o["extension"]} for o in item2["answerOption"]]
-    assert weights == [{ITEM_WEIGHT: w, ORDINAL_VALUE: w} for w in range(4)]
+    item_weight = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+    ordinal_value = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+    assert weights == [{item_weight: w, ordinal_value: w} for w in range(4)]
     assert fhir_get(tenant, "Questionnaire/phq-9")["code"][0]["code"] == "44249-1"
     cssrs = fhir_get(tenant, "Questionnaire/cssrs-screener")
     assert [i["code"][0]["code"] for i in cssrs["item"]][:2] == ["93246-7", "93247-5"]

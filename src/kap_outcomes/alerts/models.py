@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from kap_outcomes.clinical.safety import AlertKind, AlertLevel
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
-from kap_outcomes.http import FREE_TEXT_PATTERN
+from kap_outcomes.patterns import FREE_TEXT_PATTERN
 
 
 class AlertStatus(StrEnum):

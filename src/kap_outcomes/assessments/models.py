@@ -15,7 +15,7 @@ from kap_outcomes.alerts.models import AlertSummary
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.clinical.scoring import Risk, Severity
 from kap_outcomes.db import JSONType, NullableJSONType, UTCDateTime, new_id, utcnow
-from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
+from kap_outcomes.patterns import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
 
 

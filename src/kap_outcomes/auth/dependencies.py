@@ -12,8 +12,7 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import Principal, authenticate
 from kap_outcomes.auth.tokens import TOKEN_PREFIX
 from kap_outcomes.db import Database
-from kap_outcomes.edge import too_many_requests
-from kap_outcomes.errors import forbidden, unauthorized
+from kap_outcomes.errors import forbidden, too_many_requests, unauthorized
 from kap_outcomes.limiter import Budget
 from kap_outcomes.smart import access as smart_access
 from kap_outcomes.smart import repository as smart_clients

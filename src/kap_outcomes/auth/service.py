@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, or_, select
 
 from kap_outcomes.auth.models import ApiToken, Organisation, Role
+from kap_outcomes.auth.principal import Principal as Principal
 from kap_outcomes.auth.tokens import generate_token, hash_token, looks_like_token, same_hash
 from kap_outcomes.db import HotStatement, new_id, utcnow
 from kap_outcomes.errors import unauthorized
 
 _tokens = ApiToken.__table__  # type: ignore[attr-defined]
 _orgs = Organisation.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: one token of one organisation, with one role."""
-
-    token_id: str
-    organisation_id: str
-    role: Role
-    patient_id: str | None
-
-    @property
-    def is_patient(self) -> bool:
-        return self.role is Role.patient
 
 
 _BY_HASH = HotStatement(

@@ -22,8 +22,7 @@ from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.bulk import repository
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.edge import too_many_requests
-from kap_outcomes.errors import not_found
+from kap_outcomes.errors import not_found, too_many_requests
 from kap_outcomes.fhir import search
 from kap_outcomes.fhir.outcome import fhir_error
 from kap_outcomes.fhir.resources import instant

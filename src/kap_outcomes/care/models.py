@@ -13,7 +13,7 @@ from sqlmodel import SQLModel, UniqueConstraint
 
 from kap_outcomes.clinical.dose import DOSE_MAX_MG, DOSE_MIN_MG
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
-from kap_outcomes.http import FREE_TEXT_PATTERN, ID_PATTERN
+from kap_outcomes.patterns import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
 
 

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 import pydantic
 from pydantic import BaseModel
 from sqlalchemy import Index, String, text
 from sqlmodel import Field, SQLModel
 
+from kap_outcomes.clinical.safety import MOST_PRESSING_FIRST
 from kap_outcomes.clinical.scoring import Severity
 from kap_outcomes.db import UTCDateTime
-from kap_outcomes.signals.models import AlertLevel, BoosterStatus
+from kap_outcomes.signals.models import BoosterStatus, SafetyLevel
+
+ALERT_SORT_RANK: Mapping[str, int] = MappingProxyType(
+    {level.value: rank for rank, level in enumerate(MOST_PRESSING_FIRST)}
+)
+"""Caseload order: a patient with an unresolved alert first, by its level (emergency 0,
+urgent 1, review 2: derived from clinical.safety's one order of levels)."""
+MAX_ALERT_SORT_RANK = len(ALERT_SORT_RANK) - 1
+"""sort_rank 0 up to this: exactly the patients with an unresolved alert (an index range)."""
+BOOSTER_SORT_RANK: Mapping[str, int] = MappingProxyType(
+    {"consider_booster": MAX_ALERT_SORT_RANK + 1, "watch": MAX_ALERT_SORT_RANK + 2}
+)
+"""Then consider_booster, then watch."""
+REST_SORT_RANK = MAX_ALERT_SORT_RANK + 3
+"""Then everyone else; ties by patient id."""
 
 
 class PatientSummary(SQLModel, table=True):
@@ -50,7 +67,7 @@ class PatientSummary(SQLModel, table=True):
     organisation_id: str = Field(foreign_key="organisations.id", max_length=36)
     stale: bool = True
     data_version: int = 1
-    sort_rank: int = 5
+    sort_rank: int = REST_SORT_RANK
     """0 emergency, 1 urgent, 2 review (unresolved alerts), 3 consider_booster, 4 watch, 5 rest."""
     booster_status: str | None = Field(default=None, sa_type=String(24))
     alert_level: str | None = Field(default=None, sa_type=String(16))
@@ -78,7 +95,7 @@ class CaseloadRow(BaseModel):
     phq9: LatestScore | None
     gad7: LatestScore | None
     booster_status: BoosterStatus
-    alert_level: AlertLevel
+    alert_level: SafetyLevel
     open_alerts: int
     phq9_due: bool
     days_since_last_phq9: int | None

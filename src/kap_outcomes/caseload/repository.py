@@ -9,14 +9,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, text, true, tuple_, update
 
-from kap_outcomes.caseload.models import PatientSummary
+from kap_outcomes.caseload.models import MAX_ALERT_SORT_RANK, REST_SORT_RANK, PatientSummary
 from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
 
 summaries = PatientSummary.__table__  # type: ignore[attr-defined]
 
-MAX_ALERT_RANK = 2
-"""sort_rank 0, 1, 2: a patient with an unresolved emergency, urgent or review alert."""
 _patients = Patient.__table__  # type: ignore[attr-defined]
 
 
@@ -53,7 +51,7 @@ def insert_summary(
             organisation_id=organisation_id,
             stale=True,
             data_version=1,
-            sort_rank=5,
+            sort_rank=REST_SORT_RANK,
             open_alerts=0,
             computed_at=at,
         )
@@ -164,7 +162,7 @@ def caseload_page(
     if booster_status is not None:
         query = query.where(s.booster_status == booster_status)
     if open_alerts_only:  # unresolved alerts are exactly ranks 0-2: an index range
-        query = query.where(s.sort_rank <= MAX_ALERT_RANK)
+        query = query.where(s.sort_rank <= MAX_ALERT_SORT_RANK)
     if after is not None:  # a row-value comparison: an index range seek, however deep
         query = query.where(tuple_(s.sort_rank, s.patient_id) > tuple_(*after))
     return list(conn.execute(query.order_by(s.sort_rank, s.patient_id).limit(limit)).all())

@@ -34,7 +34,14 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.caseload import repository
-from kap_outcomes.caseload.models import CaseloadPage, CaseloadRow, LatestScore
+from kap_outcomes.caseload.models import (
+    ALERT_SORT_RANK,
+    BOOSTER_SORT_RANK,
+    REST_SORT_RANK,
+    CaseloadPage,
+    CaseloadRow,
+    LatestScore,
+)
 from kap_outcomes.clinical.booster import BoosterStatus
 from kap_outcomes.clinical.cadence import phq9_due
 from kap_outcomes.clinical.policy import Policy
@@ -42,12 +49,7 @@ from kap_outcomes.db import Database, utcnow
 from kap_outcomes.errors import FieldProblem, invalid
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import service as signals_service
-from kap_outcomes.signals.service import ALERT_RANK, PatientData
-
-BOOSTER_RANK: dict[str, int] = {"consider_booster": 3, "watch": 4}
-REST_RANK = 5
-"""Caseload order: unresolved alerts first (emergency 0, urgent 1, review 2), then
-consider_booster, then watch, then everyone else; ties by patient id."""
+from kap_outcomes.signals.service import PatientData
 
 INLINE_RECOMPUTE = 100
 """A read recomputes the stale rows itself when there are at most this many (about 35 ms of
@@ -62,7 +64,7 @@ def summary_values(
     """The stored summary of one patient (everything but what depends on the clock)."""
     status = signals_service.booster(data, "phq9", now, policy).status
     safety = signals_service.safety(data.alerts)
-    rank = ALERT_RANK.get(safety.level, BOOSTER_RANK.get(status, REST_RANK))
+    rank = ALERT_SORT_RANK.get(safety.level, BOOSTER_SORT_RANK.get(status, REST_SORT_RANK))
     values: dict[str, Any] = {
         "stale": False,
         "sort_rank": rank,

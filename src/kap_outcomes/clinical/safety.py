@@ -29,7 +29,13 @@ class AlertLevel(StrEnum):
 ALERT_LEVEL_RANK: Mapping[AlertLevel, int] = MappingProxyType(
     {AlertLevel.REVIEW: 1, AlertLevel.URGENT: 2, AlertLevel.EMERGENCY: 3}
 )
-"""Higher is more pressing; 0 is free for "none" (no open alert)."""
+"""Higher is more pressing; 0 is free for "none" (no open alert). The one order of alert
+levels: every other order (the caseload's, the dashboard's) is derived from it."""
+
+MOST_PRESSING_FIRST: tuple[AlertLevel, ...] = tuple(
+    sorted(AlertLevel, key=ALERT_LEVEL_RANK.__getitem__, reverse=True)
+)
+"""Emergency, urgent, review: the order in which a clinician is shown alerts."""
 
 
 class AlertKind(StrEnum):

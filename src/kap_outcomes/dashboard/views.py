@@ -24,13 +24,13 @@ from kap_outcomes.care.models import SessionPublic
 from kap_outcomes.caseload import repository as caseload_repository
 from kap_outcomes.charts import service as charts_service
 from kap_outcomes.charts.svg import ChartSpec
+from kap_outcomes.clinical.safety import ALERT_LEVEL_RANK
 from kap_outcomes.organisation import service as organisation_service
 from kap_outcomes.patients import service as patients_service
 from kap_outcomes.patients.models import PatientPublic
 from kap_outcomes.signals import service as signals_service
 from kap_outcomes.signals.models import SignalsPublic, TrendInstrument, TrendPublic
 
-LEVEL_RANK = {"emergency": 0, "urgent": 1, "review": 2}
 MAX_LISTED = 500
 """The most assessments, sessions or alerts a page lists (the API's largest page)."""
 
@@ -126,7 +126,7 @@ def alert_order(alert: AlertPublic) -> tuple[int, int, float]:
     """Unresolved before resolved, most severe first, newest first."""
     return (
         int(alert.status == AlertStatus.resolved),
-        LEVEL_RANK.get(alert.level, 9),
+        -ALERT_LEVEL_RANK[alert.level],
         -alert.created_at.timestamp(),
     )
 

@@ -425,6 +425,23 @@ def read_transaction(document: Any) -> tuple[list[Score], int]:
     Bundle (by ``fullUrl`` or ``Observation/{id}``). Entries about the same patient at the same
     instant are one administration.
     """
+    entries = _transaction_entries(document)
+    parsed: list[_Parsed] = []
+    names: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        parsed.append(_transaction_entry(entry, index))
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str):
+            names[full_url] = index
+        resource = entry.get("resource")
+        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+            names[f"Observation/{resource['id']}"] = index
+    owner = _panel_owners(parsed, names)
+    return [_score(admin) for admin in _administrations(parsed, owner)], len(entries)
+
+
+def _transaction_entries(document: Any) -> list[Any]:
+    """The entries of a transaction Bundle (1 to MAX_ENTRIES), or the error saying why not."""
     if not isinstance(document, dict):
         raise fhir_error(400, "structure", "the body must be a JSON object", "Bundle")
     if document.get("resourceType") != "Bundle":
@@ -436,37 +453,36 @@ def read_transaction(document: Any) -> tuple[list[Score], int]:
         raise _invalid("required", "a transaction needs entries", "Bundle.entry")
     if len(entries) > MAX_ENTRIES:
         raise fhir_error(422, "too-costly", f"more than {MAX_ENTRIES} entries", "Bundle.entry")
-    parsed: list[_Parsed] = []
-    names: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        where = f"Bundle.entry[{index}]"
-        if not isinstance(entry, dict):
-            raise _invalid("structure", "an entry must be an object", where)
-        request = entry.get("request")
-        if (
-            not isinstance(request, dict)
-            or request.get("method") != "POST"
-            or request.get("url") != "Observation"
-        ):
-            raise _invalid(
-                "not-supported",
-                "each entry must be a POST of an Observation",
-                f"{where}.request",
-            )
-        if "ifNoneExist" in request:
-            raise _invalid(
-                "not-supported",
-                "conditional create inside a Bundle is not supported: use Idempotency-Key",
-                f"{where}.request.ifNoneExist",
-            )
-        resource = entry.get("resource")
-        parsed.append(_observation(resource, f"{where}.resource"))
-        full_url = entry.get("fullUrl")
-        if isinstance(full_url, str):
-            names[full_url] = index
-        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-            names[f"Observation/{resource['id']}"] = index
-    # a member belongs to its panel's administration
+    return entries
+
+
+def _transaction_entry(entry: Any, index: int) -> _Parsed:
+    """One entry: a plain ``POST Observation`` (no conditional create), its Observation read."""
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(entry, dict):
+        raise _invalid("structure", "an entry must be an object", where)
+    request = entry.get("request")
+    if (
+        not isinstance(request, dict)
+        or request.get("method") != "POST"
+        or request.get("url") != "Observation"
+    ):
+        raise _invalid(
+            "not-supported",
+            "each entry must be a POST of an Observation",
+            f"{where}.request",
+        )
+    if "ifNoneExist" in request:
+        raise _invalid(
+            "not-supported",
+            "conditional create inside a Bundle is not supported: use Idempotency-Key",
+            f"{where}.request.ifNoneExist",
+        )
+    return _observation(entry.get("resource"), f"{where}.resource")
+
+
+def _panel_owners(parsed: list[_Parsed], names: dict[str, int]) -> dict[int, int]:
+    """Each member entry's panel entry: a member belongs to its panel's administration."""
     owner: dict[int, int] = {}
     for index, one in enumerate(parsed):
         for position, target in enumerate(one.members):
@@ -481,6 +497,11 @@ def read_transaction(document: Any) -> tuple[list[Score], int]:
             if parsed[found].subject != one.subject:
                 raise _invalid("business-rule", "a member is about another patient", where)
             owner[found] = index
+    return owner
+
+
+def _administrations(parsed: list[_Parsed], owner: dict[int, int]) -> list[Administration]:
+    """The entries grouped by patient and instant (a member by its panel's), in Bundle order."""
     admins: dict[tuple[SubjectRef, datetime], Administration] = {}
     for index, one in enumerate(parsed):
         root = parsed[owner.get(index, index)]
@@ -501,4 +522,4 @@ def read_transaction(document: Any) -> tuple[list[Score], int]:
             admin.identifiers.append(one.identifier)
         for reading in one.readings:
             admin.add(reading)
-    return [_score(admin) for admin in admins.values()], len(entries)
+    return list(admins.values())

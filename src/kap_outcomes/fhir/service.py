@@ -464,6 +464,46 @@ def _shaped(shape: Any) -> SimpleNamespace:
     )
 
 
+def _coded_kinds(values: list[str]) -> set[tuple[Instrument, str]] | None:
+    """The (instrument, kind) pairs the ``code`` parameters allow: alternatives within one
+    parameter, every parameter at once; None when no ``code`` was given."""
+    code_sets: list[set[tuple[Instrument, str]]] = []
+    for value in values:
+        wanted: set[tuple[Instrument, str]] = set()
+        for one in search.alternatives(value, "code"):
+            system, code = search.token(one, "code")
+            if system in (None, LOINC) and code in _CODES:
+                wanted.add(_CODES[code])
+        code_sets.append(wanted)
+    return search.intersect(code_sets)
+
+
+def _derived_from(
+    conn: Connection, *, principal: Principal, found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``_include=Observation:derived-from``: the QuestionnaireResponses the page's
+    Observations were derived from."""
+    forms = sorted(
+        {
+            derived["reference"].partition("/")[2]
+            for o in found
+            for derived in o.get("derivedFrom", [])
+        }
+    )
+    if not forms:
+        return []
+    rows = repository.search_assessments(
+        conn,
+        where=AssessmentFilter(
+            organisation_id=principal.organisation_id, ids=forms, forms_only=True
+        ),
+        at_or_before=None,
+        limit=len(forms),
+    )
+    identifiers = repository.identifiers_of(conn, assessment_ids=forms)
+    return [resources.questionnaire_response(row, identifiers.get(row.id)) for row in rows]
+
+
 def search_observations(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
@@ -477,15 +517,7 @@ def search_observations(
     ids = _ids(request)
     if ids is not None:
         where.ids = sorted({observation_id.rpartition("-")[0] for observation_id in ids})
-    code_sets: list[set[tuple[Instrument, str]]] = []
-    for value in query.all("code"):
-        wanted: set[tuple[Instrument, str]] = set()
-        for one in search.alternatives(value, "code"):
-            system, code = search.token(one, "code")
-            if system in (None, LOINC) and code in _CODES:
-                wanted.add(_CODES[code])
-        code_sets.append(wanted)
-    kinds = search.intersect(code_sets)
+    kinds = _coded_kinds(query.all("code"))
     if kinds is not None:
         where.instruments = sorted({i.value for i, _ in kinds})
         if kinds and all(kind == resources.TOTAL for _, kind in kinds):
@@ -530,26 +562,7 @@ def search_observations(
     includes = set(query.all("_include"))
     included: list[dict[str, Any]] = []
     if "Observation:derived-from" in includes:
-        forms = sorted(
-            {
-                derived["reference"].partition("/")[2]
-                for o in found
-                for derived in o.get("derivedFrom", [])
-            }
-        )
-        if forms:
-            rows = repository.search_assessments(
-                conn,
-                where=AssessmentFilter(
-                    organisation_id=principal.organisation_id, ids=forms, forms_only=True
-                ),
-                at_or_before=None,
-                limit=len(forms),
-            )
-            identifiers = repository.identifiers_of(conn, assessment_ids=forms)
-            included += [
-                resources.questionnaire_response(row, identifiers.get(row.id)) for row in rows
-            ]
+        included += _derived_from(conn, principal=principal, found=found)
     if {"Observation:subject", "Observation:patient"} & includes:
         included += _subjects(conn, principal=principal, found=found)
     return _searchset(

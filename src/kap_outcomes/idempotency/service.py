@@ -17,7 +17,7 @@ from functools import partial
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
-from kap_outcomes.auth.service import Principal
+from kap_outcomes.auth.principal import Principal
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, FieldProblem, conflict, invalid
 from kap_outcomes.idempotency import repository

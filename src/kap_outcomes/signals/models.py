@@ -16,8 +16,9 @@ from kap_outcomes.clinical.trend import TrendLabel
 from kap_outcomes.db import UTCDateTime
 
 # Named, so that the OpenAPI document has one enum of each (not one per field using it).
+# A patient's safety level: "none" or one of clinical.safety.AlertLevel's values (the one
+# AlertLevel; tests/test_architecture.py checks the two agree).
 SafetyLevel = TypeAliasType("SafetyLevel", Literal["none", "review", "urgent", "emergency"])
-AlertLevel = SafetyLevel
 BoosterStatus = TypeAliasType("BoosterStatus", booster.BoosterStatus)
 ReasonCode = TypeAliasType("ReasonCode", booster.ReasonCode)
 
@@ -101,7 +102,7 @@ class BoosterPublic(BaseModel):
 
 
 class SafetyPublic(BaseModel):
-    level: AlertLevel
+    level: SafetyLevel
     """Highest level among the patient's unresolved (open or acknowledged) alerts."""
     open_alerts: int
     """Unresolved alerts (open or acknowledged)."""

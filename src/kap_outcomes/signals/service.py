@@ -30,6 +30,7 @@ from kap_outcomes.clinical.cadence import phq9_due
 from kap_outcomes.clinical.change import change_metrics, course_baseline, episode_outcome
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Policy
+from kap_outcomes.clinical.safety import AlertLevel, highest_level
 from kap_outcomes.clinical.trend import ewma, trend
 from kap_outcomes.db import utcnow
 from kap_outcomes.organisation import service as organisation_service
@@ -37,7 +38,6 @@ from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import repository
 from kap_outcomes.signals.models import (
-    AlertLevel,
     BoosterPublic,
     ChangePublic,
     MeasurementPublic,
@@ -51,7 +51,6 @@ from kap_outcomes.signals.models import (
     TrendPublic,
 )
 
-ALERT_RANK: dict[str, int] = {"emergency": 0, "urgent": 1, "review": 2}
 """Most urgent first."""
 
 
@@ -160,8 +159,8 @@ def induction_completed_at(data: PatientData, policy: Policy) -> datetime | None
 def safety(alerts: Sequence[Any]) -> SafetyPublic:
     unresolved = sum(int(r[3]) for r in alerts)
     unacknowledged = sum(int(r[3]) for r in alerts if r.status == AlertStatus.open.value)
-    levels = sorted({r.level for r in alerts}, key=lambda level: ALERT_RANK.get(level, 9))
-    level: AlertLevel = levels[0] if levels else "none"
+    highest = highest_level(AlertLevel(r.level) for r in alerts)
+    level = "none" if highest is None else highest.value
     return SafetyPublic(level=level, open_alerts=unresolved, unacknowledged_alerts=unacknowledged)
 
 

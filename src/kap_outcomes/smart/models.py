@@ -11,7 +11,7 @@ from sqlalchemy import Column, ForeignKey, String, Text
 from sqlmodel import Field, SQLModel
 
 from kap_outcomes.db import JSONType, UTCDateTime, utcnow
-from kap_outcomes.http import FREE_TEXT_PATTERN
+from kap_outcomes.patterns import FREE_TEXT_PATTERN
 
 
 class SmartClient(SQLModel, table=True):

@@ -350,6 +350,24 @@ def _authenticate_client(
     ``invalid_grant``. Neither description echoes the assertion.
     """
     _check_claims(assertion)  # as text, before any JSON library converts a number
+    algorithm, kid, client_id = _unverified_names(assertion)
+    row = repository.active_client(conn, client_id=client_id)
+    if row is None:
+        raise _client_error("Unknown or revoked client.")
+    key = find_key(_key_set(row, fetched), kid, algorithm)
+    if key is None:
+        raise _client_error("No registered key of the client matches the assertion's kid.")
+    claims = _verified_claims(assertion, key, algorithm, issuer=issuer, client_id=client_id)
+    jti = _checked_jti(claims.get("jti"))
+    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    if expires > utcnow() + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
+        raise _grant_error("The client assertion's exp is more than 5 minutes ahead.")
+    client = _Client(id=row.id, organisation_id=row.organisation_id, scope=row.scope)
+    return client, jti, expires
+
+
+def _unverified_names(assertion: str) -> tuple[str, str, str]:
+    """The algorithm, key id and client id the assertion names, read before verifying it."""
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -362,20 +380,24 @@ def _authenticate_client(
         raise _client_error("The client assertion's header must name its key (kid).")
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise _client_error("The client assertion's iss must be the client_id.")
-    row = repository.active_client(conn, client_id=client_id)
-    if row is None:
-        raise _client_error("Unknown or revoked client.")
+    return str(algorithm), kid, client_id
+
+
+def _key_set(row: Any, fetched: FetchedKeys | None) -> dict[str, Any]:
+    """The client's key set: registered inline, or as fetched from its jwks_uri just before."""
     if row.jwks_uri is None:
-        jwks = row.jwks or {}
-    elif fetched is not None and fetched.uri == row.jwks_uri and fetched.keys is not None:
-        jwks = fetched.keys
-    else:
-        raise _client_error("The client's key set (jwks_uri) could not be fetched.")
-    key = find_key(jwks, kid, algorithm)
-    if key is None:
-        raise _client_error("No registered key of the client matches the assertion's kid.")
+        return dict(row.jwks or {})
+    if fetched is not None and fetched.uri == row.jwks_uri and fetched.keys is not None:
+        return fetched.keys
+    raise _client_error("The client's key set (jwks_uri) could not be fetched.")
+
+
+def _verified_claims(
+    assertion: str, key: jwt.PyJWK, algorithm: str, *, issuer: TokenIssuer, client_id: str
+) -> dict[str, Any]:
+    """The assertion's claims, its signature, audience, issuer, expiry and subject verified."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             assertion,
             key.key,
             algorithms=[algorithm],
@@ -396,16 +418,16 @@ def _authenticate_client(
         raise _grant_error("The client assertion's claims are not valid.") from None
     if claims.get("sub") != client_id:
         raise _grant_error("The client assertion's sub must be the client_id.")
-    jti = claims.get("jti")
+    return claims
+
+
+def _checked_jti(jti: Any) -> str:
+    """The assertion's ``jti``: 1 to 255 characters, no NUL."""
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
         raise _grant_error("The client assertion's jti must be 1 to 255 characters.")
     if "\x00" in jti:  # PostgreSQL cannot store it (JSON lets a claim carry one)
         raise _grant_error("The client assertion's jti must not contain NUL characters.")
-    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-    if expires > utcnow() + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
-        raise _grant_error("The client assertion's exp is more than 5 minutes ahead.")
-    client = _Client(id=row.id, organisation_id=row.organisation_id, scope=row.scope)
-    return client, jti, expires
+    return jti
 
 
 async def token(

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from kap_outcomes.db import JSONType, UTCDateTime
 from kap_outcomes.events.models import EventType
-from kap_outcomes.http import FREE_TEXT_PATTERN
+from kap_outcomes.patterns import FREE_TEXT_PATTERN
 
 
 class WebhookEndpoint(SQLModel, table=True):
