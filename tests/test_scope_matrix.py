@@ -328,6 +328,12 @@ def test_staff_tokens_keep_their_role_rules(tenant) -> None:
             True,
         ),
         ("Observation?_include=Observation:subject", "system/Observation.rs", False),
+        ("Observation?_include=Observation:patient", "system/Observation.rs", False),
+        (
+            "QuestionnaireResponse?_include=QuestionnaireResponse:patient",
+            "system/QuestionnaireResponse.rs",
+            False,
+        ),
         ("Observation", "system/Observation.rs", True),
     ],
 )

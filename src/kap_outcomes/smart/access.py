@@ -135,7 +135,9 @@ def insufficient_scope(needs: tuple[Scope, ...] | None) -> DomainError:
 
 INCLUDE_SCOPES: dict[str, str] = {
     "QuestionnaireResponse:subject": "Patient.r",
+    "QuestionnaireResponse:patient": "Patient.r",
     "Observation:subject": "Patient.r",
+    "Observation:patient": "Patient.r",
     "Observation:derived-from": "QuestionnaireResponse.r",
 }
 """What an ``_include`` adds to a search's needs: the included resources are read too, so a
