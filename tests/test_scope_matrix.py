@@ -27,6 +27,14 @@ PUBLIC = "public"
 NEVER = "never"
 """SMART access tokens may not use the route at all (administration, patient-app codes)."""
 
+EXPORTED_READ = [
+    f"{kind}.{letter}"
+    for kind in ("Patient", "QuestionnaireResponse", "Observation", "Condition")
+    for letter in "rs"
+]
+"""What an export without ``_type`` needs: read and search of every patient-compartment type
+it writes (Bulk Data Access: the export reads them all)."""
+
 NEEDS: dict[tuple[str, str], Any] = {
     ("get", "/healthz"): PUBLIC,
     ("get", "/readyz"): PUBLIC,
@@ -43,39 +51,9 @@ NEEDS: dict[tuple[str, str], Any] = {
     # Bulk Data: without _type an export writes every patient-compartment type, so it needs
     # each one's read and search; its status and cancel need nothing more, a file its type's
     # read (the matrix downloads Patient.ndjson)
-    ("get", "/fhir/R4/$export"): [
-        "Patient.r",
-        "Patient.s",
-        "QuestionnaireResponse.r",
-        "QuestionnaireResponse.s",
-        "Observation.r",
-        "Observation.s",
-        "Condition.r",
-        "Condition.s",
-    ],
-    ("get", "/fhir/R4/Patient/$export"): [
-        "Patient.r",
-        "Patient.s",
-        "QuestionnaireResponse.r",
-        "QuestionnaireResponse.s",
-        "Observation.r",
-        "Observation.s",
-        "Condition.r",
-        "Condition.s",
-    ],
-    ("get", "/fhir/R4/Group/{group_id}/$export"): [
-        "Group.r",
-        *[
-            "Patient.r",
-            "Patient.s",
-            "QuestionnaireResponse.r",
-            "QuestionnaireResponse.s",
-            "Observation.r",
-            "Observation.s",
-            "Condition.r",
-            "Condition.s",
-        ],
-    ],
+    ("get", "/fhir/R4/$export"): EXPORTED_READ,
+    ("get", "/fhir/R4/Patient/$export"): EXPORTED_READ,
+    ("get", "/fhir/R4/Group/{group_id}/$export"): ["Group.r", *EXPORTED_READ],
     ("get", "/fhir/R4/bulk/{export_id}"): [],
     ("delete", "/fhir/R4/bulk/{export_id}"): [],
     ("get", "/fhir/R4/bulk/{export_id}/{file_name}"): ["Patient.r"],
