@@ -102,13 +102,12 @@ def patient_page(conn: Connection, *, principal: Principal, patient_id: str) -> 
         cursor=None,
         limit=MAX_LISTED,
     ).data
-    histories = {
-        a.id: assessment_corrections.assessment_history(
-            conn, principal=principal, assessment_id=a.id
-        ).versions
-        for a in assessments
-        if a.version > 1
-    }
+    histories = assessment_corrections.patient_histories(
+        conn,
+        principal=principal,
+        patient_id=patient_id,
+        assessment_ids=[a.id for a in assessments if a.version > 1],
+    )
     return PatientView(
         histories=histories,
         patient=patient,
