@@ -93,24 +93,18 @@ def outcomes_report(
     as_of = utcnow()
     org = principal.organisation_id
     zone = clinic_zone(conn, organisation_id=org)
-    first_from = _start_of(period_from, zone)
-    first_before = _start_of(period_to + timedelta(days=1), zone)
-    courses = repository.cohort_courses(
-        conn, organisation_id=org, first_from=first_from, first_before=first_before
-    )
-    doses: dict[str, list[Any]] = defaultdict(list)
-    for row in repository.cohort_doses(
-        conn, organisation_id=org, first_from=first_from, first_before=first_before
-    ):
-        doses[row.course_id].append(row)
-    scores: dict[str, list[ScorePoint]] = defaultdict(list)
-    for row in repository.cohort_scores(
+    courses, dose_rows, score_rows = repository.cohort_rows(
         conn,
         organisation_id=org,
         instrument=instrument.value,
-        first_from=first_from,
-        first_before=first_before,
-    ):
+        first_from=_start_of(period_from, zone),
+        first_before=_start_of(period_to + timedelta(days=1), zone),
+    )
+    doses: dict[str, list[Any]] = defaultdict(list)
+    for row in dose_rows:
+        doses[row.course_id].append(row)
+    scores: dict[str, list[ScorePoint]] = defaultdict(list)
+    for row in score_rows:
         patient_id, assessment_id, administered_at, total = row  # as a tuple: no name lookups
         scores[patient_id].append(ScorePoint(assessment_id, administered_at, total))
     records = []
