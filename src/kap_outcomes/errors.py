@@ -48,36 +48,18 @@ class DomainError(Exception):
         return f"{self.status} {self.title}: {self.detail}"
 
     def body(self, instance: str) -> dict[str, Any]:
-        body = problem_body(
-            status=self.status,
-            slug=self.slug,
-            title=self.title,
-            detail=self.detail,
-            instance=instance,
-            errors=self.errors,
-        )
-        return {**self.extensions, **body}
-
-
-def problem_body(
-    *,
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    instance: str,
-    errors: list[FieldProblem] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    if errors:
-        body["errors"] = [e.as_dict() for e in errors]
-    return body
+        """The problem document (RFC 9457): its extension members, then the standard ones."""
+        body: dict[str, Any] = {
+            **self.extensions,
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        return body
 
 
 def not_found(what: str) -> DomainError:
