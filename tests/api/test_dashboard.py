@@ -8,18 +8,18 @@ tests/test_browser_dashboard.py.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from kap_outcomes.auth.models import Role
 from kap_outcomes.dashboard.sessions import COOKIE_NAME, create_signin_code
 
 from .course import Clinic, _day
+from .test_caseload import _statements
 
 
 def _browser(client: TestClient) -> TestClient:
@@ -353,21 +353,6 @@ def test_the_patient_page_shows_every_version_of_a_corrected_assessment(tenant):
     untouched = page[page.index(f'data-assessment-id="{kept["id"]}" data-version') :]
     untouched = untouched.split("</tr>")[0]
     assert "data-history-version" not in untouched
-
-
-@contextmanager
-def _statements(engine):
-    """Every SQL statement the engine sends while the block runs."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def _amend(tenant, assessment_id: str, version: int, items: list[int], reason: str) -> None:
