@@ -33,54 +33,41 @@ class DomainError(Exception):
     detail: str = ""
     status: int = 400
     slug: str = "bad-request"
-    title: str = "Bad request"
+    title: str = ""
+    """Short and the same for every problem of its kind; by default the slug in words."""
     errors: list[FieldProblem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
     """Extension members of the problem document (RFC 9457 3.2), e.g. what it conflicts with."""
 
+    def __post_init__(self) -> None:
+        if not self.title:
+            self.title = self.slug.replace("-", " ").capitalize()
+
     def __str__(self) -> str:
         return f"{self.status} {self.title}: {self.detail}"
 
     def body(self, instance: str) -> dict[str, Any]:
-        body = problem_body(
-            status=self.status,
-            slug=self.slug,
-            title=self.title,
-            detail=self.detail,
-            instance=instance,
-            errors=self.errors,
-        )
-        return {**self.extensions, **body}
-
-
-def problem_body(
-    *,
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    instance: str,
-    errors: list[FieldProblem] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    if errors:
-        body["errors"] = [e.as_dict() for e in errors]
-    return body
+        """The problem document (RFC 9457): its extension members, then the standard ones."""
+        body: dict[str, Any] = {
+            **self.extensions,
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        return body
 
 
 def not_found(what: str) -> DomainError:
-    return DomainError(detail=f"{what} not found", status=404, slug="not-found", title="Not found")
+    return DomainError(detail=f"{what} not found", status=404, slug="not-found")
 
 
 def conflict(detail: str) -> DomainError:
-    return DomainError(detail=detail, status=409, slug="conflict", title="Conflict")
+    return DomainError(detail=detail, status=409, slug="conflict")
 
 
 def invalid(errors: list[FieldProblem], detail: str = "The request is not valid.") -> DomainError:
@@ -94,13 +81,12 @@ def unauthorized(detail: str = "A valid bearer token is required.") -> DomainErr
         detail=detail,
         status=401,
         slug="unauthorized",
-        title="Unauthorized",
         headers={"WWW-Authenticate": 'Bearer realm="kap-outcomes"'},
     )
 
 
 def forbidden(detail: str = "This role may not do that.") -> DomainError:
-    return DomainError(detail=detail, status=403, slug="forbidden", title="Forbidden")
+    return DomainError(detail=detail, status=403, slug="forbidden")
 
 
 def unavailable(detail: str = "The database is not reachable; retry shortly.") -> DomainError:
@@ -119,17 +105,13 @@ def too_many_requests(retry_after: int, detail: str) -> DomainError:
         detail=detail,
         status=429,
         slug="too-many-requests",
-        title="Too many requests",
         headers={"Retry-After": str(retry_after)},
     )
 
 
 def unsupported_media_type() -> DomainError:
     return DomainError(
-        detail="Send the body as application/json.",
-        status=415,
-        slug="unsupported-media-type",
-        title="Unsupported media type",
+        detail="Send the body as application/json.", status=415, slug="unsupported-media-type"
     )
 
 

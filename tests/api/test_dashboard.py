@@ -19,6 +19,7 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.dashboard.sessions import COOKIE_NAME, create_signin_code
 
 from .course import Clinic, _day
+from .test_caseload import _statements
 
 
 def _browser(client: TestClient) -> TestClient:
@@ -352,3 +353,45 @@ def test_the_patient_page_shows_every_version_of_a_corrected_assessment(tenant):
     untouched = page[page.index(f'data-assessment-id="{kept["id"]}" data-version') :]
     untouched = untouched.split("</tr>")[0]
     assert "data-history-version" not in untouched
+
+
+def _amend(tenant, assessment_id: str, version: int, items: list[int], reason: str) -> None:
+    resp = tenant.client.post(
+        f"/v1/assessments/{assessment_id}/amend",
+        json={"items": items, "reason": reason},
+        headers=tenant.headers() | {"If-Match": f'"{version}"'},
+    )
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize("corrected", [1, 2])
+def test_the_patient_pages_histories_take_no_query_per_corrected_assessment(make_tenant, corrected):
+    """The page loads every version of every corrected assessment at once: the statements it
+    sends are the same in number for N corrected assessments as for 4 N."""
+    counts = []
+    for n in (corrected, corrected * 4):
+        tenant = make_tenant()
+        clinic = Clinic(tenant)
+        clinic.phq9(0, 9)  # never corrected
+        ids = []
+        for i in range(n):
+            form = clinic.phq9(i + 1, 14)
+            _amend(tenant, form["id"], 1, [3, 3, 2, 0, 0, 0, 0, 0, 0], f"keyed wrong {i}")
+            _amend(tenant, form["id"], 2, [1, 1, 1, 0, 0, 0, 0, 0, 0], f"keyed wrong again {i}")
+            ids.append(form["id"])
+        browser = _signed_in(tenant)
+        engine = tenant.client.app.state.db.engine
+        with _statements(engine) as cold:
+            page = browser.get(f"/patients/{clinic.pid}")
+        with _statements(engine) as warm:
+            assert browser.get(f"/patients/{clinic.pid}").status_code == 200
+        assert page.status_code == 200
+        for i, assessment_id in enumerate(ids):
+            row = page.text[page.text.index(f'data-assessment-id="{assessment_id}" data-version') :]
+            row = row.split("</tr>")[0]
+            assert re.findall(r'data-history-version="(\d+)"', row) == ["1", "2", "3"]
+            assert "total 14" in row and "total 8" in row and "total 3" in row
+            assert f"reason: keyed wrong {i}<" in row and f"reason: keyed wrong again {i}<" in row
+        assert page.text.count("data-history-version") == 3 * n
+        counts.append((len(cold), len(warm)))
+    assert counts[0] == counts[1]

@@ -74,6 +74,12 @@ def test_outcomes_report_counts_by_hand(tenant, make_tenant):
     assert (week2["remission"]["n"], week2["remission"]["events"]) == (1, 0)
     assert week2["change"]["median"] == -12
     assert body["time_to_response"]["median_days"] == 14.0
+    # Kaplan-Meier over the followed-up courses only (b has no follow-up): a responds on day
+    # 14 of 14 after its first dose, alone at risk, so S drops to 0.
+    assert (body["time_to_response"]["n"], body["time_to_response"]["events"]) == (1, 1)
+    assert body["time_to_response"]["steps"] == [
+        {"day": 14.0, "at_risk": 1, "events": 1, "censored": 0, "survival": 0.0}
+    ]
     week4 = next(h for h in body["horizons"] if h["weeks"] == 4)
     assert week4["n_scored"] == 0 and week4["response"]["rate"] is None
 

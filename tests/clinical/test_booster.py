@@ -11,7 +11,6 @@ from kap_outcomes.clinical.booster import (
     BoosterSignal,
     ReasonCode,
     booster_signal,
-    gad7_booster_signal,
 )
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import DEFAULT_POLICY
@@ -44,7 +43,7 @@ def signal(
     if now is None:
         now = max([s.administered_at for s in scores] + list(doses) + [DAY0])
     return booster_signal(
-        phq9_scores=scores,
+        scores=scores,
         dose_times=doses,
         induction_doses=induction_doses,
         baseline=None if b is None else ScorePoint("baseline", at(-20), b),
@@ -249,8 +248,9 @@ GAD7_ROWS = [
 def test_gad7_analogue(
     b: int, pairs: list[tuple[float, int]], status: str, reasons: tuple[str, ...]
 ) -> None:
-    result = gad7_booster_signal(
-        gad7_scores=points(pairs),
+    result = booster_signal(
+        instrument="gad7",
+        scores=points(pairs),
         dose_times=INDUCTION,
         baseline=ScorePoint("baseline", at(-20), b),
         now=at(30),
@@ -282,7 +282,7 @@ def test_status_does_not_depend_on_input_order(
 
     def run(scores: list[ScorePoint], dose_times: list[datetime]) -> BoosterSignal:
         return booster_signal(
-            phq9_scores=scores,
+            scores=scores,
             dose_times=dose_times,
             baseline=baseline,
             now=at(90),

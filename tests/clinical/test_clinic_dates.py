@@ -24,7 +24,7 @@ def _stable(zone=None):
     score = ScorePoint("s", LATE_EVENING_IN_CALIFORNIA, 6)
     kwargs = {"zone": zone} if zone is not None else {}
     return booster_signal(
-        phq9_scores=[baseline, score],
+        scores=[baseline, score],
         dose_times=doses,
         baseline=baseline,
         now=LATE_EVENING_IN_CALIFORNIA + timedelta(hours=1),

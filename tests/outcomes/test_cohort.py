@@ -255,7 +255,7 @@ def test_relapse_time_is_the_first_time_the_booster_signal_confirms() -> None:
                 if s.administered_at <= one.first_dose_at:
                     continue
                 status = booster_signal(
-                    phq9_scores=points,
+                    scores=points,
                     dose_times=one.dose_times,
                     induction_doses=6,
                     baseline=baseline,

@@ -203,3 +203,23 @@ def assessment_history(
         current_version=row.version,
         versions=[*versions, _version(row)],
     )
+
+
+def patient_histories(
+    conn: Connection, *, principal: Principal, patient_id: str, assessment_ids: list[str]
+) -> dict[str, list[AssessmentVersion]]:
+    """Every version of each of the patient's named assessments, as ``assessment_history``
+    lists them, read in one statement however many there are. For a page that has already
+    read the patient (its role rules and audit) and listed these assessments."""
+    if principal.is_patient and patient_id != principal.patient_id:
+        raise not_found("Assessment")
+    audit.concerns(patient_id)
+    histories: dict[str, list[AssessmentVersion]] = {}
+    for row in repository.versions_of(
+        conn,
+        organisation_id=principal.organisation_id,
+        patient_id=patient_id,
+        assessment_ids=assessment_ids,
+    ):
+        histories.setdefault(row.assessment_id, []).append(_version(row))
+    return histories

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, union_all, update
 
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.care.models import Course
@@ -132,3 +133,29 @@ def revisions_of(conn: Connection, *, assessment_id: str) -> list[Any]:
             .order_by(revisions.c.version)
         ).all()
     )
+
+
+_VERSION_COLUMNS = [name for name in _REVISION_COLUMNS if name != "organisation_id"]
+
+
+def versions_of(
+    conn: Connection, *, organisation_id: str, patient_id: str, assessment_ids: Sequence[str]
+) -> list[Any]:
+    """Every version of each of the patient's named assessments, the kept revisions and the
+    current one, in one statement (not one per assessment); by assessment, oldest first."""
+    if not assessment_ids:
+        return []
+    mine = select(assessments.c.id).where(
+        assessments.c.id.in_(assessment_ids),
+        assessments.c.organisation_id == organisation_id,
+        assessments.c.patient_id == patient_id,
+    )
+    kept = select(
+        revisions.c.assessment_id, *(revisions.c[name] for name in _VERSION_COLUMNS)
+    ).where(revisions.c.assessment_id.in_(mine))
+    current = select(
+        assessments.c.id.label("assessment_id"),
+        *(assessments.c[name] for name in _VERSION_COLUMNS),
+    ).where(assessments.c.id.in_(mine))
+    both = union_all(kept, current).subquery()
+    return list(conn.execute(select(both).order_by(both.c.assessment_id, both.c.version)).all())

@@ -45,7 +45,6 @@ def invalid_code() -> DomainError:
         detail="This enrollment code is not valid (unknown, already used or expired).",
         status=400,
         slug="invalid-enrollment-code",
-        title="Invalid enrollment code",
     )
 
 

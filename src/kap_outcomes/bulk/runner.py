@@ -16,7 +16,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,44 +137,62 @@ class Heartbeat:
             raise Stopped
 
 
+def _patient_resources(row: Any, identifiers: Any, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    if "Patient" in wanted:  # with the EHR's identifiers, as the FHIR API shows it
+        yield resources.patient(row, identifiers or [])
+    if "Condition" in wanted:
+        yield from resources.conditions(row)
+
+
+def _assessment_resources(row: Any, identifier: Any, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    # a total-only score (an EHR's flowsheet total) has no form: Observations only
+    if "QuestionnaireResponse" in wanted and resources.is_form(row):
+        yield resources.questionnaire_response(row, identifier)
+    if "Observation" in wanted:
+        yield from resources.observations(row)
+
+
+_Source = tuple[
+    tuple[str, str],
+    Callable[..., Iterator[Sequence[Any]]],
+    Callable[[Connection, list[str]], dict[str, Any]],
+    Callable[[Any, Any, set[str]], Iterator[dict[str, Any]]],
+]
+_SOURCES: tuple[_Source, ...] = (
+    (
+        ("Patient", "Condition"),
+        repository.stream_patients,
+        lambda conn, ids: fhir_repository.patient_identifiers_of(conn, patient_ids=ids),
+        _patient_resources,
+    ),
+    (
+        ("QuestionnaireResponse", "Observation"),
+        repository.stream_assessments,
+        lambda conn, ids: repository.identifiers_of(conn, assessment_ids=ids),
+        _assessment_resources,
+    ),
+)
+"""The rows streamed, in this order: the resource types they become (the first needs their
+identifiers in other systems, and names the stage the heartbeat reports), the stream, the
+identifiers' lookup (one statement a batch), and each row's resources."""
+
+
 def write_export(
     conn: Connection, job: Job, files: Files, beat: Callable[[Files, str], None]
 ) -> None:
     """Every resource of the job, streamed from ``conn`` into ``files``."""
     wanted = set(job.types)
-    if wanted & {"Patient", "Condition"}:
-        for batch in repository.stream_patients(
+    for kinds, stream, identifiers_of, resources_of in _SOURCES:
+        if not wanted & set(kinds):
+            continue
+        for batch in stream(
             conn, organisation_id=job.organisation_id, group_id=job.group_id, since=job.since
         ):
-            held = (
-                fhir_repository.patient_identifiers_of(conn, patient_ids=[r.id for r in batch])
-                if "Patient" in wanted
-                else {}
-            )
+            held = identifiers_of(conn, [row.id for row in batch]) if kinds[0] in wanted else {}
             for row in batch:
-                if "Patient" in wanted:  # with the EHR's identifiers, as the FHIR API shows it
-                    files.write(resources.patient(row, held.get(row.id, [])))
-                if "Condition" in wanted:
-                    for condition in resources.conditions(row):
-                        files.write(condition)
-            beat(files, "Patient")
-    if wanted & {"QuestionnaireResponse", "Observation"}:
-        for batch in repository.stream_assessments(
-            conn, organisation_id=job.organisation_id, group_id=job.group_id, since=job.since
-        ):
-            named = (
-                repository.identifiers_of(conn, assessment_ids=[row.id for row in batch])
-                if "QuestionnaireResponse" in wanted
-                else {}
-            )
-            for row in batch:
-                # a total-only score (an EHR's flowsheet total) has no form: Observations only
-                if "QuestionnaireResponse" in wanted and resources.is_form(row):
-                    files.write(resources.questionnaire_response(row, named.get(row.id)))
-                if "Observation" in wanted:
-                    for observation in resources.observations(row):
-                        files.write(observation)
-            beat(files, "QuestionnaireResponse")
+                for resource in resources_of(row, held.get(row.id), wanted):
+                    files.write(resource)
+            beat(files, kinds[0])
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -17,7 +17,7 @@ from kap_outcomes.signals.models import TrendInstrument
 router = APIRouter(prefix="/v1", tags=["signals"], route_class=AuditedRoute)
 
 SVG_MEDIA_TYPE = "image/svg+xml"
-_SVG_RESPONSE = {
+_SVG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A standalone SVG document: no script, no external font or link.",
         "content": {SVG_MEDIA_TYPE: {"schema": {"type": "string"}}},
@@ -28,7 +28,7 @@ _SVG_RESPONSE = {
 @router.get(
     "/patients/{patient_id}/charts/{instrument}.svg",
     response_class=Response,
-    responses=_SVG_RESPONSE,  # type: ignore[arg-type]
+    responses=_SVG_RESPONSE,
 )
 async def get_chart(
     patient_id: ResourceId,

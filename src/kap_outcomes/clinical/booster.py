@@ -82,7 +82,8 @@ class BoosterSignal:
 
 def booster_signal(
     *,
-    phq9_scores: Sequence[ScorePoint],
+    scores: Sequence[ScorePoint],
+    instrument: Instrument = "phq9",
     dose_times: Sequence[datetime],
     induction_doses: int | None = None,
     baseline: ScorePoint | None,
@@ -90,30 +91,17 @@ def booster_signal(
     policy: Policy,
     zone: tzinfo = UTC,
 ) -> BoosterSignal:
-    """The PHQ-9 booster-need status, first match wins (section 5 table).
+    """The PHQ-9 booster-need status, first match wins (section 5 table); with ``instrument``
+    "gad7" its GAD-7 analogue: hit = GAD-7 >= 8 and 50 % lost, rise = +4, trend against the
+    GAD-7 MCID of 4, reported separately (it never changes the PHQ-9 status).
 
-    phq9_scores: the patient's valid PHQ-9s, any order. dose_times: the current course's
-    `dosing` and `booster` sessions, any order. induction_doses: the course's own value,
-    else `policy.induction_doses`. baseline: `change.course_baseline` of the course.
+    scores: the patient's valid scores of the instrument, any order. dose_times: the current
+    course's `dosing` and `booster` sessions, any order. induction_doses: the course's own
+    value, else `policy.induction_doses`. baseline: `change.course_baseline` of the course.
     zone: the clinic's time zone, for the dates the reason sentences show (section 8);
     intervals stay elapsed time whatever it is.
     """
-    return _signal("phq9", phq9_scores, dose_times, induction_doses, baseline, now, policy, zone)
-
-
-def gad7_booster_signal(
-    *,
-    gad7_scores: Sequence[ScorePoint],
-    dose_times: Sequence[datetime],
-    induction_doses: int | None = None,
-    baseline: ScorePoint | None,
-    now: datetime,
-    policy: Policy,
-    zone: tzinfo = UTC,
-) -> BoosterSignal:
-    """The GAD-7 analogue (section 5): hit = GAD-7 >= 8 and 50 % lost, rise = +4, trend
-    against the GAD-7 MCID of 4. Reported separately; never changes the PHQ-9 status."""
-    return _signal("gad7", gad7_scores, dose_times, induction_doses, baseline, now, policy, zone)
+    return _signal(instrument, scores, dose_times, induction_doses, baseline, now, policy, zone)
 
 
 def _signal(

@@ -8,6 +8,7 @@ without the session's CSRF token, or from another origin, is refused with a 403.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -123,14 +124,18 @@ def _not_found(request: Request) -> HTMLResponse:
 # --- signing in and out -------------------------------------------------------------------
 
 
-def _signed_in(request: Request, new: sessions.NewSession) -> RedirectResponse:
-    """The session cookie, and on to the caseload (the code leaves the address bar)."""
+async def _sign_in(request: Request, exchange: Callable[[Any], sessions.NewSession]) -> Response:
+    """Exchange a credential for a session: the session cookie, and on to the caseload (a
+    code leaves the address bar); or the sign-in form again, saying why not."""
+    try:
+        new = await _db(request).write(exchange)
+    except DomainError as exc:
+        return pages.render(request, "signin.html", {"title": "Sign in", "error": exc.detail}, 401)
     response = RedirectResponse(pages.url(request, "/"), status_code=303)
-    ttl = timedelta(minutes=_settings(request).dashboard_session_minutes)
     response.set_cookie(
         sessions.COOKIE_NAME,
         new.secret,
-        max_age=int(ttl.total_seconds()),
+        max_age=int(_session_ttl(request).total_seconds()),
         expires=new.expires_at,
         path=pages.cookie_path(request),
         secure=pages.public_origin(_settings(request)).startswith("https://"),
@@ -149,13 +154,8 @@ async def signin_page(request: Request, code: Annotated[str | None, Query()] = N
     """The sign-in form; with ``?code=`` (a sign-in link), the exchange itself."""
     if code is None:
         return pages.render(request, "signin.html", {"title": "Sign in"})
-    try:
-        new = await _db(request).write(
-            partial(sessions.signin_with_code, code=code, ttl=_session_ttl(request))
-        )
-    except DomainError as exc:
-        return pages.render(request, "signin.html", {"title": "Sign in", "error": exc.detail}, 401)
-    return _signed_in(request, new)
+    ttl = _session_ttl(request)
+    return await _sign_in(request, partial(sessions.signin_with_code, code=code, ttl=ttl))
 
 
 @router.post("/signin")
@@ -163,13 +163,8 @@ async def signin_with_token(request: Request) -> Response:
     if not _same_origin(request):
         return _refused(request, "This form was sent from another site.")
     token = (await _form(request)).get("token", "")
-    try:
-        new = await _db(request).write(
-            partial(sessions.signin_with_token, token=token, ttl=_session_ttl(request))
-        )
-    except DomainError as exc:
-        return pages.render(request, "signin.html", {"title": "Sign in", "error": exc.detail}, 401)
-    return _signed_in(request, new)
+    ttl = _session_ttl(request)
+    return await _sign_in(request, partial(sessions.signin_with_token, token=token, ttl=ttl))
 
 
 @router.post("/signout")

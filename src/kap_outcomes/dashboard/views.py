@@ -7,9 +7,10 @@ same audit apply. Dates are shown in the clinic's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -26,10 +27,13 @@ from kap_outcomes.charts import service as charts_service
 from kap_outcomes.charts.svg import ChartSpec
 from kap_outcomes.clinical.safety import ALERT_LEVEL_RANK
 from kap_outcomes.organisation import service as organisation_service
+from kap_outcomes.pagination import Page
 from kap_outcomes.patients import service as patients_service
 from kap_outcomes.patients.models import PatientPublic
 from kap_outcomes.signals import service as signals_service
 from kap_outcomes.signals.models import SignalsPublic, TrendInstrument, TrendPublic
+
+T = TypeVar("T")
 
 MAX_LISTED = 500
 """The most assessments, sessions or alerts a page lists (the API's largest page)."""
@@ -68,6 +72,20 @@ class InboxView:
     zone: Any = None
 
 
+def _listed(
+    use_case: Callable[..., Page[T]],
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str | None,
+    **filters: Any,
+) -> list[T]:
+    """What one of the API's listing use cases lists, as its first (largest) page."""
+    return use_case(
+        conn, principal=principal, patient_id=patient_id, cursor=None, limit=MAX_LISTED, **filters
+    ).data
+
+
 def clinic_zone(conn: Connection, *, principal: Principal) -> tzinfo:
     return organisation_service.clinic_zone(conn, organisation_id=principal.organisation_id)
 
@@ -81,34 +99,25 @@ def patient_page(conn: Connection, *, principal: Principal, patient_id: str) -> 
             conn, principal=principal, patient_id=patient_id, instrument=instrument
         )
         charts.append(ChartView(spec=spec, trend=trend))
-    assessments = assessments_service.list_assessments(
+    assessments = _listed(
+        assessments_service.list_assessments,
         conn,
         principal=principal,
         patient_id=patient_id,
         instrument=None,
         since=None,
         until=None,
-        cursor=None,
-        limit=MAX_LISTED,
-    ).data
-    sessions = care_service.list_sessions(
-        conn, principal=principal, patient_id=patient_id, cursor=None, limit=MAX_LISTED
-    ).data
-    alerts = alerts_service.list_alerts(
+    )
+    sessions = _listed(care_service.list_sessions, conn, principal=principal, patient_id=patient_id)
+    alerts = _listed(
+        alerts_service.list_alerts, conn, principal=principal, patient_id=patient_id, status=None
+    )
+    histories = assessment_corrections.patient_histories(
         conn,
         principal=principal,
-        status=None,
         patient_id=patient_id,
-        cursor=None,
-        limit=MAX_LISTED,
-    ).data
-    histories = {
-        a.id: assessment_corrections.assessment_history(
-            conn, principal=principal, assessment_id=a.id
-        ).versions
-        for a in assessments
-        if a.version > 1
-    }
+        assessment_ids=[a.id for a in assessments if a.version > 1],
+    )
     return PatientView(
         histories=histories,
         patient=patient,
@@ -139,9 +148,9 @@ def inbox(conn: Connection, *, principal: Principal) -> InboxView:
         (AlertStatus.open, view.open),
         (AlertStatus.acknowledged, view.acknowledged),
     ):
-        alerts = alerts_service.list_alerts(
-            conn, principal=principal, status=status, patient_id=None, cursor=None, limit=MAX_LISTED
-        ).data
+        alerts = _listed(
+            alerts_service.list_alerts, conn, principal=principal, patient_id=None, status=status
+        )
         external = caseload_repository.external_ids(conn, sorted({a.patient_id for a in alerts}))
         into.extend(
             AlertRow(alert=a, external_id=external.get(a.patient_id, "?"))

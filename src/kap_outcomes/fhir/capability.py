@@ -18,6 +18,20 @@ _ID = _param("_id", "token", "Logical ids, comma-separated (any of them).")
 _SUBJECT = _param(
     "subject", "reference", "Patient/{id}, {id} or subject:Patient={id}; other types match nothing."
 )
+_BY_PATIENT = [_param("patient", "reference", "Patient/{id} or {id}."), _SUBJECT, _ID]
+"""How a resource of a patient is found: by its patient (either name) or its own id."""
+
+
+def _interactions(*more: str) -> list[dict[str, str]]:
+    """Read and search, and ``more``."""
+    return [{"code": code} for code in ("read", "search-type", *more)]
+
+
+def _includes(resource_type: str) -> list[str]:
+    """A resource of a patient includes its patient (either name)."""
+    return [f"{resource_type}:subject", f"{resource_type}:patient"]
+
+
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
 """Bulk Data Access IG: ``$export`` at system, Patient and Group level (kap_outcomes.bulk)."""
 
@@ -104,7 +118,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Questionnaire",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": _interactions(),
                         "searchParam": [
                             _param("url", "uri", "Canonical URL, optionally |version."),
                             _ID,
@@ -112,20 +126,11 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "QuestionnaireResponse",
-                        "interaction": [
-                            {"code": "read"},
-                            {"code": "search-type"},
-                            {"code": "create"},
-                        ],
+                        "interaction": _interactions("create"),
                         "conditionalCreate": True,
-                        "searchInclude": [
-                            "QuestionnaireResponse:subject",
-                            "QuestionnaireResponse:patient",
-                        ],
+                        "searchInclude": _includes("QuestionnaireResponse"),
                         "searchParam": [
-                            _param("patient", "reference", "Patient/{id} or {id}."),
-                            _SUBJECT,
-                            _ID,
+                            *_BY_PATIENT,
                             _param("authored", "date", "When the form was completed."),
                             _param("questionnaire", "reference", "The Questionnaire canonical."),
                             *_COMMON,
@@ -133,21 +138,14 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Observation",
-                        "interaction": [
-                            {"code": "read"},
-                            {"code": "search-type"},
-                            {"code": "create"},
-                        ],
+                        "interaction": _interactions("create"),
                         "conditionalCreate": True,
                         "searchInclude": [
                             "Observation:derived-from",
-                            "Observation:subject",
-                            "Observation:patient",
+                            *_includes("Observation"),
                         ],
                         "searchParam": [
-                            _param("patient", "reference", "Patient/{id} or {id}."),
-                            _SUBJECT,
-                            _ID,
+                            *_BY_PATIENT,
                             _param("code", "token", "LOINC code, e.g. http://loinc.org|44261-6."),
                             _param("category", "token", "survey."),
                             _param("date", "date", "effective date (prefixes eq ge gt le lt)."),
@@ -156,7 +154,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Patient",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": _interactions(),
                         "searchParam": [
                             _param(
                                 "identifier",
@@ -172,11 +170,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Group",
-                        "interaction": [
-                            {"code": "read"},
-                            {"code": "search-type"},
-                            {"code": "create"},
-                        ],
+                        "interaction": _interactions("create"),
                         "searchParam": [_ID, _param("name", "string", "The exact name.")],
                         "operation": [
                             _export("group-export", "A group's members and their data (async).")
@@ -184,11 +178,9 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Condition",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": _interactions(),
                         "searchParam": [
-                            _param("patient", "reference", "Patient/{id} or {id}."),
-                            _SUBJECT,
-                            _ID,
+                            *_BY_PATIENT,
                             _param(
                                 "code",
                                 "token",

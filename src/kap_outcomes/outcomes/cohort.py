@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from kap_outcomes.clinical.booster import booster_signal, gad7_booster_signal
+from kap_outcomes.clinical.booster import booster_signal
 from kap_outcomes.clinical.change import ChangeMetrics, change_metrics, course_baseline
 from kap_outcomes.clinical.points import ScorePoint
 from kap_outcomes.clinical.policy import Instrument, Policy, fraction_of
@@ -225,17 +225,15 @@ def _first_confirmed_relapse(
             run_start = moment
         if (moment - run_start).days < min_days or moment < responded_at:
             continue
-        common = {
-            "dose_times": course.dose_times,
-            "induction_doses": course.induction_doses,
-            "baseline": baseline,
-            "now": moment,
-            "policy": policy,
-        }
-        if instrument == "phq9":
-            result = booster_signal(phq9_scores=scores, **common)  # type: ignore[arg-type]
-        else:
-            result = gad7_booster_signal(gad7_scores=scores, **common)  # type: ignore[arg-type]
+        result = booster_signal(
+            scores=scores,
+            instrument=instrument,
+            dose_times=course.dose_times,
+            induction_doses=course.induction_doses,
+            baseline=baseline,
+            now=moment,
+            policy=policy,
+        )
         if result.status == "consider_booster":
             return moment
     return None

@@ -1,11 +1,16 @@
-"""API shapes of the reports (api-contract.md, "Operations and reports")."""
+"""API shapes of the reports (api-contract.md, "Operations and reports").
+
+The cohort shapes read the outcomes/ results by attribute (``model_validate(summary,
+from_attributes=True)``): a field named as in outcomes/ needs no copying by hand; the two
+renamed ones say which attribute they read (``validation_alias``).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReportInstrument(StrEnum):
@@ -19,7 +24,13 @@ class GroupBy(StrEnum):
     booster_count = "booster_count"
 
 
-class RatePublic(BaseModel):
+class _FromResult(BaseModel):
+    """Built from an outcomes/ dataclass by its attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RatePublic(_FromResult):
     n: int = Field(description="Courses where the definition applies and a score exists.")
     events: int
     rate: float | None = Field(description="events / n; null when n is 0.")
@@ -27,14 +38,14 @@ class RatePublic(BaseModel):
     ci_high: float | None
 
 
-class ChangeSpreadPublic(BaseModel):
+class ChangeSpreadPublic(_FromResult):
     n: int
     median: float | None = Field(description="Median of C - B (negative is improvement).")
     q1: float | None = Field(description="25th percentile, Hyndman-Fan definition 7.")
     q3: float | None = Field(description="75th percentile, Hyndman-Fan definition 7.")
 
 
-class HorizonPublic(BaseModel):
+class HorizonPublic(_FromResult):
     weeks: int
     window_days: int = Field(description="The score closest to the horizon within +- this.")
     n_scored: int
@@ -43,22 +54,22 @@ class HorizonPublic(BaseModel):
     change: ChangeSpreadPublic
 
 
-class SurvivalStepPublic(BaseModel):
-    day: float = Field(description="Days since the first dose.")
+class SurvivalStepPublic(_FromResult):
+    day: float = Field(description="Days since the first dose.", validation_alias="time")
     at_risk: int
     events: int
     censored: int
     survival: float
 
 
-class SurvivalPublic(BaseModel):
+class SurvivalPublic(_FromResult):
     n: int
     events: int
-    median_days: float | None
+    median_days: float | None = Field(validation_alias="median")
     steps: list[SurvivalStepPublic]
 
 
-class CohortPublic(BaseModel):
+class CohortPublic(_FromResult):
     group: str
     n_started: int
     n_followed_up: int

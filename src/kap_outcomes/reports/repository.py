@@ -42,35 +42,6 @@ def _cohort(organisation_id: str, first_from: datetime, first_before: datetime) 
     )
 
 
-def cohort_courses(
-    conn: Connection, *, organisation_id: str, first_from: datetime, first_before: datetime
-) -> list[Any]:
-    """(id, patient_id, induction_doses, ended_at) of the cohort's courses."""
-    cohort = _cohort(organisation_id, first_from, first_before)
-    c = _courses.c
-    query = (
-        select(c.id, c.patient_id, c.induction_doses, c.ended_at)
-        .select_from(_courses.join(cohort, cohort.c.course_id == c.id))
-        .where(c.organisation_id == organisation_id)
-        .order_by(c.id)
-    )
-    return list(conn.execute(query).all())
-
-
-def cohort_doses(
-    conn: Connection, *, organisation_id: str, first_from: datetime, first_before: datetime
-) -> list[Any]:
-    """(course_id, occurred_at, kind, dose_route) of every dose of the cohort's courses."""
-    cohort = _cohort(organisation_id, first_from, first_before)
-    s = _sessions.c
-    query = (
-        select(s.course_id, s.occurred_at, s.kind, s.dose_route)
-        .select_from(_sessions.join(cohort, cohort.c.course_id == s.course_id))
-        .where(s.organisation_id == organisation_id, s.kind.in_(_DOSE_KINDS))
-    )
-    return list(conn.execute(query).all())
-
-
 def _valid(instrument: str) -> Any:
     a = _assessments.c
     return and_(
@@ -81,25 +52,40 @@ def _valid(instrument: str) -> Any:
     )
 
 
-def cohort_scores(
+def cohort_rows(
     conn: Connection,
     *,
     organisation_id: str,
     instrument: str,
     first_from: datetime,
     first_before: datetime,
-) -> Iterator[Any]:
-    """(patient_id, id, administered_at, total) of the valid scores of the cohort's patients,
-    streamed in batches."""
+) -> tuple[list[Any], list[Any], Iterator[Any]]:
+    """The cohort's courses (id, patient_id, induction_doses, ended_at), every dose of them
+    (course_id, occurred_at, kind, dose_route), and the valid scores of their patients
+    (patient_id, id, administered_at, total; streamed in batches): three statements."""
     cohort = _cohort(organisation_id, first_from, first_before)
-    a, c = _assessments.c, _courses.c
-    patients = (
-        select(c.patient_id).select_from(_courses.join(cohort, cohort.c.course_id == c.id))
-    ).scalar_subquery()
-    query = select(a.patient_id, a.id, a.administered_at, a.total).where(
+    a, c, s = _assessments.c, _courses.c, _sessions.c
+    in_cohort = _courses.join(cohort, cohort.c.course_id == c.id)
+    courses = (
+        select(c.id, c.patient_id, c.induction_doses, c.ended_at)
+        .select_from(in_cohort)
+        .where(c.organisation_id == organisation_id)
+        .order_by(c.id)
+    )
+    doses = (
+        select(s.course_id, s.occurred_at, s.kind, s.dose_route)
+        .select_from(_sessions.join(cohort, cohort.c.course_id == s.course_id))
+        .where(s.organisation_id == organisation_id, s.kind.in_(_DOSE_KINDS))
+    )
+    patients = select(c.patient_id).select_from(in_cohort).scalar_subquery()
+    scores = select(a.patient_id, a.id, a.administered_at, a.total).where(
         a.organisation_id == organisation_id, _valid(instrument), a.patient_id.in_(patients)
     )
-    yield from conn.execution_options(yield_per=STREAM_ROWS).execute(query)
+    return (
+        list(conn.execute(courses).all()),
+        list(conn.execute(doses).all()),
+        iter(conn.execution_options(yield_per=STREAM_ROWS).execute(scores)),
+    )
 
 
 def cms159_rows(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
@@ -17,7 +17,9 @@ from kap_outcomes.reports.models import Cms159Report, GroupBy, OutcomesReport, R
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=AuditedRoute)
 
 CSV = "text/csv"
-_CSV_RESPONSE = {200: {"content": {CSV: {"schema": {"type": "string"}}}}}
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {CSV: {"schema": {"type": "string"}}}}
+}
 
 
 def wants_csv(accept: str | None) -> bool:
@@ -45,7 +47,7 @@ def wants_csv(accept: str | None) -> bool:
 @router.get(
     "/outcomes",
     response_model=OutcomesReport,
-    responses=_CSV_RESPONSE,  # type: ignore[arg-type]
+    responses=_CSV_RESPONSE,
 )
 async def get_outcomes(
     principal: StaffDep,

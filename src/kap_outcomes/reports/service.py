@@ -18,22 +18,16 @@ from kap_outcomes.db import utcnow
 from kap_outcomes.errors import FieldProblem, invalid
 from kap_outcomes.organisation.service import clinic_zone
 from kap_outcomes.outcomes import cms159
-from kap_outcomes.outcomes.cohort import CohortSummary, CourseRecord, cohort_report
-from kap_outcomes.outcomes.stats import Proportion, SurvivalCurve
+from kap_outcomes.outcomes.cohort import CourseRecord, cohort_report
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.reports import repository
 from kap_outcomes.reports.models import (
-    ChangeSpreadPublic,
     Cms159Report,
     CohortPublic,
     GroupBy,
-    HorizonPublic,
     OutcomesReport,
-    RatePublic,
     ReportInstrument,
     StratumPublic,
-    SurvivalPublic,
-    SurvivalStepPublic,
 )
 
 MAX_PERIOD_DAYS = 3700
@@ -99,24 +93,18 @@ def outcomes_report(
     as_of = utcnow()
     org = principal.organisation_id
     zone = clinic_zone(conn, organisation_id=org)
-    first_from = _start_of(period_from, zone)
-    first_before = _start_of(period_to + timedelta(days=1), zone)
-    courses = repository.cohort_courses(
-        conn, organisation_id=org, first_from=first_from, first_before=first_before
-    )
-    doses: dict[str, list[Any]] = defaultdict(list)
-    for row in repository.cohort_doses(
-        conn, organisation_id=org, first_from=first_from, first_before=first_before
-    ):
-        doses[row.course_id].append(row)
-    scores: dict[str, list[ScorePoint]] = defaultdict(list)
-    for row in repository.cohort_scores(
+    courses, dose_rows, score_rows = repository.cohort_rows(
         conn,
         organisation_id=org,
         instrument=instrument.value,
-        first_from=first_from,
-        first_before=first_before,
-    ):
+        first_from=_start_of(period_from, zone),
+        first_before=_start_of(period_to + timedelta(days=1), zone),
+    )
+    doses: dict[str, list[Any]] = defaultdict(list)
+    for row in dose_rows:
+        doses[row.course_id].append(row)
+    scores: dict[str, list[ScorePoint]] = defaultdict(list)
+    for row in score_rows:
         patient_id, assessment_id, administered_at, total = row  # as a tuple: no name lookups
         scores[patient_id].append(ScorePoint(assessment_id, administered_at, total))
     records = []
@@ -142,59 +130,14 @@ def outcomes_report(
         records, instrument.value, policy, as_of, grouped=group_by is not GroupBy.none
     )
     return OutcomesReport(
-        **_cohort_fields(report.overall),
+        **dict(CohortPublic.model_validate(report.overall)),
         instrument=instrument,
         period_from=period_from,
         period_to=period_to,
         group_by=group_by,
         policy_version=version,
         as_of=as_of,
-        groups=[CohortPublic(**_cohort_fields(g)) for g in report.groups],
-    )
-
-
-def _rate(p: Proportion) -> RatePublic:
-    return RatePublic(n=p.n, events=p.events, rate=p.rate, ci_low=p.ci_low, ci_high=p.ci_high)
-
-
-def _survival(curve: SurvivalCurve) -> SurvivalPublic:
-    return SurvivalPublic(
-        n=curve.n,
-        events=curve.events,
-        median_days=curve.median,
-        steps=[
-            SurvivalStepPublic(
-                day=s.time,
-                at_risk=s.at_risk,
-                events=s.events,
-                censored=s.censored,
-                survival=s.survival,
-            )
-            for s in curve.steps
-        ],
-    )
-
-
-def _cohort_fields(summary: CohortSummary) -> dict[str, Any]:
-    return dict(
-        group=summary.group,
-        n_started=summary.n_started,
-        n_followed_up=summary.n_followed_up,
-        horizons=[
-            HorizonPublic(
-                weeks=h.weeks,
-                window_days=h.window_days,
-                n_scored=h.n_scored,
-                response=_rate(h.response),
-                remission=_rate(h.remission) if h.remission is not None else None,
-                change=ChangeSpreadPublic(
-                    n=h.change.n, median=h.change.median, q1=h.change.q1, q3=h.change.q3
-                ),
-            )
-            for h in summary.horizons
-        ],
-        time_to_response=_survival(summary.time_to_response),
-        time_to_relapse=_survival(summary.time_to_relapse),
+        groups=[CohortPublic.model_validate(g) for g in report.groups],
     )
 
 

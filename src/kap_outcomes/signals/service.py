@@ -21,15 +21,11 @@ from sqlalchemy import Connection
 
 from kap_outcomes.alerts.models import AlertStatus
 from kap_outcomes.auth.service import Principal
-from kap_outcomes.clinical.booster import (
-    BoosterSignal,
-    booster_signal,
-    gad7_booster_signal,
-)
+from kap_outcomes.clinical.booster import BoosterSignal, booster_signal
 from kap_outcomes.clinical.cadence import phq9_due
 from kap_outcomes.clinical.change import change_metrics, course_baseline, episode_outcome
 from kap_outcomes.clinical.points import ScorePoint
-from kap_outcomes.clinical.policy import Policy
+from kap_outcomes.clinical.policy import Instrument, Policy
 from kap_outcomes.clinical.safety import AlertLevel, highest_level
 from kap_outcomes.clinical.trend import ewma, trend
 from kap_outcomes.db import utcnow
@@ -145,9 +141,8 @@ def booster(
         "policy": policy,
         "zone": zone,
     }
-    if instrument == "phq9":
-        return booster_signal(phq9_scores=scores, **common)
-    return gad7_booster_signal(gad7_scores=scores, **common)
+    named: Instrument = "phq9" if instrument == "phq9" else "gad7"
+    return booster_signal(scores=scores, instrument=named, **common)
 
 
 def induction_completed_at(data: PatientData, policy: Policy) -> datetime | None:
