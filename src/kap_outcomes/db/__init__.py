@@ -6,6 +6,7 @@
 - ``deferred``: rows batched before a commit, callbacks after it
 - ``errors``: database errors by kind (503, 422, or left as they are)
 - ``group_commit``: SQLite's group commit
+- ``server_commit``: PostgreSQL's group commit and small reads, each on a thread of its own
 - ``unit_of_work``: ``Database``, the owner of every transaction
 
 The names the rest of the project uses are importable from here.

@@ -44,9 +44,11 @@ def make_engine(
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
+    # No pre-ping: it cost a round trip per checkout. A connection found broken when used
+    # fails that one unit of work (a 503) and makes the pool drop every connection older
+    # than it, so the next checkouts connect afresh (tests/test_outage.py).
     return create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout_s,

@@ -24,6 +24,7 @@ from kap_outcomes.db.deferred import (
 )
 from kap_outcomes.db.errors import translate
 from kap_outcomes.db.group_commit import GroupCommitWriter
+from kap_outcomes.db.server_commit import ServerGroupCommit, ServerReader
 
 T = TypeVar("T")
 
@@ -43,6 +44,8 @@ class Database:
         self.busy_timeout_ms = busy_timeout_ms
         self.sqlite = engine.dialect.name == "sqlite"
         self._writer: GroupCommitWriter | None = None
+        self._server_writer: ServerGroupCommit | None = None
+        self._server_reader: ServerReader | None = None
         self._loop_reader: Connection | None = None
         # set by the app: wraps every unit of work of ``write`` (the audit trail's hook)
         self.wrap_write: Callable[[Callable[[Connection], Any]], Callable[[Connection], Any]] = (
@@ -87,13 +90,17 @@ class Database:
             raise translated from exc
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        """Run a use case in its own committed transaction (grouped with others on SQLite)."""
+        """Run a use case and commit it before returning; the writes that arrive together
+        share one commit (SQLite: ``GroupCommitWriter``; a server database:
+        ``ServerGroupCommit``), each in a SAVEPOINT of its own."""
         fn = self.wrap_write(fn)
         if self.sqlite:
             if self._writer is None:
                 self._writer = GroupCommitWriter(self)
             return await self._writer.submit(fn)
-        return await anyio.to_thread.run_sync(self.run_write, fn)
+        if self._server_writer is None:
+            self._server_writer = ServerGroupCommit(self)
+        return await self._server_writer.submit(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self.run_read, fn)
@@ -104,10 +111,13 @@ class Database:
         On SQLite it runs inline on the event loop's thread, on one long-lived connection in
         autocommit mode: a WAL reader never waits on a lock and an indexed lookup takes a few
         microseconds, less than a pool checkout or a hop to a worker thread. Elsewhere it is a
-        network round trip, so it goes to a worker thread like any other read.
+        network round trip: it goes to the thread of ``ServerReader``, which runs it on its own
+        long-lived connection in autocommit (one round trip, no BEGIN/COMMIT, no checkout).
         """
         if not self.sqlite:
-            return await self.read(fn)
+            if self._server_reader is None:
+                self._server_reader = ServerReader(self)
+            return await self._server_reader.submit(fn)
         conn = self._loop_reader
         if conn is None or conn.closed or conn.invalidated:
             conn = self._loop_reader = self.engine.connect()
@@ -159,6 +169,10 @@ class Database:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        for server in (self._server_writer, self._server_reader):
+            if server is not None:
+                server.close()
+        self._server_writer = self._server_reader = None
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None

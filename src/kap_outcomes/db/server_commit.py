@@ -1,0 +1,233 @@
+"""PostgreSQL: group commit, and the small reads, each on one long-lived connection driven by a
+thread of its own.
+
+Every statement on a server database is a network round trip, so neither runs on the event
+loop: the loop hands a job to the thread through a queue and awaits a future that the thread
+settles (``call_soon_threadsafe``) once the job is done, for a write only once its transaction
+has committed. Both connections are in autocommit mode at the driver; the writer issues
+``BEGIN``, its SAVEPOINTs and ``COMMIT`` itself, so that two of them travel in one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Connection
+
+from kap_outcomes.db.deferred import (
+    AFTER_COMMIT_KEY,
+    DEFERRED_KEY,
+    deferred_mark,
+    drop_deferred_since,
+    flush_deferred,
+    take_after_commit,
+)
+from kap_outcomes.db.errors import translate
+from kap_outcomes.metrics import GROUP_COMMIT_BATCH
+
+if TYPE_CHECKING:
+    from kap_outcomes.db.unit_of_work import Database
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+_SAVEPOINT = "SAVEPOINT kap_job"
+_NEXT_SAVEPOINT = "RELEASE SAVEPOINT kap_job; SAVEPOINT kap_job"
+_ROLLBACK_JOB = "ROLLBACK TO SAVEPOINT kap_job"
+
+
+class _ConnectionThread:
+    """One long-lived autocommit connection and the thread that alone uses it."""
+
+    def __init__(self, db: Database, name: str, max_batch: int) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._conn: Connection | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def submit(self, fn: Callable[[Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((fn, future))
+        return await future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            batch = [job]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            _settle_all(self._run(batch))
+            if stop:
+                break
+        self._discard()
+
+    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+        raise NotImplementedError
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            conn = self._db.engine.connect()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
+        return self._conn
+
+    def _discard(self) -> None:
+        """Forget the connection (after a failure, or at the end): a new one next time."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        conn.info.pop(DEFERRED_KEY, None)
+        conn.info.pop(AFTER_COMMIT_KEY, None)
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception:  # noqa: S110 - a broken connection is being dropped anyway
+            pass
+
+    def _broken(self) -> bool:
+        """Is the connection gone (rather than a statement failed on it)?"""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            return True
+        raw = conn.connection.dbapi_connection
+        return raw is None or bool(raw.closed or getattr(raw, "broken", False))
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+
+class ServerReader(_ConnectionThread):
+    """The small reads of every request (the token lookup) in autocommit: one statement, one
+    round trip, no ``BEGIN``/``COMMIT`` around it, no pool checkout.
+
+    A read that finds the connection broken (the server restarted since the last one) is
+    tried once more on a new connection: it changed nothing, so that is safe, and the first
+    request after a restart is not a needless 503.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, "kap-pg-reader", max_batch=64)
+
+    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+        return [self._read(fn, future) for fn, future in batch]
+
+    def _read(self, fn: Callable[[Connection], Any], future: asyncio.Future[Any]) -> _Outcome:
+        for attempt in (1, 2):
+            try:
+                conn = self._connection()
+                result = fn(conn)
+                conn.rollback()  # SQLAlchemy's bookkeeping; nothing is open at the server
+                return future, result, None
+            except Exception as exc:
+                if not self._broken():
+                    self._conn.rollback()  # type: ignore[union-attr]
+                    return future, None, translate(exc)
+                self._discard()
+                if attempt == 2:
+                    return future, None, translate(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ServerGroupCommit(_ConnectionThread):
+    """Group commit for PostgreSQL: the writes that arrive together share one transaction.
+
+    Every write of this process is queued here. The thread takes whatever is waiting (up to
+    ``max_batch``), opens one transaction, runs each use case in a SAVEPOINT of its own (so one
+    that fails rolls back alone; a batch of one needs none), inserts the deferred rows, commits
+    once, and only then answers the waiting requests: a 201 is never sent for uncommitted
+    data. While it works, the next batch gathers. A batch costs ``BEGIN`` and ``COMMIT`` once
+    instead of per request, and one round trip per use case for its SAVEPOINT (the release of
+    the previous one travels with it).
+
+    Use cases see one another's rows within a batch, as SQLite's group commit lets them;
+    row locks they take are held until the batch commits.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 64) -> None:
+        super().__init__(db, "kap-pg-writer", max_batch=max_batch)
+
+    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+        GROUP_COMMIT_BATCH.observe(len(batch))
+        outcomes: list[_Outcome] = []
+        try:
+            conn = self._connection()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            single = len(batch) == 1
+            raw.execute("BEGIN" if single else f"BEGIN; {_SAVEPOINT}")
+            for index, (fn, future) in enumerate(batch):
+                if index:
+                    raw.execute(_NEXT_SAVEPOINT)
+                mark = deferred_mark(conn)
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    if single or self._broken():
+                        raise
+                    raw.execute(_ROLLBACK_JOB)
+                    drop_deferred_since(conn, mark)
+                    outcomes.append((future, None, translate(exc)))
+                else:
+                    outcomes.append((future, result, None))
+            flush_deferred(conn)
+            raw.execute("COMMIT")
+            conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
+        except Exception as exc:
+            self._abandon()
+            failure = translate(exc)
+            return [(future, None, failure) for _, future in batch]
+        for callback in take_after_commit(conn):
+            callback()
+        return outcomes
+
+    def _abandon(self) -> None:
+        """Roll back whatever is open; a connection that cannot is replaced."""
+        conn = self._conn
+        if conn is None:
+            return
+        conn.info.pop(DEFERRED_KEY, None)
+        conn.info.pop(AFTER_COMMIT_KEY, None)
+        try:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("ROLLBACK")
+            conn.rollback()
+        except Exception:
+            self._discard()
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Answer each waiting request on its own loop (one wake-up per loop, not per request)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+            loop.call_soon_threadsafe(_settle_many, settled)
+
+
+def _settle_many(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.done():  # the client went away; committed data stays committed
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,149 @@
+"""PostgreSQL's group commit and small reads (``db.server_commit``): writes that arrive together
+share one transaction, one failing write rolls back alone, nothing is answered before its
+commit, and a killed connection is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, create_engine, text
+
+from kap_outcomes.db import Database, make_engine
+from kap_outcomes.errors import DomainError
+
+from .conftest import PG_URL
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="PostgreSQL's group commit")
+
+
+@pytest.fixture
+def table(database_url: str) -> Iterator[str]:
+    name = f"gc_probe_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {name} (n integer PRIMARY KEY, tx bigint NOT NULL)"))
+    yield name
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {name}"))
+    engine.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(make_engine(database_url))
+    yield database
+    database.dispose()
+
+
+def _insert(table: str, n: int, *, fail: bool = False, hold: float = 0.0) -> Any:
+    def job(conn: Connection) -> int:
+        if hold:
+            time.sleep(hold)  # keeps the writer busy: the next writes gather behind it
+        conn.execute(
+            text(f"INSERT INTO {table} (n, tx) VALUES (:n, pg_current_xact_id()::text::bigint)"),
+            {"n": n},
+        )
+        if fail:
+            raise ValueError(f"job {n} fails after its insert")
+        return n
+
+    return job
+
+
+def _stored(database_url: str, table: str) -> dict[int, int]:
+    """What another session sees: committed rows only."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {n: tx for n, tx in conn.execute(text(f"SELECT n, tx FROM {table}"))}
+    finally:
+        engine.dispose()
+
+
+def test_writes_that_arrive_together_share_one_transaction_and_fail_alone(
+    db: Database, table: str, database_url: str
+) -> None:
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(db.write(_insert(table, 0, hold=0.3)))
+        await asyncio.sleep(0.05)  # the writer is inside job 0 now
+        rest = [db.write(_insert(table, n, fail=(n == 3))) for n in range(1, 6)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert results[0] == 0
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 1, 2, 4, 5]
+    assert isinstance(results[3], ValueError)
+
+    stored = _stored(database_url, table)
+    assert sorted(stored) == [0, 1, 2, 4, 5]  # job 3's insert rolled back alone
+    # PostgreSQL's own transaction ids: the five that waited together committed as one
+    assert len({stored[n] for n in (1, 2, 4, 5)}) == 1
+    assert stored[0] != stored[1]
+
+
+def test_a_write_is_answered_only_once_committed(
+    db: Database, table: str, database_url: str
+) -> None:
+    async def scenario() -> dict[int, int]:
+        await db.write(_insert(table, 7))
+        return _stored(database_url, table)  # at once, from another session
+
+    assert list(asyncio.run(scenario())) == [7]
+
+
+def test_a_failing_write_alone_rolls_back_and_the_next_one_commits(
+    db: Database, table: str, database_url: str
+) -> None:
+    async def scenario() -> None:
+        with pytest.raises(ValueError):
+            await db.write(_insert(table, 1, fail=True))
+        await db.write(_insert(table, 2))
+
+    asyncio.run(scenario())
+    assert list(_stored(database_url, table)) == [2]
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        engine.dispose()
+
+
+def _pid(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_killed_connections_are_replaced(db: Database, table: str, database_url: str) -> None:
+    async def scenario() -> list[Any]:
+        writer_pid = await db.write(_pid)
+        reader_pid = await db.read_small(_pid)
+        assert writer_pid != reader_pid
+        _terminate(database_url, writer_pid)
+        _terminate(database_url, reader_pid)
+        # the small read changed nothing: it is retried on a new connection at once
+        reader_again = await db.read_small(_pid)
+        # the write on the dead connection is a 503 (it may have reached nothing)...
+        first: Any
+        try:
+            first = await db.write(_insert(table, 1))
+        except DomainError as exc:
+            first = exc.status
+        # ...and the next one runs on a new connection
+        second = await db.write(_insert(table, 2))
+        writer_again = await db.write(_pid)
+        return [reader_pid, reader_again, first, second, writer_pid, writer_again]
+
+    reader_pid, reader_again, first, second, writer_pid, writer_again = asyncio.run(scenario())
+    assert reader_again != reader_pid
+    assert first == 503
+    assert second == 2
+    assert writer_again != writer_pid
+    assert sorted(_stored(database_url, table)) == [2]
