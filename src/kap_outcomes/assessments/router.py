@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from kap_outcomes.assessments import corrections, service
@@ -17,20 +18,10 @@ from kap_outcomes.assessments.models import (
     AssessmentRetract,
 )
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, current_principal
+from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.db import Database
-from kap_outcomes.http import (
-    ResourceId,
-    create_once,
-    created,
-    json_body,
-    json_request_body,
-    path_id,
-    problems,
-    with_headers,
-)
-from kap_outcomes.idempotency.service import check_key
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
 from kap_outcomes.timing import Timestamp
@@ -38,41 +29,31 @@ from kap_outcomes.timing import Timestamp
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
 
 
+SUBMIT = Create(AssessmentCreate, path_ids=("patient_id",))
+
+
 @router.post(
     "/patients/{patient_id}/assessments",
     status_code=201,
     response_model=AssessmentPublic,
     responses={201: with_headers("ETag")},
-    openapi_extra=json_request_body(AssessmentCreate, path_ids=["patient_id"]),
 )
-async def submit_assessment(request: Request) -> Response:
+async def submit_assessment(
+    new: Annotated[Creation[AssessmentCreate], Depends(SUBMIT)],
+) -> Response:
     """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
-    # The busiest route reads its path parameter, authenticates and parses its body itself
-    # rather than through FastAPI's parameters and dependencies, which the ingest benchmark
-    # showed cost more than the database work (bench/README.md). Same checks, same order
-    # (a bad path id, then 401, then the body's 422), same problem documents.
-    patient_id = path_id(request, "patient_id")
-    principal = await current_principal(request)
-    key = check_key(request.headers.get("idempotency-key"))  # documented in openapi_extra
-    data = await json_body(request, AssessmentCreate)
-    db: Database = request.app.state.db
-    submit = partial(
-        service.submit_assessment, principal=principal, patient_id=patient_id, data=data
-    )
-    if key is None:  # the common case: no second serialization, no lookup
-        result = await db.write(submit)
-        return created(result, assessment_headers({"id": result.id, "version": result.version}))
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=key,
-        create=submit,
-        created_headers=assessment_headers,
+    return await new.respond(
+        partial(
+            service.submit_assessment,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        assessment_headers,
     )
 
 
-def assessment_headers(assessment: dict[str, Any]) -> dict[str, str]:
+def assessment_headers(assessment: Mapping[str, Any]) -> dict[str, str]:
     """A created assessment's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
     return {
         "Location": f"/v1/assessments/{assessment['id']}",

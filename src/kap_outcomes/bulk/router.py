@@ -8,21 +8,22 @@ organisation that asked may follow an export or read its files.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from email.utils import format_datetime
 from functools import partial
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.auth.dependencies import DbDep, StaffDep, staff_principal
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.bulk import service
 from kap_outcomes.bulk.runner import remove_files
 from kap_outcomes.config import Settings
+from kap_outcomes.creating import Create, Creation, FhirResource
 from kap_outcomes.db import Database
 from kap_outcomes.errors import not_found
 from kap_outcomes.fhir import search
@@ -341,6 +342,9 @@ _GROUP_CREATED: dict[int | str, dict[str, Any]] = {
 }
 
 
+CREATE_GROUP = Create(FhirResource, auth=staff_principal, document_body=False)
+
+
 @router.post(
     "/Group",
     status_code=201,
@@ -355,19 +359,21 @@ _GROUP_CREATED: dict[int | str, dict[str, Any]] = {
         }
     },
 )
-async def fhir_create_group(request: Request, principal: StaffDep, db: DbDep) -> FhirResponse:
+async def fhir_create_group(
+    new: Annotated[Creation[FhirResource], Depends(CREATE_GROUP)],
+) -> Response:
     """Define a cohort: ``{"resourceType": "Group", "type": "person", "actual": true, "name":
     …, "member": [{"entity": {"reference": "Patient/{id}"}}]}`` (the organisation's own
     patients, at most 10,000). Export it with ``GET /Group/{id}/$export``."""
-    body = await request.body()
-    created = await db.write(partial(service.create_group, principal=principal, body=body))
-    return FhirResponse(
-        created.resource,
-        status_code=201,
-        headers={
-            "Location": f"{fhir_base(request)}/Group/{created.id}/_history/1",
-            "ETag": 'W/"1"',
-        },
+    base = fhir_base(new.request)
+
+    def headers(group: Mapping[str, Any]) -> dict[str, str]:
+        return {"Location": f"{base}/Group/{group['id']}/_history/1", "ETag": 'W/"1"'}
+
+    return await new.respond(
+        partial(service.create_group, principal=new.principal, document=new.data.document),
+        headers,
+        media_type=FHIR_MEDIA_TYPE,
     )
 
 

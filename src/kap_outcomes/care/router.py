@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.auth.dependencies import DbDep, StaffDep, staff_principal
 from kap_outcomes.care import corrections, service
 from kap_outcomes.care.models import (
     CourseCreate,
@@ -20,18 +21,19 @@ from kap_outcomes.care.models import (
     SessionPublic,
     SessionRetract,
 )
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)
 
 
-def course_location(course: dict[str, Any]) -> dict[str, str]:
+def course_location(course: Mapping[str, Any]) -> dict[str, str]:
     return {"Location": f"/v1/patients/{course['patient_id']}/courses/{course['id']}"}
 
 
-def session_location(session: dict[str, Any]) -> dict[str, str]:
+def session_location(session: Mapping[str, Any]) -> dict[str, str]:
     """A created session's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
     return {
         "Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}",
@@ -39,22 +41,20 @@ def session_location(session: dict[str, Any]) -> dict[str, str]:
     }
 
 
+OPEN_COURSE = Create(CourseCreate, auth=staff_principal, path_ids=("patient_id",))
+RECORD_SESSION = Create(SessionCreate, auth=staff_principal, path_ids=("patient_id",))
+
+
 @router.post("/courses", status_code=201, response_model=CoursePublic)
-async def open_course(
-    patient_id: ResourceId,
-    data: CourseCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=course_location,
+async def open_course(new: Annotated[Creation[CourseCreate], Depends(OPEN_COURSE)]) -> Response:
+    return await new.respond(
+        partial(
+            service.open_course,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        course_location,
     )
 
 
@@ -88,20 +88,16 @@ async def get_course(
     | {201: with_headers("ETag")},
 )
 async def record_session(
-    patient_id: ResourceId,
-    data: SessionCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    new: Annotated[Creation[SessionCreate], Depends(RECORD_SESSION)],
 ) -> Response:
-    create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=session_location,
+    return await new.respond(
+        partial(
+            service.record_session,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        session_location,
     )
 
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
+from kap_outcomes.creating import Create, Creation, FhirResource
 from kap_outcomes.fhir import search, service
 from kap_outcomes.fhir.capability import capability_statement
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE
 from kap_outcomes.fhir.search import DEFAULT_COUNT, MAX_COUNT
-from kap_outcomes.http import IdempotencyKey, problems, with_headers
-from kap_outcomes.idempotency.service import check_key
+from kap_outcomes.http import problems, with_headers
+from kap_outcomes.idempotency.service import Outcome
 from kap_outcomes.links import fhir_base
 
 BASE = "/fhir/R4"
@@ -162,12 +163,50 @@ def _search(
     )
 
 
-def _created_headers(created: service.Created, location: str) -> dict[str, str]:
-    version = location.rpartition("/")[2]
-    headers = {"Location": location, "ETag": f'W/"{version}"'}
-    if created.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return headers
+FHIR_CREATE = Create(FhirResource, document_body=False)
+"""Every FHIR create: the caller, the Idempotency-Key and the JSON body, read as on /v1."""
+
+IfNoneExist = Annotated[str | None, Header(alias="If-None-Exist", max_length=600)]
+
+
+def _fhir_body(resource_type: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{resource_type}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                FHIR_MEDIA_TYPE: {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
+
+
+async def _conditional_create(
+    new: Creation[FhirResource],
+    create: Callable[..., Outcome],
+    if_none_exist: str | None,
+) -> Response:
+    """A FHIR create, conditional under ``If-None-Exist`` (part of what makes a retry under
+    the same Idempotency-Key the same request): 201, or 200 with the match."""
+    base = _base(new.request)
+
+    def headers(resource: Mapping[str, Any]) -> dict[str, str]:
+        version = resource["meta"]["versionId"]
+        kind, id_ = resource["resourceType"], resource["id"]
+        return {"Location": f"{base}/{kind}/{id_}/_history/{version}", "ETag": f'W/"{version}"'}
+
+    return await new.respond(
+        partial(
+            create,
+            principal=new.principal,
+            document=new.data.document,
+            if_none_exist=if_none_exist,
+        ),
+        headers,
+        media_type=FHIR_MEDIA_TYPE,
+        condition=if_none_exist or "",
+    )
 
 
 def _resource(resource: dict[str, Any]) -> FhirResponse:
@@ -216,50 +255,17 @@ _CREATED[201] = _documented(
     "/QuestionnaireResponse",
     status_code=201,
     responses=_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                FHIR_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/QuestionnaireResponse"}},
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/QuestionnaireResponse"}
-                },
-            },
-        }
-    },
+    openapi_extra=_fhir_body("QuestionnaireResponse"),
 )
 async def fhir_create_questionnaire_response(
-    request: Request,
-    principal: PrincipalDep,
-    db: DbDep,
-    if_none_exist: Annotated[str | None, Header(alias="If-None-Exist", max_length=600)] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> FhirResponse:
+    new: Annotated[Creation[FhirResource], Depends(FHIR_CREATE)],
+    if_none_exist: IfNoneExist = None,
+) -> Response:
     """Ingest a completed form (conditional create with ``If-None-Exist: identifier=s|v``).
 
     Scored, checked for safety and stored exactly like a form posted on /v1 (source ``ehr``).
     """
-    key = check_key(idempotency_key)
-    body = await request.body()
-    digest = hashlib.sha256(
-        b"POST QuestionnaireResponse\n" + (if_none_exist or "").encode() + b"\n" + body
-    ).hexdigest()
-    created = await db.write(
-        partial(
-            service.create_questionnaire_response,
-            principal=principal,
-            body=body,
-            if_none_exist=if_none_exist,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-    )
-    resource = orjson.loads(created.body)
-    version = resource["meta"]["versionId"]
-    location = f"{_base(request)}/QuestionnaireResponse/{resource['id']}/_history/{version}"
-    return FhirResponse(
-        created.body, status_code=created.status_code, headers=_created_headers(created, location)
-    )
+    return await _conditional_create(new, service.create_questionnaire_response, if_none_exist)
 
 
 @router.get("/QuestionnaireResponse/{response_id}", responses=_read("QuestionnaireResponse"))
@@ -358,19 +364,6 @@ _OBSERVATION_CREATED[201] = _documented(
 )
 
 
-def _fhir_body(resource_type: str) -> dict[str, Any]:
-    schema = {"$ref": f"#/components/schemas/{resource_type}"}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                FHIR_MEDIA_TYPE: {"schema": schema},
-                "application/json": {"schema": schema},
-            },
-        }
-    }
-
-
 @router.post(
     "/Observation",
     status_code=201,
@@ -378,37 +371,14 @@ def _fhir_body(resource_type: str) -> dict[str, Any]:
     openapi_extra=_fhir_body("Observation"),
 )
 async def fhir_create_observation(
-    request: Request,
-    principal: PrincipalDep,
-    db: DbDep,
-    if_none_exist: Annotated[str | None, Header(alias="If-None-Exist", max_length=600)] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> FhirResponse:
+    new: Annotated[Creation[FhirResource], Depends(FHIR_CREATE)],
+    if_none_exist: IfNoneExist = None,
+) -> Response:
     """Ingest a PHQ-9 or GAD-7 total (44261-6, 70274-6), PHQ-9 item 9 (44260-8), or a panel
     of them (``component``, or ``hasMember`` of contained Observations): one assessment
     through the same service as /v1 (source ``ehr``). Conditional create with
     ``If-None-Exist: identifier=s|v``."""
-    key = check_key(idempotency_key)
-    body = await request.body()
-    digest = hashlib.sha256(
-        b"POST Observation\n" + (if_none_exist or "").encode() + b"\n" + body
-    ).hexdigest()
-    created = await db.write(
-        partial(
-            service.create_observation,
-            principal=principal,
-            body=body,
-            if_none_exist=if_none_exist,
-            idempotency_key=key,
-            fingerprint=digest,
-        )
-    )
-    resource = orjson.loads(created.body)
-    version = resource["meta"]["versionId"]
-    location = f"{_base(request)}/Observation/{resource['id']}/_history/{version}"
-    return FhirResponse(
-        created.body, status_code=created.status_code, headers=_created_headers(created, location)
-    )
+    return await _conditional_create(new, service.create_observation, if_none_exist)
 
 
 @router.post(
@@ -420,29 +390,22 @@ async def fhir_create_observation(
     openapi_extra=_fhir_body("Bundle"),
 )
 async def fhir_transaction(
-    request: Request,
-    principal: PrincipalDep,
-    db: DbDep,
-    idempotency_key: IdempotencyKey = None,
-) -> FhirResponse:
+    new: Annotated[Creation[FhirResource], Depends(FHIR_CREATE)],
+) -> Response:
     """A transaction Bundle of Observations (``POST Observation`` entries): what is about one
     patient at one instant is one administration (a total with its item 9); all are stored
     or none."""
-    key = check_key(idempotency_key)
-    body = await request.body()
-    digest = hashlib.sha256(b"POST transaction\n" + body).hexdigest()
-    done = await db.write(
+    return await new.respond(
         partial(
             service.process_transaction,
-            principal=principal,
-            body=body,
-            base=_base(request),
-            idempotency_key=key,
-            fingerprint=digest,
-        )
+            principal=new.principal,
+            document=new.data.document,
+            base=_base(new.request),
+        ),
+        lambda _bundle: {},
+        status_code=200,
+        media_type=FHIR_MEDIA_TYPE,
     )
-    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
-    return FhirResponse(done.body, status_code=done.status_code, headers=headers)
 
 
 @router.get("/Patient/{patient_id}", responses=_read("Patient"))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
+from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import (
@@ -21,6 +23,9 @@ from kap_outcomes.patients.models import (
 )
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=AuditedRoute)
+
+
+CREATE_PATIENT = Create(PatientCreate, auth=staff_principal)
 
 
 @router.post(
@@ -36,23 +41,15 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=Audited
     ),
 )
 async def create_patient(
-    data: PatientCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    new: Annotated[Creation[PatientCreate], Depends(CREATE_PATIENT)],
 ) -> Response:
-    create = partial(service.create_patient, principal=principal, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=patient_location,
+    return await new.respond(
+        partial(service.create_patient, principal=new.principal, data=new.data),
+        patient_location,
     )
 
 
-def patient_location(patient: dict[str, Any]) -> dict[str, str]:
+def patient_location(patient: Mapping[str, Any]) -> dict[str, str]:
     return {"Location": f"/v1/patients/{patient['id']}"}
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
 from kap_outcomes.config import Settings
+from kap_outcomes.creating import Create, Creation
 from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
@@ -38,19 +40,28 @@ def _policy(request: Request) -> EgressPolicy:
     return EgressPolicy(tuple(settings.webhook_allowed_networks))
 
 
-@router.post("", status_code=201)
-async def create_webhook(
-    data: WebhookCreate, principal: AdminDep, db: DbDep, request: Request, response: Response
-) -> WebhookWithSecret:
-    """Register an endpoint; the answer holds its signing secret, shown this once.
+CREATE_WEBHOOK = Create(WebhookCreate, auth=admin_principal, replayable=False)
 
-    No Idempotency-Key replay here: a replay would have to keep the secret to show it again.
-    """
-    created = await db.write(
-        partial(service.create_endpoint, principal=principal, data=data, policy=_policy(request))
+
+@router.post("", status_code=201, response_model=WebhookWithSecret)
+async def create_webhook(
+    new: Annotated[Creation[WebhookCreate], Depends(CREATE_WEBHOOK)],
+) -> Response:
+    """Register an endpoint; the answer holds its signing secret, shown this once (so a
+    retry is not replayed: it registers another)."""
+    return await new.respond(
+        partial(
+            service.create_endpoint,
+            principal=new.principal,
+            data=new.data,
+            policy=_policy(new.request),
+        ),
+        webhook_location,
     )
-    response.headers["Location"] = f"/v1/webhooks/{created.id}"
-    return created
+
+
+def webhook_location(webhook: Mapping[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/webhooks/{webhook['id']}"}
 
 
 @router.get("")
