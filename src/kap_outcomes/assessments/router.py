@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from kap_outcomes.assessments import corrections, service
@@ -18,7 +18,7 @@ from kap_outcomes.assessments.models import (
     AssessmentRetract,
 )
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
+from kap_outcomes.calling import AnyCaller, PrincipalRead, StaffChange
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.creating import Create, Creation
 from kap_outcomes.http import ResourceId, problems, with_headers
@@ -64,102 +64,57 @@ def assessment_headers(assessment: Mapping[str, Any]) -> dict[str, str]:
 @router.get("/patients/{patient_id}/assessments")
 async def list_assessments(
     patient_id: ResourceId,
-    principal: PrincipalDep,
-    db: DbDep,
+    caller: AnyCaller,
     instrument: Instrument | None = None,
     since: Annotated[Timestamp | None, Query()] = None,
     until: Annotated[Timestamp | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AssessmentPublic]:
-    return await db.read(
-        partial(
-            service.list_assessments,
-            principal=principal,
-            patient_id=patient_id,
-            instrument=instrument,
-            since=since,
-            until=until,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await caller.read(
+        service.list_assessments,
+        patient_id=patient_id,
+        instrument=instrument,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
 
 
 @router.get("/assessments/{assessment_id}", responses=problems(ok=with_headers("ETag")))
-async def get_assessment(
-    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
-) -> AssessmentPublic:
+async def get_assessment(assessment_id: ResourceId, versions: PrincipalRead) -> AssessmentPublic:
     """The current version, with its ``ETag`` (send it as ``If-Match`` to correct it)."""
-    result = await db.read(
-        partial(service.get_assessment, principal=principal, assessment_id=assessment_id)
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await versions.read(service.get_assessment, assessment_id=assessment_id)
 
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match", max_length=200, description="The ETag of the version corrected (not *)"
-    ),
-]
 PRECONDITIONS = problems(
-    (409, "The assessment was retracted (entered in error)"), 412, 428, ok=with_headers("ETag")
+    (409, "The assessment was retracted (entered in error)"),
+    412,
+    428,
+    ok=with_headers("ETag"),
 )
 
 
 @router.post("/assessments/{assessment_id}/amend", responses=PRECONDITIONS)
 async def amend_assessment(
-    assessment_id: ResourceId,
-    data: AssessmentAmend,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    assessment_id: ResourceId, data: AssessmentAmend, change: StaffChange
 ) -> AssessmentPublic:
     """Record corrected answers as a new version (scored again, safety re-evaluated)."""
-    result = await db.write(
-        partial(
-            corrections.amend_assessment,
-            principal=principal,
-            assessment_id=assessment_id,
-            if_match=if_match,
-            data=data,
-        )
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await change.write(corrections.amend_assessment, assessment_id=assessment_id, data=data)
 
 
 @router.post("/assessments/{assessment_id}/retract", responses=PRECONDITIONS)
 async def retract_assessment(
-    assessment_id: ResourceId,
-    data: AssessmentRetract,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    assessment_id: ResourceId, data: AssessmentRetract, change: StaffChange
 ) -> AssessmentPublic:
     """Mark the assessment entered in error; it leaves trends and signals, its history stays."""
-    result = await db.write(
-        partial(
-            corrections.retract_assessment,
-            principal=principal,
-            assessment_id=assessment_id,
-            if_match=if_match,
-            data=data,
-        )
+    return await change.write(
+        corrections.retract_assessment, assessment_id=assessment_id, data=data
     )
-    response.headers["ETag"] = etag(result.version)
-    return result
 
 
 @router.get("/assessments/{assessment_id}/history")
-async def assessment_history(
-    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep
-) -> AssessmentHistory:
+async def assessment_history(assessment_id: ResourceId, caller: AnyCaller) -> AssessmentHistory:
     """Every version, oldest first: what was recorded, when, by which token and why."""
-    return await db.read(
-        partial(corrections.assessment_history, principal=principal, assessment_id=assessment_id)
-    )
+    return await caller.read(corrections.assessment_history, assessment_id=assessment_id)

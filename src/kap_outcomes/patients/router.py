@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
+from kap_outcomes.calling import StaffCaller
 from kap_outcomes.creating import Create, Creation
 from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
@@ -55,22 +56,15 @@ def patient_location(patient: Mapping[str, Any]) -> dict[str, str]:
 
 @router.get("")
 async def list_patients(
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     external_id: Annotated[
         str | None, Query(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[PatientPublic]:
-    return await db.read(
-        partial(
-            service.list_patients,
-            principal=principal,
-            external_id=external_id,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await staff.read(
+        service.list_patients, external_id=external_id, cursor=cursor, limit=limit
     )
 
 
