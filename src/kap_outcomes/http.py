@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import orjson
-from fastapi import Header, Path, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
-from sqlalchemy import Connection
+from fastapi import Path
+from pydantic import BaseModel, StringConstraints, TypeAdapter
 
-from kap_outcomes.auth.principal import Principal
-from kap_outcomes.db import Database
-from kap_outcomes.errors import (
-    FieldProblem,
-    invalid,
-    problems_from_errors,
-    unsupported_media_type,
-)
-from kap_outcomes.idempotency.service import (
-    RETENTION,
-    Outcome,
-    check_key,
-    fingerprint,
-    idempotent,
-)
-from kap_outcomes.json_bodies import is_json_media_type
+from kap_outcomes.idempotency.service import RETENTION
 from kap_outcomes.patterns import FREE_TEXT_PATTERN as FREE_TEXT_PATTERN
 from kap_outcomes.patterns import ID_PATTERN as ID_PATTERN
 from kap_outcomes.problems import PROBLEM_MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 
-M = TypeVar("M", bound=BaseModel)
-
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
-_RESOURCE_ID_TEXT = TypeAdapter(
+RESOURCE_ID_TEXT = TypeAdapter(
     Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=ID_PATTERN)]
 )
-
-
-def path_id(request: Request, name: str) -> str:
-    """A path parameter that is an id, checked as FastAPI checks a ``ResourceId`` (same rule,
-    same errors), for a route that reads its parameters itself (see :func:`json_request_body`)."""
-    try:
-        return _RESOURCE_ID_TEXT.validate_python(request.path_params[name])
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("path", name, *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
+"""The ``ResourceId`` rule (same errors), for a helper that reads path parameters itself."""
 
 
 def path_id_parameter(name: str) -> dict[str, Any]:
-    """The OpenAPI description of a path parameter read by :func:`path_id` (as FastAPI would
-    write it for a ``ResourceId``)."""
+    """The OpenAPI description of an id path parameter read by a route's create helper
+    (``kap_outcomes.creating``), as FastAPI would write it for a ``ResourceId``."""
     return {
         "in": "path",
         "name": name,
@@ -177,65 +145,13 @@ def with_headers(*required: str, optional: tuple[str, ...] = ()) -> dict[str, An
     }
 
 
-def created(model: BaseModel, headers: dict[str, str]) -> Response:
-    """201 with the model's JSON, serialized once by pydantic-core, and ``headers`` (at least
-    the ``Location`` of what was created: every 201 names it).
-
-    The route still declares its response model (for OpenAPI); returning the body ready-made
-    spares the second validation FastAPI would run on a value we built ourselves.
-    """
-    return Response(
-        model.model_dump_json(), status_code=201, media_type="application/json", headers=headers
-    )
-
-
-CreatedHeaders = Callable[[dict[str, Any]], dict[str, str]]
-"""The headers of a 201 (``Location``, maybe ``ETag``) from the created resource's JSON."""
-
-
 MANUAL_BODIES: dict[str, type[BaseModel]] = {}
-"""Request bodies that a route parses itself (see :func:`json_body`); app.py adds their
-schemas to the OpenAPI components."""
+"""Request bodies that a route parses itself (``kap_outcomes.creating``); the contract adds
+their schemas to the OpenAPI components."""
 
 DOCUMENTED_SCHEMAS: dict[str, dict[str, Any]] = {}
 """JSON Schemas a route documents without a model of its own (kap_outcomes.contract adds
 them to the OpenAPI components)."""
-
-
-def json_request_body(model: type[BaseModel], *, path_ids: Sequence[str] = ()) -> dict[str, Any]:
-    """``openapi_extra`` for a creating route that parses ``model``, reads its Idempotency-Key
-    (and the id path parameters ``path_ids``, see :func:`path_id`) itself, and needs a bearer
-    token."""
-    MANUAL_BODIES[model.__name__] = model
-    return {
-        "security": [{"bearerAuth": []}],
-        "parameters": [*(path_id_parameter(n) for n in path_ids), IDEMPOTENCY_KEY_PARAMETER],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
-        },
-    }
-
-
-async def json_body(request: Request, model: type[M]) -> M:
-    """Parse and validate a JSON body in one pass of pydantic-core.
-
-    For the ingest route: FastAPI's own body handling parses with the standard library and
-    then validates; this does both in Rust, after the caller has authenticated the request,
-    and reports problems exactly like the app's validation handler (JSON Pointers).
-    """
-    body = await request.body()
-    if not body:
-        raise invalid([FieldProblem(detail="a JSON body is required", pointer="")])
-    if not is_json_media_type(request.headers.get("content-type", "")):
-        raise unsupported_media_type()
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        raise invalid(problems_from_errors(errors)) from None
 
 
 RETENTION_HOURS = int(RETENTION.total_seconds() // 3600)
@@ -258,53 +174,5 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
         "pattern": IDEMPOTENCY_KEY_PATTERN,
     },
 }
-"""For a route that reads the header itself (the ingest route): FastAPI's own header
-parameter handling cost a tenth of its throughput."""
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description=IDEMPOTENCY_KEY_DESCRIPTION,
-    ),
-]
-
-
-def outcome_response(outcome: Outcome, created_headers: CreatedHeaders) -> Response:
-    """The response of an idempotent create; a replay says so in ``Idempotent-Replayed`` and
-    names the same ``Location`` as the first response."""
-    headers = created_headers(orjson.loads(outcome.body))
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(
-        outcome.body,
-        status_code=outcome.status_code,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-async def create_once(
-    request: Request,
-    *,
-    principal: Principal,
-    data: BaseModel,
-    key: str | None,
-    create: Callable[[Connection], BaseModel],
-    created_headers: CreatedHeaders,
-) -> Response:
-    """A creating POST, idempotent under ``Idempotency-Key`` (see idempotency.service)."""
-    db: Database = request.app.state.db
-    return outcome_response(
-        await db.write(
-            idempotent(
-                create,
-                principal=principal,
-                key=check_key(key),
-                fingerprint=fingerprint(request.method, request.url.path, data),
-            )
-        ),
-        created_headers,
-    )
+"""Documented by every create that takes the header (``kap_outcomes.creating`` reads it:
+FastAPI's own header parameter handling cost the ingest route a tenth of its throughput)."""

@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 
 from kap_outcomes.errors import FieldProblem, invalid
+from kap_outcomes.presolved import PresolvedRoute
 
 V1_PREFIX = "/v1/"
 
@@ -55,7 +55,7 @@ def check_query(query_string: bytes, declared: frozenset[str]) -> None:
         raise invalid(problems, "A query parameter is unknown or repeated.")
 
 
-class DeclaredQueryRoute(APIRoute):
+class DeclaredQueryRoute(PresolvedRoute):
     """A route that refuses, on /v1, a query parameter it does not declare or one given twice
     (before anything else of the route runs: before authentication and the body)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 from kap_outcomes.alerts import service
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.calling import StaffCaller
 from kap_outcomes.http import ID_PATTERN, ResourceId, problems
 from kap_outcomes.pagination import Cursor, Limit, Page
 
@@ -19,22 +18,14 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=AuditedRout
 
 @router.get("")
 async def list_alerts(
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     status: AlertStatus | None = None,
     patient_id: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AlertPublic]:
-    return await db.read(
-        partial(
-            service.list_alerts,
-            principal=principal,
-            status=status,
-            patient_id=patient_id,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await staff.read(
+        service.list_alerts, status=status, patient_id=patient_id, cursor=cursor, limit=limit
     )
 
 
@@ -44,24 +35,15 @@ OptionalAction = Annotated[AlertAction | None, Body()]
 
 @router.post("/{alert_id}/acknowledge", responses=_CONFLICT)
 async def acknowledge_alert(
-    alert_id: ResourceId, principal: StaffDep, db: DbDep, data: OptionalAction = None
+    alert_id: ResourceId, staff: StaffCaller, data: OptionalAction = None
 ) -> AlertPublic:
     """Record who acknowledged an open alert, when, and an optional note."""
-    return await db.write(
-        partial(
-            service.acknowledge,
-            principal=principal,
-            alert_id=alert_id,
-            data=data or AlertAction(),
-        )
-    )
+    return await staff.write(service.acknowledge, alert_id=alert_id, data=data or AlertAction())
 
 
 @router.post("/{alert_id}/resolve", responses=_CONFLICT)
 async def resolve_alert(
-    alert_id: ResourceId, principal: StaffDep, db: DbDep, data: OptionalAction = None
+    alert_id: ResourceId, staff: StaffCaller, data: OptionalAction = None
 ) -> AlertPublic:
     """Resolve an alert; an open one is acknowledged and resolved at once."""
-    return await db.write(
-        partial(service.resolve, principal=principal, alert_id=alert_id, data=data or AlertAction())
-    )
+    return await staff.write(service.resolve, alert_id=alert_id, data=data or AlertAction())

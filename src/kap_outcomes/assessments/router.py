@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from kap_outcomes.assessments import corrections, service
@@ -17,20 +18,10 @@ from kap_outcomes.assessments.models import (
     AssessmentRetract,
 )
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, current_principal
+from kap_outcomes.calling import AnyCaller, PrincipalRead, StaffChange
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.db import Database
-from kap_outcomes.http import (
-    ResourceId,
-    create_once,
-    created,
-    json_body,
-    json_request_body,
-    path_id,
-    problems,
-    with_headers,
-)
-from kap_outcomes.idempotency.service import check_key
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
 from kap_outcomes.timing import Timestamp
@@ -38,41 +29,31 @@ from kap_outcomes.timing import Timestamp
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
 
 
+SUBMIT = Create(AssessmentCreate, path_ids=("patient_id",))
+
+
 @router.post(
     "/patients/{patient_id}/assessments",
     status_code=201,
     response_model=AssessmentPublic,
     responses={201: with_headers("ETag")},
-    openapi_extra=json_request_body(AssessmentCreate, path_ids=["patient_id"]),
 )
-async def submit_assessment(request: Request) -> Response:
+async def submit_assessment(
+    new: Annotated[Creation[AssessmentCreate], Depends(SUBMIT)],
+) -> Response:
     """Submit a PHQ-9, GAD-7 or C-SSRS screener; safety alerts open in the same transaction."""
-    # The busiest route reads its path parameter, authenticates and parses its body itself
-    # rather than through FastAPI's parameters and dependencies, which the ingest benchmark
-    # showed cost more than the database work (bench/README.md). Same checks, same order
-    # (a bad path id, then 401, then the body's 422), same problem documents.
-    patient_id = path_id(request, "patient_id")
-    principal = await current_principal(request)
-    key = check_key(request.headers.get("idempotency-key"))  # documented in openapi_extra
-    data = await json_body(request, AssessmentCreate)
-    db: Database = request.app.state.db
-    submit = partial(
-        service.submit_assessment, principal=principal, patient_id=patient_id, data=data
-    )
-    if key is None:  # the common case: no second serialization, no lookup
-        result = await db.write(submit)
-        return created(result, assessment_headers({"id": result.id, "version": result.version}))
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=key,
-        create=submit,
-        created_headers=assessment_headers,
+    return await new.respond(
+        partial(
+            service.submit_assessment,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        assessment_headers,
     )
 
 
-def assessment_headers(assessment: dict[str, Any]) -> dict[str, str]:
+def assessment_headers(assessment: Mapping[str, Any]) -> dict[str, str]:
     """A created assessment's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
     return {
         "Location": f"/v1/assessments/{assessment['id']}",
@@ -83,102 +64,57 @@ def assessment_headers(assessment: dict[str, Any]) -> dict[str, str]:
 @router.get("/patients/{patient_id}/assessments")
 async def list_assessments(
     patient_id: ResourceId,
-    principal: PrincipalDep,
-    db: DbDep,
+    caller: AnyCaller,
     instrument: Instrument | None = None,
     since: Annotated[Timestamp | None, Query()] = None,
     until: Annotated[Timestamp | None, Query()] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AssessmentPublic]:
-    return await db.read(
-        partial(
-            service.list_assessments,
-            principal=principal,
-            patient_id=patient_id,
-            instrument=instrument,
-            since=since,
-            until=until,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await caller.read(
+        service.list_assessments,
+        patient_id=patient_id,
+        instrument=instrument,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
 
 
 @router.get("/assessments/{assessment_id}", responses=problems(ok=with_headers("ETag")))
-async def get_assessment(
-    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
-) -> AssessmentPublic:
+async def get_assessment(assessment_id: ResourceId, versions: PrincipalRead) -> AssessmentPublic:
     """The current version, with its ``ETag`` (send it as ``If-Match`` to correct it)."""
-    result = await db.read(
-        partial(service.get_assessment, principal=principal, assessment_id=assessment_id)
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await versions.read(service.get_assessment, assessment_id=assessment_id)
 
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match", max_length=200, description="The ETag of the version corrected (not *)"
-    ),
-]
 PRECONDITIONS = problems(
-    (409, "The assessment was retracted (entered in error)"), 412, 428, ok=with_headers("ETag")
+    (409, "The assessment was retracted (entered in error)"),
+    412,
+    428,
+    ok=with_headers("ETag"),
 )
 
 
 @router.post("/assessments/{assessment_id}/amend", responses=PRECONDITIONS)
 async def amend_assessment(
-    assessment_id: ResourceId,
-    data: AssessmentAmend,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    assessment_id: ResourceId, data: AssessmentAmend, change: StaffChange
 ) -> AssessmentPublic:
     """Record corrected answers as a new version (scored again, safety re-evaluated)."""
-    result = await db.write(
-        partial(
-            corrections.amend_assessment,
-            principal=principal,
-            assessment_id=assessment_id,
-            if_match=if_match,
-            data=data,
-        )
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await change.write(corrections.amend_assessment, assessment_id=assessment_id, data=data)
 
 
 @router.post("/assessments/{assessment_id}/retract", responses=PRECONDITIONS)
 async def retract_assessment(
-    assessment_id: ResourceId,
-    data: AssessmentRetract,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    assessment_id: ResourceId, data: AssessmentRetract, change: StaffChange
 ) -> AssessmentPublic:
     """Mark the assessment entered in error; it leaves trends and signals, its history stays."""
-    result = await db.write(
-        partial(
-            corrections.retract_assessment,
-            principal=principal,
-            assessment_id=assessment_id,
-            if_match=if_match,
-            data=data,
-        )
+    return await change.write(
+        corrections.retract_assessment, assessment_id=assessment_id, data=data
     )
-    response.headers["ETag"] = etag(result.version)
-    return result
 
 
 @router.get("/assessments/{assessment_id}/history")
-async def assessment_history(
-    assessment_id: ResourceId, principal: PrincipalDep, db: DbDep
-) -> AssessmentHistory:
+async def assessment_history(assessment_id: ResourceId, caller: AnyCaller) -> AssessmentHistory:
     """Every version, oldest first: what was recorded, when, by which token and why."""
-    return await db.read(
-        partial(corrections.assessment_history, principal=principal, assessment_id=assessment_id)
-    )
+    return await caller.read(corrections.assessment_history, assessment_id=assessment_id)

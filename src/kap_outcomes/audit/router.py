@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Query
 from kap_outcomes.audit import service
 from kap_outcomes.audit.models import AuditEventPublic
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.calling import AdminCaller
 from kap_outcomes.http import ID_PATTERN
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.timing import Timestamp
@@ -20,8 +19,7 @@ router = APIRouter(prefix="/v1/audit-events", tags=["audit"], route_class=Audite
 
 @router.get("")
 async def list_audit_events(
-    principal: AdminDep,
-    db: DbDep,
+    admin: AdminCaller,
     patient_id: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
     actor: Annotated[str | None, Query(max_length=36, pattern=ID_PATTERN)] = None,
     since: Annotated[Timestamp | None, Query()] = None,
@@ -30,15 +28,12 @@ async def list_audit_events(
     cursor: Cursor = None,
 ) -> Page[AuditEventPublic]:
     """Who read or changed what, newest first (reading this list is audited too)."""
-    return await db.read(
-        partial(
-            service.list_events,
-            principal=principal,
-            patient_id=patient_id,
-            actor=actor,
-            since=since,
-            until=until,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await admin.read(
+        service.list_events,
+        patient_id=patient_id,
+        actor=actor,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth import admin, enrollment
-from kap_outcomes.auth.dependencies import AdminDep, DbDep, current_principal
+from kap_outcomes.auth import admin as admin_use_cases
+from kap_outcomes.auth import enrollment
+from kap_outcomes.auth.dependencies import DbDep, admin_principal, current_principal
 from kap_outcomes.auth.models import (
     Enrolled,
     EnrollmentIssued,
@@ -23,6 +25,8 @@ from kap_outcomes.auth.models import (
     TokenPublic,
 )
 from kap_outcomes.auth.service import Principal
+from kap_outcomes.calling import AdminCaller, Caller, caller_of
+from kap_outcomes.creating import Create, Creation
 from kap_outcomes.errors import forbidden
 from kap_outcomes.http import ResourceId, problems
 from kap_outcomes.pagination import Cursor, Limit, Page
@@ -30,36 +34,40 @@ from kap_outcomes.pagination import Cursor, Limit, Page
 router = APIRouter(tags=["auth"], route_class=AuditedRoute)
 
 
-@router.post("/v1/tokens", status_code=201)
-async def create_token(
-    data: TokenCreate, principal: AdminDep, db: DbDep, response: Response
-) -> TokenIssued:
+CREATE_TOKEN = Create(TokenCreate, auth=admin_principal, replayable=False)
+
+
+@router.post("/v1/tokens", status_code=201, response_model=TokenIssued)
+async def create_token(new: Annotated[Creation[TokenCreate], Depends(CREATE_TOKEN)]) -> Response:
     """Issue a token of this organisation; its secret is in this response only."""
-    issued = await db.write(partial(admin.create_token, principal=principal, data=data))
-    response.headers["Location"] = f"/v1/tokens/{issued.id}"
-    return issued
+    return await new.respond(
+        partial(admin_use_cases.create_token, principal=new.principal, data=new.data),
+        token_location,
+    )
+
+
+def token_location(token: Mapping[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/tokens/{token['id']}"}
 
 
 @router.get("/v1/tokens")
 async def list_tokens(
-    principal: AdminDep, db: DbDep, limit: Limit = 50, cursor: Cursor = None
+    admin: AdminCaller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[TokenPublic]:
     """The organisation's tokens: metadata only, never a secret."""
-    return await db.read(
-        partial(admin.list_tokens, principal=principal, cursor=cursor, limit=limit)
-    )
+    return await admin.read(admin_use_cases.list_tokens, cursor=cursor, limit=limit)
 
 
 @router.get("/v1/tokens/{token_id}")
-async def get_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> TokenPublic:
+async def get_token(token_id: ResourceId, admin: AdminCaller) -> TokenPublic:
     """One token's metadata (what a token's ``Location`` names), never its secret."""
-    return await db.read(partial(admin.get_token, principal=principal, token_id=token_id))
+    return await admin.read(admin_use_cases.get_token, token_id=token_id)
 
 
 @router.delete("/v1/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+async def revoke_token(token_id: ResourceId, admin: AdminCaller) -> Response:
     """Revoke a token: it answers 401 from the next request on."""
-    await db.write(partial(admin.revoke_token, principal=principal, token_id=token_id))
+    await admin.write(admin_use_cases.revoke_token, token_id=token_id)
     return Response(status_code=204)
 
 
@@ -72,38 +80,38 @@ async def _enroller(
     return principal
 
 
-@router.post("/v1/patients/{patient_id}/enrollments", status_code=201)
-async def create_enrollment(
-    patient_id: ResourceId,
-    principal: Annotated[Principal, Depends(_enroller)],
-    db: DbDep,
-    request: Request,
-    response: Response,
-) -> EnrollmentIssued:
+EnrollerCaller = Annotated[Caller, Depends(caller_of(_enroller))]
+CREATE_ENROLLMENT: Create[Any] = Create(
+    None, auth=_enroller, path_ids=("patient_id",), replayable=False
+)
+
+
+@router.post(
+    "/v1/patients/{patient_id}/enrollments", status_code=201, response_model=EnrollmentIssued
+)
+async def create_enrollment(new: Annotated[Creation[Any], Depends(CREATE_ENROLLMENT)]) -> Response:
     """A single-use code for the patient's app, valid for a few minutes."""
-    ttl = timedelta(minutes=request.app.state.settings.enrollment_code_minutes)
-    issued = await db.write(
-        partial(enrollment.create_enrollment, principal=principal, patient_id=patient_id, ttl=ttl)
+    ttl = timedelta(minutes=new.request.app.state.settings.enrollment_code_minutes)
+    patient_id = new.ids["patient_id"]
+
+    def location(issued: Mapping[str, Any]) -> dict[str, str]:
+        return {"Location": f"/v1/patients/{patient_id}/enrollments/{issued['id']}"}
+
+    return await new.respond(
+        partial(
+            enrollment.create_enrollment, principal=new.principal, patient_id=patient_id, ttl=ttl
+        ),
+        location,
     )
-    response.headers["Location"] = f"/v1/patients/{patient_id}/enrollments/{issued.id}"
-    return issued
 
 
 @router.get("/v1/patients/{patient_id}/enrollments/{enrollment_id}")
 async def get_enrollment(
-    patient_id: ResourceId,
-    enrollment_id: ResourceId,
-    principal: Annotated[Principal, Depends(_enroller)],
-    db: DbDep,
+    patient_id: ResourceId, enrollment_id: ResourceId, enroller: EnrollerCaller
 ) -> EnrollmentPublic:
     """Whether an enrollment was used and until when it is valid; never its code."""
-    return await db.read(
-        partial(
-            enrollment.get_enrollment,
-            principal=principal,
-            patient_id=patient_id,
-            enrollment_id=enrollment_id,
-        )
+    return await enroller.read(
+        enrollment.get_enrollment, patient_id=patient_id, enrollment_id=enrollment_id
     )
 
 

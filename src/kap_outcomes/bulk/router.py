@@ -8,22 +8,23 @@ organisation that asked may follow an export or read its files.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from email.utils import format_datetime
 from functools import partial
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
-from kap_outcomes.auth.service import Principal
+from kap_outcomes.auth.dependencies import staff_principal
 from kap_outcomes.bulk import service
 from kap_outcomes.bulk.runner import remove_files
+from kap_outcomes.calling import Caller, StaffCaller
 from kap_outcomes.config import Settings
-from kap_outcomes.db import Database
+from kap_outcomes.creating import Create, Creation, FhirResource
 from kap_outcomes.errors import not_found
 from kap_outcomes.fhir import search
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE, operation_outcome
@@ -46,7 +47,8 @@ router = APIRouter(
 )
 
 RESOURCE_SCHEMAS["Group"] = resource_schema(
-    "Group", "FHIR R4 Group: a clinic-defined cohort of its patients (type person, actual)"
+    "Group",
+    "FHIR R4 Group: a clinic-defined cohort of its patients (type person, actual)",
 )
 _TYPES = "|".join(service.EXPORT_TYPES)
 ExportPrefer = Annotated[
@@ -104,7 +106,13 @@ _KICKED_OFF: dict[int | str, dict[str, Any]] = {
 MANIFEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Bulk Data manifest: one NDJSON file per exported resource type",
-    "required": ["transactionTime", "request", "requiresAccessToken", "output", "error"],
+    "required": [
+        "transactionTime",
+        "request",
+        "requiresAccessToken",
+        "output",
+        "error",
+    ],
     "properties": {
         "transactionTime": {"type": "string", "format": "date-time"},
         "request": {"type": "string", "description": "The kick-off URL"},
@@ -162,116 +170,83 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _kick_off(
-    request: Request,
-    principal: Principal,
-    db: Database,
-    *,
-    prefer: str | None,
-    level: str,
-    group_id: str | None,
-    path: str,
-) -> Response:
-    wanted = service.read_kickoff(
-        request.query_params.multi_items(), prefer=prefer, accept=request.headers.get("accept")
-    )
-    base = fhir_base(request)
-    query = request.url.query
-    queued = await db.write(
-        partial(
+@dataclass(frozen=True, slots=True)
+class KickOff:
+    """A ``$export`` kick-off at any level: queue the export, answer 202 with its status URL."""
+
+    request: Request
+    staff: Caller
+    prefer: str
+
+    async def queue(self, level: str, path: str, group_id: str | None = None) -> Response:
+        wanted = service.read_kickoff(
+            self.request.query_params.multi_items(),
+            prefer=self.prefer,
+            accept=self.request.headers.get("accept"),
+        )
+        base = fhir_base(self.request)
+        query = self.request.url.query
+        queued = await self.staff.write(
             service.kick_off,
-            principal=principal,
             request=wanted,
             level=level,
             group_id=group_id,
             request_url=f"{base}/{path}" + (f"?{query}" if query else ""),
         )
-    )
-    body = operation_outcome(
-        [
-            {
-                "severity": "information",
-                "code": "informational",
-                "diagnostics": "The export is queued; poll the URL in Content-Location.",
-            }
-        ]
-    )
-    return FhirResponse(
-        body,
-        status_code=202,
-        headers={"Content-Location": f"{base}/{service.STATUS_PATH}/{queued.id}"},
-    )
+        body = operation_outcome(
+            [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": "The export is queued; poll the URL in Content-Location.",
+                }
+            ]
+        )
+        return FhirResponse(
+            body,
+            status_code=202,
+            headers={"Content-Location": f"{base}/{service.STATUS_PATH}/{queued.id}"},
+        )
+
+
+async def _kick_off_request(
+    request: Request,
+    staff: StaffCaller,
+    prefer: ExportPrefer,
+    types: TypeParam = None,
+    since: SinceParam = None,
+    output_format: OutputFormat = None,
+) -> KickOff:
+    """The kick-off parameters, declared once for the three levels (OpenAPI, FastAPI's
+    checks); :func:`service.read_kickoff` reads them from the query."""
+    return KickOff(request, staff, prefer)
+
+
+ExportKickOff = Annotated[KickOff, Depends(_kick_off_request)]
 
 
 @router.get("/$export", status_code=202, responses=_KICKED_OFF)
-async def fhir_export_system(
-    request: Request,
-    principal: StaffDep,
-    db: DbDep,
-    prefer: ExportPrefer,
-    types: TypeParam = None,
-    since: SinceParam = None,
-    output_format: OutputFormat = None,
-) -> Response:
+async def fhir_export_system(kick_off: ExportKickOff) -> Response:
     """Bulk export of the organisation's data: every exported type, all of its patients."""
-    return await _kick_off(
-        request, principal, db, prefer=prefer, level="system", group_id=None, path="$export"
-    )
+    return await kick_off.queue("system", "$export")
 
 
 @router.get("/Patient/$export", status_code=202, responses=_KICKED_OFF)
-async def fhir_export_patients(
-    request: Request,
-    principal: StaffDep,
-    db: DbDep,
-    prefer: ExportPrefer,
-    types: TypeParam = None,
-    since: SinceParam = None,
-    output_format: OutputFormat = None,
-) -> Response:
+async def fhir_export_patients(kick_off: ExportKickOff) -> Response:
     """Bulk export of all the organisation's patients and their data (Patient compartment)."""
-    return await _kick_off(
-        request,
-        principal,
-        db,
-        prefer=prefer,
-        level="patient",
-        group_id=None,
-        path="Patient/$export",
-    )
+    return await kick_off.queue("patient", "Patient/$export")
 
 
 @router.get("/Group/{group_id}/$export", status_code=202, responses=_KICKED_OFF)
-async def fhir_export_group(
-    request: Request,
-    group_id: FhirId,
-    principal: StaffDep,
-    db: DbDep,
-    prefer: ExportPrefer,
-    types: TypeParam = None,
-    since: SinceParam = None,
-    output_format: OutputFormat = None,
-) -> Response:
+async def fhir_export_group(group_id: FhirId, kick_off: ExportKickOff) -> Response:
     """Bulk export of one group's members and their data."""
-    return await _kick_off(
-        request,
-        principal,
-        db,
-        prefer=prefer,
-        level="group",
-        group_id=group_id,
-        path=f"Group/{group_id}/$export",
-    )
+    return await kick_off.queue("group", f"Group/{group_id}/$export", group_id)
 
 
 @router.get("/bulk/{export_id}", responses=_STATUS, response_class=JSONResponse)
-async def fhir_export_status(
-    request: Request, export_id: ExportId, principal: StaffDep, db: DbDep
-) -> Response:
+async def fhir_export_status(request: Request, export_id: ExportId, staff: StaffCaller) -> Response:
     """The export's status: 202 while it runs, 200 with the manifest once done."""
-    found = await db.read(
-        partial(service.status, principal=principal, export_id=export_id, base=fhir_base(request))
-    )
+    found = await staff.read(service.status, export_id=export_id, base=fhir_base(request))
     if found.manifest is None:
         return Response(
             status_code=202,
@@ -288,30 +263,36 @@ async def fhir_export_status(
 
 @router.delete("/bulk/{export_id}", status_code=202, responses=_CANCELLED)
 async def fhir_export_cancel(
-    request: Request, export_id: ExportId, principal: StaffDep, db: DbDep
+    request: Request, export_id: ExportId, staff: StaffCaller
 ) -> FhirResponse:
     """Cancel an export (a running one stops), or delete a finished one and its files."""
-    deleted = await db.write(partial(service.cancel, principal=principal, export_id=export_id))
+    deleted = await staff.write(service.cancel, export_id=export_id)
     await anyio.to_thread.run_sync(remove_files, _settings(request).export_dir, deleted)
     body = operation_outcome(
-        [{"severity": "information", "code": "informational", "diagnostics": "Deleted."}]
+        [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": "Deleted.",
+            }
+        ]
     )
     return FhirResponse(body, status_code=202)
 
 
 @router.get("/bulk/{export_id}/{file_name}", responses=_FILE, response_class=NdjsonResponse)
 async def fhir_export_file(
-    request: Request, export_id: ExportId, file_name: FileName, principal: StaffDep, db: DbDep
+    request: Request,
+    export_id: ExportId,
+    file_name: FileName,
+    staff: StaffCaller,
 ) -> Response:
     """One file of a completed export (``{resource type}.ndjson``), streamed."""
-    path = await db.read(
-        partial(
-            service.output_file,
-            principal=principal,
-            export_id=export_id,
-            resource_type=file_name.removesuffix(".ndjson"),
-            root=_settings(request).export_dir,
-        )
+    path = await staff.read(
+        service.output_file,
+        export_id=export_id,
+        resource_type=file_name.removesuffix(".ndjson"),
+        root=_settings(request).export_dir,
     )
     try:
         handle = await anyio.to_thread.run_sync(path.open, "rb")
@@ -341,6 +322,9 @@ _GROUP_CREATED: dict[int | str, dict[str, Any]] = {
 }
 
 
+CREATE_GROUP = Create(FhirResource, auth=staff_principal, document_body=False)
+
+
 @router.post(
     "/Group",
     status_code=201,
@@ -355,19 +339,21 @@ _GROUP_CREATED: dict[int | str, dict[str, Any]] = {
         }
     },
 )
-async def fhir_create_group(request: Request, principal: StaffDep, db: DbDep) -> FhirResponse:
+async def fhir_create_group(
+    new: Annotated[Creation[FhirResource], Depends(CREATE_GROUP)],
+) -> Response:
     """Define a cohort: ``{"resourceType": "Group", "type": "person", "actual": true, "name":
     …, "member": [{"entity": {"reference": "Patient/{id}"}}]}`` (the organisation's own
     patients, at most 10,000). Export it with ``GET /Group/{id}/$export``."""
-    body = await request.body()
-    created = await db.write(partial(service.create_group, principal=principal, body=body))
-    return FhirResponse(
-        created.resource,
-        status_code=201,
-        headers={
-            "Location": f"{fhir_base(request)}/Group/{created.id}/_history/1",
-            "ETag": 'W/"1"',
-        },
+    base = fhir_base(new.request)
+
+    def headers(group: Mapping[str, Any]) -> dict[str, str]:
+        return {"Location": f"{base}/Group/{group['id']}/_history/1", "ETag": 'W/"1"'}
+
+    return await new.respond(
+        partial(service.create_group, principal=new.principal, document=new.data.document),
+        headers,
+        media_type=FHIR_MEDIA_TYPE,
     )
 
 
@@ -381,8 +367,8 @@ async def fhir_create_group(request: Request, principal: StaffDep, db: DbDep) ->
         | with_headers(optional=("ETag",))
     ),
 )
-async def fhir_read_group(group_id: FhirId, principal: StaffDep, db: DbDep) -> FhirResponse:
-    resource = await db.read(partial(service.read_group, principal=principal, group_id=group_id))
+async def fhir_read_group(group_id: FhirId, staff: StaffCaller) -> FhirResponse:
+    resource = await staff.read(service.read_group, group_id=group_id)
     return FhirResponse(resource, headers={"ETag": 'W/"1"'})
 
 
@@ -398,8 +384,7 @@ async def fhir_read_group(group_id: FhirId, principal: StaffDep, db: DbDep) -> F
 )
 async def fhir_search_groups(
     request: Request,
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     name: Annotated[list[str] | None, Query(max_length=16)] = None,
     ids: Annotated[list[str] | None, Query(alias="_id", max_length=16)] = None,
     prefer: Prefer = None,
@@ -411,9 +396,5 @@ async def fhir_search_groups(
         strict=search.strict_handling(request.headers.get("prefer")),
     )
     return FhirResponse(
-        await db.read(
-            partial(
-                service.search_groups, principal=principal, query=query, base=fhir_base(request)
-            )
-        )
+        await staff.read(service.search_groups, query=query, base=fhir_base(request))
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import RootModel
 from sqlalchemy import Connection
 
 from kap_outcomes.audit import service as audit
@@ -260,12 +261,6 @@ _GROUP_KEYS = frozenset({"resourceType", "id", "meta", "text", "type", "actual",
 _PATIENT_REFERENCE = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
 
 
-@dataclass(frozen=True, slots=True)
-class CreatedGroup:
-    id: str
-    resource: dict[str, Any]
-
-
 def group_resource(row: Any, member_ids: Sequence[str] | None, quantity: int) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Group",
@@ -284,12 +279,8 @@ def group_resource(row: Any, member_ids: Sequence[str] | None, quantity: int) ->
     return resource
 
 
-def _read_group_body(body: bytes) -> tuple[str, list[str]]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise fhir_error(400, "structure", "the body is not JSON", "Group") from None
-    if not isinstance(document, dict) or document.get("resourceType") != "Group":
+def _read_group_body(document: dict[str, Any]) -> tuple[str, list[str]]:
+    if document.get("resourceType") != "Group":
         raise fhir_error(400, "structure", "the body is not a Group resource", "Group")
     extra = sorted(set(document) - _GROUP_KEYS)
     if extra:
@@ -324,9 +315,12 @@ def _read_group_body(body: bytes) -> tuple[str, list[str]]:
     return name.strip(), sorted(set(patient_ids))
 
 
-def create_group(conn: Connection, *, principal: Principal, body: bytes) -> CreatedGroup:
-    """A cohort of the organisation's own patients (another organisation's is unknown: 422)."""
-    name, patient_ids = _read_group_body(body)
+def create_group(
+    conn: Connection, *, principal: Principal, document: dict[str, Any]
+) -> RootModel[dict[str, Any]]:
+    """A cohort of the organisation's own patients (another organisation's is unknown: 422):
+    the Group resource, with its members."""
+    name, patient_ids = _read_group_body(document)
     known = repository.patients_in_organisation(
         conn, organisation_id=principal.organisation_id, patient_ids=patient_ids
     )
@@ -344,7 +338,7 @@ def create_group(conn: Connection, *, principal: Principal, body: bytes) -> Crea
     }
     repository.insert_group(conn, values, patient_ids, principal.organisation_id)
     row = repository.get_group(conn, organisation_id=principal.organisation_id, group_id=group_id)
-    return CreatedGroup(group_id, group_resource(row, patient_ids, len(patient_ids)))
+    return RootModel[dict[str, Any]](group_resource(row, patient_ids, len(patient_ids)))
 
 
 def read_group(conn: Connection, *, principal: Principal, group_id: str) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.auth.dependencies import staff_principal
+from kap_outcomes.calling import StaffCaller, StaffChange, StaffRead
 from kap_outcomes.care import corrections, service
 from kap_outcomes.care.models import (
     CourseCreate,
@@ -20,18 +22,19 @@ from kap_outcomes.care.models import (
     SessionPublic,
     SessionRetract,
 )
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)
 
 
-def course_location(course: dict[str, Any]) -> dict[str, str]:
+def course_location(course: Mapping[str, Any]) -> dict[str, str]:
     return {"Location": f"/v1/patients/{course['patient_id']}/courses/{course['id']}"}
 
 
-def session_location(session: dict[str, Any]) -> dict[str, str]:
+def session_location(session: Mapping[str, Any]) -> dict[str, str]:
     """A created session's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
     return {
         "Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}",
@@ -39,40 +42,36 @@ def session_location(session: dict[str, Any]) -> dict[str, str]:
     }
 
 
+OPEN_COURSE = Create(CourseCreate, auth=staff_principal, path_ids=("patient_id",))
+RECORD_SESSION = Create(SessionCreate, auth=staff_principal, path_ids=("patient_id",))
+
+
 @router.post("/courses", status_code=201, response_model=CoursePublic)
 async def open_course(
-    patient_id: ResourceId,
-    data: CourseCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    new: Annotated[Creation[CourseCreate], Depends(OPEN_COURSE)],
 ) -> Response:
-    create = partial(service.open_course, principal=principal, patient_id=patient_id, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=course_location,
+    return await new.respond(
+        partial(
+            service.open_course,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        course_location,
     )
 
 
 @router.get("/courses")
-async def list_courses(
-    patient_id: ResourceId, principal: StaffDep, db: DbDep
-) -> list[CoursePublic]:
-    return await db.read(partial(service.list_courses, principal=principal, patient_id=patient_id))
+async def list_courses(patient_id: ResourceId, staff: StaffCaller) -> list[CoursePublic]:
+    return await staff.read(service.list_courses, patient_id=patient_id)
 
 
 @router.get("/courses/{course_id}")
 async def get_course(
-    patient_id: ResourceId, course_id: ResourceId, principal: StaffDep, db: DbDep
+    patient_id: ResourceId, course_id: ResourceId, staff: StaffCaller
 ) -> CoursePublic:
     """One course (what a course's ``Location`` names)."""
-    return await db.read(
-        partial(service.get_course, principal=principal, patient_id=patient_id, course_id=course_id)
-    )
+    return await staff.read(service.get_course, patient_id=patient_id, course_id=course_id)
 
 
 @router.post(
@@ -88,67 +87,39 @@ async def get_course(
     | {201: with_headers("ETag")},
 )
 async def record_session(
-    patient_id: ResourceId,
-    data: SessionCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    new: Annotated[Creation[SessionCreate], Depends(RECORD_SESSION)],
 ) -> Response:
-    create = partial(service.record_session, principal=principal, patient_id=patient_id, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=session_location,
+    return await new.respond(
+        partial(
+            service.record_session,
+            principal=new.principal,
+            patient_id=new.ids["patient_id"],
+            data=new.data,
+        ),
+        session_location,
     )
 
 
 @router.get("/sessions")
 async def list_sessions(
-    patient_id: ResourceId,
-    principal: StaffDep,
-    db: DbDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    patient_id: ResourceId, staff: StaffCaller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[SessionPublic]:
-    return await db.read(
-        partial(
-            service.list_sessions,
-            principal=principal,
-            patient_id=patient_id,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await staff.read(
+        service.list_sessions, patient_id=patient_id, cursor=cursor, limit=limit
     )
 
 
 @router.get("/sessions/{session_id}")
 async def get_session(
-    patient_id: ResourceId,
-    session_id: ResourceId,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
+    patient_id: ResourceId, session_id: ResourceId, versions: StaffRead
 ) -> SessionPublic:
     """One session (what a session's ``Location`` names), with its ``ETag``."""
-    result = await db.read(
-        partial(
-            service.get_session, principal=principal, patient_id=patient_id, session_id=session_id
-        )
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await versions.read(service.get_session, patient_id=patient_id, session_id=session_id)
 
 
 session_router = APIRouter(prefix="/v1/sessions", tags=["care"], route_class=AuditedRoute)
 """Corrections of a session, addressed by the session alone (as assessments are)."""
 
-IfMatch = Annotated[
-    str | None,
-    Header(alias="If-Match", max_length=200, description="The ETag of the version corrected"),
-]
 PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(
     (409, "The amended dose lies within 60 minutes of another (`duplicate-session`)"),
     412,
@@ -158,68 +129,30 @@ PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(
 
 
 @session_router.get("/{session_id}", responses=problems(ok=with_headers("ETag")))
-async def get_session_by_id(
-    session_id: ResourceId, principal: StaffDep, db: DbDep, response: Response
-) -> SessionPublic:
+async def get_session_by_id(session_id: ResourceId, versions: StaffRead) -> SessionPublic:
     """The current version, with its ``ETag`` (send it as ``If-Match`` to correct it)."""
-    result = await db.read(
-        partial(corrections.get_session, principal=principal, session_id=session_id)
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await versions.read(corrections.get_session, session_id=session_id)
 
 
 @session_router.post("/{session_id}/amend", responses=PRECONDITIONS)
 async def amend_session(
-    session_id: ResourceId,
-    data: SessionAmend,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    session_id: ResourceId, data: SessionAmend, change: StaffChange
 ) -> SessionPublic:
     """Record the session as it should have been (time, kind, dose) as a new version; every
     signal follows it."""
-    result = await db.write(
-        partial(
-            corrections.amend_session,
-            principal=principal,
-            session_id=session_id,
-            if_match=if_match,
-            data=data,
-        )
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await change.write(corrections.amend_session, session_id=session_id, data=data)
 
 
 @session_router.post("/{session_id}/retract", responses=PRECONDITIONS)
 async def retract_session(
-    session_id: ResourceId,
-    data: SessionRetract,
-    principal: StaffDep,
-    db: DbDep,
-    response: Response,
-    if_match: IfMatch = None,
+    session_id: ResourceId, data: SessionRetract, change: StaffChange
 ) -> SessionPublic:
     """Mark the session entered in error; it leaves induction and every signal, its history
     stays."""
-    result = await db.write(
-        partial(
-            corrections.retract_session,
-            principal=principal,
-            session_id=session_id,
-            if_match=if_match,
-            data=data,
-        )
-    )
-    response.headers["ETag"] = etag(result.version)
-    return result
+    return await change.write(corrections.retract_session, session_id=session_id, data=data)
 
 
 @session_router.get("/{session_id}/history")
-async def session_history(session_id: ResourceId, principal: StaffDep, db: DbDep) -> SessionHistory:
+async def session_history(session_id: ResourceId, staff: StaffCaller) -> SessionHistory:
     """Every version, oldest first: what was recorded, when, by which token and why."""
-    return await db.read(
-        partial(corrections.session_history, principal=principal, session_id=session_id)
-    )
+    return await staff.read(corrections.session_history, session_id=session_id)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
+from kap_outcomes.calling import AnyCaller
 from kap_outcomes.charts import service, svg
 from kap_outcomes.http import ResourceId
 from kap_outcomes.signals.models import TrendInstrument
@@ -33,18 +32,13 @@ _SVG_RESPONSE: dict[int | str, dict[str, Any]] = {
 async def get_chart(
     patient_id: ResourceId,
     instrument: TrendInstrument,
-    principal: PrincipalDep,
-    db: DbDep,
+    caller: AnyCaller,
     width: Annotated[int, Query(ge=240, le=2000, description="Pixels")] = 720,
     height: Annotated[int, Query(ge=160, le=1200, description="Pixels")] = 320,
 ) -> Response:
     """The PHQ-9 or GAD-7 chart of the dashboard's patient page, for an EHR to show beside its
     notes: severity bands, baseline, the MCID threshold, dosing and booster sessions, the trend
     line and every valid score, drawn from the same numbers as `GET …/trends`."""
-    spec = await db.read(
-        partial(
-            service.chart_spec, principal=principal, patient_id=patient_id, instrument=instrument
-        )
-    )
+    spec = await caller.read(service.chart_spec, patient_id=patient_id, instrument=instrument)
     body = '<?xml version="1.0" encoding="UTF-8"?>\n' + svg.render(spec, width=width, height=height)
     return Response(body, media_type=SVG_MEDIA_TYPE)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kap_outcomes.errors import DomainError, FieldProblem
+from kap_outcomes.errors import DomainError, FieldProblem, problems_from_errors
 
 FHIR_PREFIX = "/fhir/"
 FHIR_MEDIA_TYPE = "application/fhir+json"
@@ -84,20 +84,23 @@ def outcome_for(status: int, detail: str, error: DomainError | None = None) -> d
 
 
 def outcome_for_validation(errors: Iterable[Mapping[str, Any]]) -> tuple[int, dict[str, Any]]:
-    """FastAPI's own validation errors: a bad query or header is a 400, a bad body a 422."""
+    """Validation errors (FastAPI's, or a create's: ``kap_outcomes.creating``) as issues that
+    say what the problem items of /v1 say (:func:`problems_from_errors`), each where the
+    problem is. A bad query or header is a 400, as is a body that is no JSON object at all
+    (``structure``); a bad value in the body a 422."""
+    errors = list(errors)
     issues: list[dict[str, Any]] = []
     status = 422
-    for err in errors:
+    for err, problem in zip(errors, problems_from_errors(errors), strict=True):
         loc = tuple(err.get("loc", ())) or ("body",)
         kind = str(err.get("type", ""))
-        if loc[0] != "body":
+        if loc[0] != "body" or len(loc) == 1:
             status = 400
-        if kind == "json_invalid":
+        if len(loc) == 1 or kind == "json_invalid":
             code = "structure"
         elif kind == "missing":
             code = "required"
         else:
             code = "value"
-        where = ".".join(str(p) for p in loc[1:]) or str(loc[0])
-        issues.append(_issue(code, str(err.get("msg", "invalid")), [where]))
+        issues.append(_problem_issue(code, problem))
     return status, operation_outcome(issues or [_issue("invalid", "The request is not valid.")])

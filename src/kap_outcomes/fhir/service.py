@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from pydantic import RootModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from kap_outcomes.assessments import service as assessments_service
@@ -31,7 +31,7 @@ from kap_outcomes.fhir.questionnaires import (
     instrument_of_canonical,
 )
 from kap_outcomes.fhir.repository import AssessmentFilter
-from kap_outcomes.idempotency import service as idempotency_service
+from kap_outcomes.idempotency.service import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,13 +578,6 @@ def search_observations(
 # Ingest ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
-    status_code: int
-    body: str
-    replayed: bool = False
-
-
 def _conditional_matches(conn: Connection, *, principal: Principal, condition: str) -> list[str]:
     name, sep, value = condition.partition("=")
     if name != "identifier" or not sep or "&" in value:
@@ -667,18 +660,11 @@ def create_questionnaire_response(
     conn: Connection,
     *,
     principal: Principal,
-    body: bytes,
+    document: dict[str, Any],
     if_none_exist: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> Created:
-    """Conditional create (If-None-Exist), idempotent under an Idempotency-Key."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise fhir_error(
-            400, "structure", "the body is not JSON", "QuestionnaireResponse"
-        ) from None
+) -> Outcome:
+    """Conditional create (If-None-Exist): the unit of work of the route's create (which
+    makes it idempotent under an Idempotency-Key)."""
     form = ingest.read_form(document)
     if if_none_exist is not None:
         matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
@@ -701,7 +687,7 @@ def create_questionnaire_response(
                     f"read Observation/{row.id}-total",
                     "If-None-Exist",
                 )
-            return Created(200, orjson.dumps(_qr(conn, row)).decode())
+            return Outcome(200, orjson.dumps(_qr(conn, row)).decode(), replayed=False)
     data = _to_create(form)
     patient_id = _resolve_subject(conn, principal=principal, subject=form.subject)
     audit.concerns(patient_id)
@@ -710,30 +696,9 @@ def create_questionnaire_response(
         system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
         identifier = (system or "", value)
 
-    def create(conn: Connection) -> RootModel[dict[str, Any]]:
+    try:
         created = assessments_service.submit_assessment(
             conn, principal=principal, patient_id=patient_id, data=data
-        )
-        if identifier is not None:
-            repository.insert_identifier(
-                conn,
-                {
-                    "id": new_id(),
-                    "organisation_id": principal.organisation_id,
-                    "assessment_id": created.id,
-                    "system": identifier[0],
-                    "value": identifier[1],
-                    "created_at": utcnow(),
-                },
-            )
-        row = repository.get_assessment(
-            conn, organisation_id=principal.organisation_id, assessment_id=created.id
-        )
-        return RootModel[dict[str, Any]](resources.questionnaire_response(row, identifier))
-
-    try:
-        outcome = idempotency_service.run(
-            conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
         )
     except DomainError as exc:
         if exc.status == 422 and exc.errors:  # the scoring's range checks: point at the item
@@ -741,17 +706,29 @@ def create_questionnaire_response(
                 422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
             ) from None
         raise
-    return Created(outcome.status_code, outcome.body, outcome.replayed)
+    if identifier is not None:
+        repository.insert_identifier(
+            conn,
+            {
+                "id": new_id(),
+                "organisation_id": principal.organisation_id,
+                "assessment_id": created.id,
+                "system": identifier[0],
+                "value": identifier[1],
+                "created_at": utcnow(),
+            },
+        )
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    )
+    return _created(resources.questionnaire_response(row, identifier))
+
+
+def _created(resource: dict[str, Any], status_code: int = 201) -> Outcome:
+    return Outcome(status_code, orjson.dumps(resource).decode(), replayed=False)
 
 
 # Ingest of Observations (flowsheet scores) --------------------------------------------------
-
-
-def _parse(body: bytes, resource_type: str) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise fhir_error(400, "structure", "the body is not JSON", resource_type) from None
 
 
 def _score_create(score: observation_ingest.Score) -> AssessmentCreate:
@@ -819,14 +796,12 @@ def create_observation(
     conn: Connection,
     *,
     principal: Principal,
-    body: bytes,
+    document: dict[str, Any],
     if_none_exist: str | None,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> Created:
-    """A total score, PHQ-9 item 9 or a panel of them: conditional create (If-None-Exist),
-    idempotent under an Idempotency-Key. Answers with the Observation it became."""
-    score = observation_ingest.read_observation(_parse(body, "Observation"))
+) -> Outcome:
+    """A total score, PHQ-9 item 9 or a panel of them: conditional create (If-None-Exist).
+    Answers with the Observation it became."""
+    score = observation_ingest.read_observation(document)
     code = next(iter(code for _, code in score.entries), None)
     if if_none_exist is not None:
         matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
@@ -838,64 +813,43 @@ def create_observation(
             row = repository.get_assessment(
                 conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
             )
-            return Created(200, orjson.dumps(_primary(_visible(principal, row), code)).decode())
+            return _created(_primary(_visible(principal, row), code), 200)
         if not score.identifiers:
             system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
             score = replace(score, identifiers=[(system or "", value)])
 
-    def create(conn: Connection) -> RootModel[dict[str, Any]]:
-        row = _store_score(conn, principal=principal, score=score)
-        return RootModel[dict[str, Any]](_primary(row, code))
-
-    outcome = idempotency_service.run(
-        conn, principal=principal, key=idempotency_key, fingerprint=fingerprint, create=create
-    )
-    return Created(outcome.status_code, outcome.body, outcome.replayed)
+    row = _store_score(conn, principal=principal, score=score)
+    return _created(_primary(row, code))
 
 
 def process_transaction(
     conn: Connection,
     *,
     principal: Principal,
-    body: bytes,
+    document: dict[str, Any],
     base: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> Created:
+) -> Outcome:
     """A transaction Bundle of Observations: every administration stored, or none (one
     database transaction). Answers with a transaction-response Bundle, one entry per entry."""
-    scores, count = observation_ingest.read_transaction(_parse(body, "Bundle"))
-
-    def create(conn: Connection) -> RootModel[dict[str, Any]]:
-        responses: list[dict[str, Any] | None] = [None] * count
-        for score in scores:
-            row = _store_score(conn, principal=principal, score=score)
-            for index, code in score.entries:
-                served = _primary(row, code)
-                version = served["meta"]["versionId"]
-                responses[index] = {
-                    "fullUrl": f"{base}/Observation/{served['id']}",
-                    "response": {
-                        "status": "201 Created",
-                        "location": f"Observation/{served['id']}/_history/{version}",
-                        "etag": f'W/"{version}"',
-                        "lastModified": served["meta"]["lastUpdated"],
-                    },
-                }
-        return RootModel[dict[str, Any]](
-            {
-                "resourceType": "Bundle",
-                "type": "transaction-response",
-                "entry": [entry for entry in responses if entry is not None],
+    scores, count = observation_ingest.read_transaction(document)
+    responses: list[dict[str, Any] | None] = [None] * count
+    for score in scores:
+        row = _store_score(conn, principal=principal, score=score)
+        for index, code in score.entries:
+            served = _primary(row, code)
+            version = served["meta"]["versionId"]
+            responses[index] = {
+                "fullUrl": f"{base}/Observation/{served['id']}",
+                "response": {
+                    "status": "201 Created",
+                    "location": f"Observation/{served['id']}/_history/{version}",
+                    "etag": f'W/"{version}"',
+                    "lastModified": served["meta"]["lastUpdated"],
+                },
             }
-        )
-
-    outcome = idempotency_service.run(
-        conn,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=fingerprint,
-        create=create,
-        status_code=200,
-    )
-    return Created(outcome.status_code, outcome.body, outcome.replayed)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [entry for entry in responses if entry is not None],
+    }
+    return _created(bundle, 200)

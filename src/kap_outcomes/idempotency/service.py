@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from kap_outcomes.auth.principal import Principal
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError, FieldProblem, conflict, invalid
+from kap_outcomes.errors import DomainError, conflict
 from kap_outcomes.idempotency import repository
 
 RETENTION = timedelta(hours=48)
@@ -35,25 +35,20 @@ class Outcome:
     replayed: bool
 
 
-def check_key(key: str | None) -> str | None:
-    """A key is 1–255 visible ASCII characters (no PHI belongs in it: it is not logged)."""
-    if key is None:
-        return None
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " < ch <= "~" for ch in key):
-        raise invalid(
-            [
-                FieldProblem(
-                    parameter="Idempotency-Key",
-                    detail="1 to 255 visible ASCII characters (a UUID is a good choice)",
-                )
-            ]
-        )
-    return key
+KEY_RULE = "1 to 255 visible ASCII characters (a UUID is a good choice)"
+"""What a key must be (no PHI belongs in it: it is not logged); the routes' create helper
+(``kap_outcomes.creating``) checks it with the rest of the request."""
 
 
-def fingerprint(method: str, path: str, body: BaseModel) -> str:
-    """What makes two requests "the same": method, path and the validated body."""
-    canonical = f"{method} {path}\n{body.model_dump_json()}"
+def is_valid_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY_LENGTH and all(" " < ch <= "~" for ch in key)
+
+
+def fingerprint(method: str, path: str, body: BaseModel, condition: str = "") -> str:
+    """What makes two requests "the same": method, path, the validated body, and the
+    condition of a conditional create (FHIR's ``If-None-Exist``) when there is one."""
+    condition = f"{condition}\n" if condition else ""
+    canonical = f"{method} {path}\n{condition}{body.model_dump_json()}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -72,18 +67,29 @@ def _replay(found: object, fingerprint_: str) -> Outcome:
     return Outcome(status_code=int(status_code), body=str(body), replayed=True)
 
 
+Created = BaseModel | Outcome
+"""What a unit of work that creates returns: the created resource (answered with the route's
+status), or a whole answer (a FHIR conditional create that found its match answers 200)."""
+
+
+def answer(created: Created, status_code: int) -> Outcome:
+    if isinstance(created, Outcome):
+        return created
+    return Outcome(status_code=status_code, body=created.model_dump_json(), replayed=False)
+
+
 def run(
     conn: Connection,
     *,
     principal: Principal,
     key: str | None,
     fingerprint: str,
-    create: Callable[[Connection], BaseModel],
+    create: Callable[[Connection], Created],
     status_code: int = 201,
 ) -> Outcome:
     """Create once per key: claim the key, create, store the response, all in one transaction."""
     if key is None:
-        return Outcome(status_code=status_code, body=create(conn).model_dump_json(), replayed=False)
+        return answer(create(conn), status_code)
     now = utcnow()
     found = repository.find(conn, token_id=principal.token_id, key=key)
     if found is not None and found.created_at < now - RETENTION:
@@ -110,20 +116,30 @@ def run(
         if found is None:
             raise conflict("A request with this Idempotency-Key is still in progress; retry later.")
         return _replay(found, fingerprint)
-    body = create(conn).model_dump_json()
-    repository.complete(conn, record_id=record_id, status_code=status_code, body=body)
-    return Outcome(status_code=status_code, body=body, replayed=False)
+    outcome = answer(create(conn), status_code)
+    repository.complete(
+        conn, record_id=record_id, status_code=outcome.status_code, body=outcome.body
+    )
+    return outcome
 
 
 def idempotent(
-    create: Callable[[Connection], BaseModel],
+    create: Callable[[Connection], Created],
     *,
     principal: Principal,
     key: str | None,
     fingerprint: str,
+    status_code: int = 201,
 ) -> Callable[[Connection], Outcome]:
     """The unit of work of an idempotent create, for ``Database.write``."""
-    return partial(run, principal=principal, key=key, fingerprint=fingerprint, create=create)
+    return partial(
+        run,
+        principal=principal,
+        key=key,
+        fingerprint=fingerprint,
+        create=create,
+        status_code=status_code,
+    )
 
 
 def purge(conn: Connection) -> int:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.calling import AdminChange, AdminRead
 from kap_outcomes.http import problems, with_headers
 from kap_outcomes.organisation import service
-from kap_outcomes.organisation.models import OrganisationSettings, OrganisationSettingsUpdate
-from kap_outcomes.preconditions import etag
+from kap_outcomes.organisation.models import (
+    OrganisationSettings,
+    OrganisationSettingsUpdate,
+)
 
 router = APIRouter(prefix="/v1/organisation", tags=["organisation"], route_class=AuditedRoute)
 
@@ -20,26 +21,14 @@ _PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(412, 428, ok=with_hea
 
 
 @router.get("", responses=problems(ok=with_headers("ETag")))
-async def get_organisation(
-    principal: AdminDep, db: DbDep, response: Response
-) -> OrganisationSettings:
+async def get_organisation(versions: AdminRead) -> OrganisationSettings:
     """The organisation's settings, with their ``ETag``."""
-    settings = await db.read(partial(service.get_settings, principal=principal))
-    response.headers["ETag"] = etag(settings.version)
-    return settings
+    return await versions.read(service.get_settings)
 
 
 @router.put("", responses=_PRECONDITIONS)
 async def replace_organisation(
-    data: OrganisationSettingsUpdate,
-    principal: AdminDep,
-    db: DbDep,
-    response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    data: OrganisationSettingsUpdate, change: AdminChange
 ) -> OrganisationSettings:
     """Replace the settings (``If-Match`` with the current ``ETag``)."""
-    settings = await db.write(
-        partial(service.replace_settings, principal=principal, if_match=if_match, data=data)
-    )
-    response.headers["ETag"] = etag(settings.version)
-    return settings
+    return await change.write(service.replace_settings, data=data)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep
-from kap_outcomes.http import IdempotencyKey, ResourceId, create_once, problems, with_headers
+from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
+from kap_outcomes.calling import StaffCaller
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import (
@@ -21,6 +24,9 @@ from kap_outcomes.patients.models import (
 )
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=AuditedRoute)
+
+
+CREATE_PATIENT = Create(PatientCreate, auth=staff_principal)
 
 
 @router.post(
@@ -36,44 +42,29 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=Audited
     ),
 )
 async def create_patient(
-    data: PatientCreate,
-    principal: StaffDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
+    new: Annotated[Creation[PatientCreate], Depends(CREATE_PATIENT)],
 ) -> Response:
-    create = partial(service.create_patient, principal=principal, data=data)
-    return await create_once(
-        request,
-        principal=principal,
-        data=data,
-        key=idempotency_key,
-        create=create,
-        created_headers=patient_location,
+    return await new.respond(
+        partial(service.create_patient, principal=new.principal, data=new.data),
+        patient_location,
     )
 
 
-def patient_location(patient: dict[str, Any]) -> dict[str, str]:
+def patient_location(patient: Mapping[str, Any]) -> dict[str, str]:
     return {"Location": f"/v1/patients/{patient['id']}"}
 
 
 @router.get("")
 async def list_patients(
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     external_id: Annotated[
         str | None, Query(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[PatientPublic]:
-    return await db.read(
-        partial(
-            service.list_patients,
-            principal=principal,
-            external_id=external_id,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await staff.read(
+        service.list_patients, external_id=external_id, cursor=cursor, limit=limit
     )
 
 

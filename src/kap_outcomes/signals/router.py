@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
+from kap_outcomes.calling import AnyCaller
 from kap_outcomes.http import ResourceId
 from kap_outcomes.signals import service
 from kap_outcomes.signals.models import SignalsPublic, TrendInstrument, TrendPublic
@@ -17,17 +15,13 @@ router = APIRouter(prefix="/v1", tags=["signals"], route_class=AuditedRoute)
 
 @router.get("/patients/{patient_id}/trends")
 async def get_trend(
-    patient_id: ResourceId, instrument: TrendInstrument, principal: PrincipalDep, db: DbDep
+    patient_id: ResourceId, instrument: TrendInstrument, caller: AnyCaller
 ) -> TrendPublic:
     """Baseline, latest, change (section 3) and trend (section 4) of one instrument."""
-    return await db.read(
-        partial(
-            service.get_trend, principal=principal, patient_id=patient_id, instrument=instrument
-        )
-    )
+    return await caller.read(service.get_trend, patient_id=patient_id, instrument=instrument)
 
 
 @router.get("/patients/{patient_id}/signals")
-async def get_signals(patient_id: ResourceId, principal: PrincipalDep, db: DbDep) -> SignalsPublic:
+async def get_signals(patient_id: ResourceId, caller: AnyCaller) -> SignalsPublic:
     """Booster-need status with its reasons (section 5), safety and measurement cadence."""
-    return await db.read(partial(service.get_signals, principal=principal, patient_id=patient_id))
+    return await caller.read(service.get_signals, patient_id=patient_id)

@@ -3,15 +3,17 @@ and the discovery document (both public)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
-from kap_outcomes.http import ResourceId, created, problems
+from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
+from kap_outcomes.creating import Create, Creation
+from kap_outcomes.http import ResourceId, problems
 from kap_outcomes.links import FHIR_PATH
 from kap_outcomes.pagination import Page
 from kap_outcomes.smart import service
@@ -59,18 +61,26 @@ def _remote(request: Request) -> RemoteKeySets:
     return remote
 
 
+REGISTER_CLIENT = Create(ClientCreate, auth=admin_principal)
+
+
 @clients_router.post("", status_code=201, response_model=ClientPublic)
 async def register_client(
-    data: ClientCreate, principal: AdminDep, db: DbDep, request: Request
+    new: Annotated[Creation[ClientCreate], Depends(REGISTER_CLIENT)],
 ) -> Response:
     """Register an EHR backend (SMART Backend Services) of the caller's organisation: its
     public keys (`jwks`, or a `jwks_uri` serving them, fetched once now to check it) and the
     `system/` scopes it may request. The `client_id` goes into the backend's configuration;
     it authenticates with its private key, never a shared secret."""
-    client = await service.register_client(
-        db, principal=principal, data=data, remote=_remote(request)
+    scope = await service.check_registration(new.data, _remote(new.request))
+    return await new.respond(
+        partial(service.insert_client, principal=new.principal, data=new.data, scope=scope),
+        client_location,
     )
-    return created(client, {"Location": f"/v1/clients/{client.client_id}"})
+
+
+def client_location(client: Mapping[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/clients/{client['client_id']}"}
 
 
 @clients_router.get("")

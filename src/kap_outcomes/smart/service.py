@@ -118,14 +118,9 @@ def public(row: Any) -> ClientPublic:
     )
 
 
-async def register_client(
-    db: Database, *, principal: Principal, data: ClientCreate, remote: RemoteKeySets
-) -> ClientPublic:
-    """Check the registration (a jwks_uri is fetched once, now), then store it.
-
-    Like the caseload this use case takes the Database: the fetch must not hold a
-    transaction open.
-    """
+async def check_registration(data: ClientCreate, remote: RemoteKeySets) -> str:
+    """Check a registration (a jwks_uri is fetched once, now, outside any transaction);
+    the scope to store. Then :func:`insert_client` stores it (the route's unit of work)."""
     requested, problems = _scope_problems(data.scope)
     if (data.jwks is None) == (data.jwks_uri is None):
         problems.append(FieldProblem(pointer="/jwks", detail="give jwks or jwks_uri (one of them)"))
@@ -137,12 +132,10 @@ async def register_client(
         raise invalid(problems)
     if data.jwks_uri is not None:
         await _check_key_set_at(data.jwks_uri, remote)
-    return await db.write(
-        partial(_insert_client, principal=principal, data=data, scope=scopes.join(requested))
-    )
+    return scopes.join(requested)
 
 
-def _insert_client(
+def insert_client(
     conn: Connection, *, principal: Principal, data: ClientCreate, scope: str
 ) -> ClientPublic:
     client_id = new_id()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
+from kap_outcomes.calling import AdminCaller
 from kap_outcomes.config import Settings
+from kap_outcomes.creating import Create, Creation
 from kap_outcomes.http import ResourceId, problems, with_headers
 from kap_outcomes.pagination import Cursor, Limit, Page
 from kap_outcomes.preconditions import etag
@@ -38,24 +41,33 @@ def _policy(request: Request) -> EgressPolicy:
     return EgressPolicy(tuple(settings.webhook_allowed_networks))
 
 
-@router.post("", status_code=201)
-async def create_webhook(
-    data: WebhookCreate, principal: AdminDep, db: DbDep, request: Request, response: Response
-) -> WebhookWithSecret:
-    """Register an endpoint; the answer holds its signing secret, shown this once.
+CREATE_WEBHOOK = Create(WebhookCreate, auth=admin_principal, replayable=False)
 
-    No Idempotency-Key replay here: a replay would have to keep the secret to show it again.
-    """
-    created = await db.write(
-        partial(service.create_endpoint, principal=principal, data=data, policy=_policy(request))
+
+@router.post("", status_code=201, response_model=WebhookWithSecret)
+async def create_webhook(
+    new: Annotated[Creation[WebhookCreate], Depends(CREATE_WEBHOOK)],
+) -> Response:
+    """Register an endpoint; the answer holds its signing secret, shown this once (so a
+    retry is not replayed: it registers another)."""
+    return await new.respond(
+        partial(
+            service.create_endpoint,
+            principal=new.principal,
+            data=new.data,
+            policy=_policy(new.request),
+        ),
+        webhook_location,
     )
-    response.headers["Location"] = f"/v1/webhooks/{created.id}"
-    return created
+
+
+def webhook_location(webhook: Mapping[str, Any]) -> dict[str, str]:
+    return {"Location": f"/v1/webhooks/{webhook['id']}"}
 
 
 @router.get("")
-async def list_webhooks(principal: AdminDep, db: DbDep) -> Page[WebhookPublic]:
-    return await db.read(partial(service.list_endpoints, principal=principal))
+async def list_webhooks(admin: AdminCaller) -> Page[WebhookPublic]:
+    return await admin.read(service.list_endpoints)
 
 
 @router.get("/{webhook_id}", responses=problems(ok=with_headers("ETag")))
@@ -97,39 +109,25 @@ async def update_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(webhook_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+async def delete_webhook(webhook_id: ResourceId, admin: AdminCaller) -> Response:
     """Remove the endpoint, its pending deliveries and their history."""
-    await db.write(partial(service.delete_endpoint, principal=principal, endpoint_id=webhook_id))
+    await admin.write(service.delete_endpoint, endpoint_id=webhook_id)
     return Response(status_code=204)
 
 
 @router.post("/{webhook_id}/rotate-secret")
-async def rotate_webhook_secret(
-    webhook_id: ResourceId, principal: AdminDep, db: DbDep
-) -> WebhookWithSecret:
+async def rotate_webhook_secret(webhook_id: ResourceId, admin: AdminCaller) -> WebhookWithSecret:
     """A new secret, shown this once; the previous one keeps signing beside it for 24 h."""
-    return await db.write(
-        partial(service.rotate_secret, principal=principal, endpoint_id=webhook_id)
-    )
+    return await admin.write(service.rotate_secret, endpoint_id=webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries")
 async def list_webhook_deliveries(
-    webhook_id: ResourceId,
-    principal: AdminDep,
-    db: DbDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    webhook_id: ResourceId, admin: AdminCaller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[DeliveryPublic]:
     """Deliveries newest first, each with every attempt (time, status code, error)."""
-    return await db.read(
-        partial(
-            service.list_deliveries,
-            principal=principal,
-            endpoint_id=webhook_id,
-            cursor=cursor,
-            limit=limit,
-        )
+    return await admin.read(
+        service.list_deliveries, endpoint_id=webhook_id, cursor=cursor, limit=limit
     )
 
 
@@ -139,14 +137,7 @@ async def list_webhook_deliveries(
     responses=problems(409),
 )
 async def redeliver_webhook_delivery(
-    webhook_id: ResourceId, delivery_id: ResourceId, principal: AdminDep, db: DbDep
+    webhook_id: ResourceId, delivery_id: ResourceId, admin: AdminCaller
 ) -> DeliveryPublic:
     """Send the event again now (same `webhook-id`), with a fresh retry schedule."""
-    return await db.write(
-        partial(
-            service.redeliver,
-            principal=principal,
-            endpoint_id=webhook_id,
-            delivery_id=delivery_id,
-        )
-    )
+    return await admin.write(service.redeliver, endpoint_id=webhook_id, delivery_id=delivery_id)
