@@ -10,8 +10,9 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from kap_outcomes.alerts.models import Alert
 from kap_outcomes.db import HotStatement
+from kap_outcomes.rows import table_of
 
-alerts = Alert.__table__  # type: ignore[attr-defined]
+alerts = table_of(Alert)
 
 
 _INSERT = HotStatement(insert(alerts), keys=[c.name for c in alerts.columns])

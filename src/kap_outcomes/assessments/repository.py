@@ -11,10 +11,11 @@ from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.care.models import Course
 from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import table_of
 
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-_patients = Patient.__table__  # type: ignore[attr-defined]
-_courses = Course.__table__  # type: ignore[attr-defined]
+assessments = table_of(Assessment)
+_patients = table_of(Patient)
+_courses = table_of(Course)
 
 
 _PATIENT_AND_ACTIVE_COURSE = HotStatement(
@@ -31,7 +32,7 @@ _PATIENT_AND_ACTIVE_COURSE = HotStatement(
     .order_by(_courses.c.started_at.desc())
     .limit(1)
 )
-revisions = AssessmentRevision.__table__  # type: ignore[attr-defined]
+revisions = table_of(AssessmentRevision)
 
 _REVISION_COLUMNS = [c.name for c in revisions.columns if c.name not in ("id", "assessment_id")]
 

@@ -11,8 +11,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.db import HotStatement, defer_rows
+from kap_outcomes.rows import table_of
 
-events = AuditEvent.__table__  # type: ignore[attr-defined]
+events = table_of(AuditEvent)
 
 _INSERT = HotStatement(insert(events), keys=[c.name for c in events.columns])
 

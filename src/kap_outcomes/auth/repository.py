@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from kap_outcomes.auth.models import ApiToken, EnrollmentCode
+from kap_outcomes.rows import table_of
 
-tokens = ApiToken.__table__  # type: ignore[attr-defined]
-codes = EnrollmentCode.__table__  # type: ignore[attr-defined]
+tokens = table_of(ApiToken)
+codes = table_of(EnrollmentCode)
 
 _PUBLIC = (
     tokens.c.id,

@@ -13,13 +13,14 @@ from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.bulk.models import BulkExport, PatientGroup, PatientGroupMember
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import table_of
 
-exports = BulkExport.__table__  # type: ignore[attr-defined]
-groups = PatientGroup.__table__  # type: ignore[attr-defined]
-members = PatientGroupMember.__table__  # type: ignore[attr-defined]
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
+exports = table_of(BulkExport)
+groups = table_of(PatientGroup)
+members = table_of(PatientGroupMember)
+assessments = table_of(Assessment)
+patients = table_of(Patient)
+identifiers = table_of(FhirIdentifier)
 
 BATCH = 1000
 """Rows fetched at a time from the server-side cursor of an export (memory stays flat)."""

@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from kap_outcomes.care.models import CareSession, CareSessionRevision, Course, SessionStatus
+from kap_outcomes.rows import table_of
 
-courses = Course.__table__  # type: ignore[attr-defined]
-sessions = CareSession.__table__  # type: ignore[attr-defined]
+courses = table_of(Course)
+sessions = table_of(CareSession)
 
 
 def active_course(conn: Connection, *, patient_id: str) -> Any | None:
@@ -76,7 +77,7 @@ def page_sessions(
     return list(conn.execute(query).all())
 
 
-revisions = CareSessionRevision.__table__  # type: ignore[attr-defined]
+revisions = table_of(CareSessionRevision)
 _REVISION_COLUMNS = [c.name for c in revisions.columns if c.name not in ("id", "session_id")]
 
 

@@ -12,10 +12,11 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, true, 
 from kap_outcomes.caseload.models import MAX_ALERT_SORT_RANK, REST_SORT_RANK, PatientSummary
 from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import table_of
 
-summaries = PatientSummary.__table__  # type: ignore[attr-defined]
+summaries = table_of(PatientSummary)
 
-_patients = Patient.__table__  # type: ignore[attr-defined]
+_patients = table_of(Patient)
 
 
 # --- keeping summaries current ----------------------------------------------------------

@@ -10,9 +10,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kap_outcomes.db import HotStatement, defer_rows, utcnow
 from kap_outcomes.events.models import Event, EventConsumer
+from kap_outcomes.rows import table_of
 
-events = Event.__table__  # type: ignore[attr-defined]
-consumers = EventConsumer.__table__  # type: ignore[attr-defined]
+events = table_of(Event)
+consumers = table_of(EventConsumer)
 
 
 class Position(NamedTuple):

@@ -11,11 +11,12 @@ from sqlalchemy import Connection, and_, false, func, insert, literal, or_, sele
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.patients.models import EXTERNAL_ID_SYSTEM, Patient, PatientIdentifier
+from kap_outcomes.rows import table_of
 
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
-patient_identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
+assessments = table_of(Assessment)
+patients = table_of(Patient)
+identifiers = table_of(FhirIdentifier)
+patient_identifiers = table_of(PatientIdentifier)
 
 
 @dataclass

@@ -16,8 +16,9 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.errors import not_found
 from kap_outcomes.organisation.models import OrganisationSettings, OrganisationSettingsUpdate
 from kap_outcomes.preconditions import check_if_match, precondition_failed
+from kap_outcomes.rows import table_of
 
-_orgs = Organisation.__table__  # type: ignore[attr-defined]
+_orgs = table_of(Organisation)
 NOUN = "organisation"
 
 

@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.db import new_id
 from kap_outcomes.patients.models import Patient, PatientIdentifier
+from kap_outcomes.rows import table_of
 
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
+patients = table_of(Patient)
+identifiers = table_of(PatientIdentifier)
 
 
 def exists(conn: Connection, *, organisation_id: str, patient_id: str) -> bool:

@@ -9,8 +9,9 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.policy.models import PolicyVersion
+from kap_outcomes.rows import table_of
 
-policy_versions = PolicyVersion.__table__  # type: ignore[attr-defined]
+policy_versions = table_of(PolicyVersion)
 
 
 def latest(conn: Connection, *, organisation_id: str) -> Any | None:

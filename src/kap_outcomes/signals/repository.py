@@ -17,12 +17,13 @@ from sqlalchemy.sql import Select
 from kap_outcomes.alerts.models import Alert, AlertStatus
 from kap_outcomes.assessments.models import Assessment, AssessmentStatus
 from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course, SessionStatus
+from kap_outcomes.rows import table_of
 from kap_outcomes.signals.models import SignalState
 
-_assessments = Assessment.__table__  # type: ignore[attr-defined]
-_courses = Course.__table__  # type: ignore[attr-defined]
-_sessions = CareSession.__table__  # type: ignore[attr-defined]
-_alerts = Alert.__table__  # type: ignore[attr-defined]
+_assessments = table_of(Assessment)
+_courses = table_of(Course)
+_sessions = table_of(CareSession)
+_alerts = table_of(Alert)
 
 _SCORED = ("phq9", "gad7")
 _DOSE_KINDS = sorted(k.value for k in DOSE_KINDS)
@@ -101,7 +102,7 @@ def _for(query: Select[Any], column: Any, patients: Patients) -> Any:
 
 # --- the signal watch's last seen state ---------------------------------------------------
 
-_states = SignalState.__table__  # type: ignore[attr-defined]
+_states = table_of(SignalState)
 
 
 def signal_states(conn: Connection, *, patient_ids: Sequence[str]) -> dict[str, Any]:

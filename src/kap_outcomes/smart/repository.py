@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from kap_outcomes.auth.models import ApiToken, Role
 from kap_outcomes.auth.tokens import generate_token, hash_token
 from kap_outcomes.db import HotStatement
+from kap_outcomes.rows import table_of
 from kap_outcomes.smart.models import SmartClient, SmartJti
 
-clients = SmartClient.__table__  # type: ignore[attr-defined]
-jtis = SmartJti.__table__  # type: ignore[attr-defined]
-_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+clients = table_of(SmartClient)
+jtis = table_of(SmartJti)
+_tokens = table_of(ApiToken)
 
 
 def insert_client(

@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
+from kap_outcomes.rows import table_of
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-deliveries = WebhookDelivery.__table__  # type: ignore[attr-defined]
-attempts = WebhookAttempt.__table__  # type: ignore[attr-defined]
-_events = Event.__table__  # type: ignore[attr-defined]
+endpoints = table_of(WebhookEndpoint)
+deliveries = table_of(WebhookDelivery)
+attempts = table_of(WebhookAttempt)
+_events = table_of(Event)
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 
