@@ -17,14 +17,15 @@ import enum
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, TypeVarTuple, cast
 
-from sqlalchemy import Connection, Executable, Row, Table, inspect
-from sqlalchemy.orm import Mapper
+from sqlalchemy import ColumnElement, Connection, Executable, Row, Select, Table, and_, inspect, or_
+from sqlalchemy.orm import Mapper, configure_mappers
 from sqlalchemy.orm.attributes import instance_dict
 from sqlmodel import SQLModel
 
 M = TypeVar("M", bound=SQLModel)
+Ts = TypeVarTuple("Ts")
 
 _Enums = tuple[tuple[str, type[enum.Enum]], ...]
 _KNOWN: dict[type[SQLModel], tuple[Mapper[Any], _Enums]] = {}
@@ -56,6 +57,7 @@ def _known(model: type[SQLModel]) -> tuple[Mapper[Any], _Enums]:
             for name, field in model.model_fields.items()
             if (found := _enum_of(field.annotation)) is not None
         )
+        configure_mappers()  # the attributes read the instance's values once configured
         known = _KNOWN[model] = (inspect(model), enums)
     return known
 
@@ -86,3 +88,29 @@ def every(conn: Connection, model: type[M], query: Executable) -> list[M]:
 
 def all_of(model: type[M], rows: Iterable[Row[Any]]) -> list[M]:
     return [as_model(model, row) for row in rows]
+
+
+def after_key(
+    query: Select[*Ts],
+    at: ColumnElement[Any],
+    key: ColumnElement[Any],
+    after: tuple[Any, str] | None,
+) -> Select[*Ts]:
+    """Keyset paging, oldest first: the rows after ``after`` (``at`` then ``key``), in order."""
+    if after is not None:
+        value, last = after
+        query = query.where(or_(at > value, and_(at == value, key > last)))
+    return query.order_by(at, key)
+
+
+def before_key(
+    query: Select[*Ts],
+    at: ColumnElement[Any],
+    key: ColumnElement[Any],
+    before: tuple[Any, str] | None,
+) -> Select[*Ts]:
+    """Keyset paging, newest first: the rows before ``before`` (``at`` then ``key``), in order."""
+    if before is not None:
+        value, last = before
+        query = query.where(or_(at < value, and_(at == value, key < last)))
+    return query.order_by(at.desc(), key.desc())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -164,32 +165,17 @@ class AssessmentPublic(BaseModel):
     alerts: list[AlertSummary]
 
     @classmethod
-    def from_row(cls, row: Any, alerts: list[AlertSummary]) -> AssessmentPublic:
-        return cls(
-            id=row.id,
-            patient_id=row.patient_id,
-            course_id=row.course_id,
-            session_id=row.session_id,
-            instrument=row.instrument,
-            items=row.items,
-            item9=row.item9,
-            difficulty=row.difficulty,
-            administered_at=row.administered_at,
-            recorded_at=row.recorded_at,
-            source=row.source,
-            valid=row.valid,
-            total=row.total,
-            raw_total=row.raw_total,
-            prorated=row.prorated,
-            missing_items=row.missing_items,
-            severity=row.severity,
-            subscores=row.subscores,
-            risk=row.risk,
-            flags=row.flags,
-            version=row.version,
-            status=row.status,
-            alerts=alerts,
-        )
+    def from_values(cls, values: Mapping[str, Any], alerts: list[AlertSummary]) -> AssessmentPublic:
+        """From an assessment's columns (the other columns are left out)."""
+        return cls.model_validate({**values, "alerts": alerts})
+
+    @classmethod
+    def from_row(cls, row: Assessment, alerts: list[AlertSummary]) -> AssessmentPublic:
+        return cls.from_values({name: getattr(row, name) for name in _PUBLIC_COLUMNS}, alerts)
+
+
+_PUBLIC_COLUMNS = tuple(name for name in AssessmentPublic.model_fields if name != "alerts")
+"""The assessment's columns shown, named once: by the fields of ``AssessmentPublic``."""
 
 
 class AssessmentAmend(BaseModel):

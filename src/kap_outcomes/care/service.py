@@ -15,6 +15,8 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository
 from kap_outcomes.care.models import (
     DOSE_KINDS,
+    CareSession,
+    Course,
     CourseCreate,
     CoursePublic,
     Dose,
@@ -32,9 +34,10 @@ from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
+from kap_outcomes.rows import as_model
 
 
-def _course_public(row: Any) -> CoursePublic:
+def _course_public(row: Course) -> CoursePublic:
     return CoursePublic(
         id=row.id,
         patient_id=row.patient_id,
@@ -46,10 +49,10 @@ def _course_public(row: Any) -> CoursePublic:
     )
 
 
-def session_public(row: Any) -> SessionPublic:
+def session_public(row: CareSession) -> SessionPublic:
     dose = (  # as stored: a dose recorded under older, wider bounds still reads
         Dose.model_construct(route=DoseRoute(row.dose_route), amount_mg=row.dose_amount_mg)
-        if row.dose_route is not None
+        if row.dose_route is not None and row.dose_amount_mg is not None
         else None
     )
     return SessionPublic(
@@ -90,7 +93,7 @@ def _open_course(
         _, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
         induction_doses = policy.induction_doses
     repository.close_active_courses(conn, patient_id=patient_id, at=now)
-    values = {
+    values: dict[str, Any] = {
         "id": new_id(),
         "organisation_id": organisation_id,
         "patient_id": patient_id,
@@ -111,15 +114,7 @@ def _open_course(
         data={"induction_doses": induction_doses},
         at=now,
     )
-    return CoursePublic(
-        id=values["id"],
-        patient_id=patient_id,
-        label=data.label,
-        induction_doses=induction_doses,
-        started_at=values["started_at"],
-        ended_at=None,
-        active=True,
-    )
+    return _course_public(as_model(Course, values))
 
 
 def list_courses(conn: Connection, *, principal: Principal, patient_id: str) -> list[CoursePublic]:
@@ -228,7 +223,7 @@ def record_session(
         else:
             course_id = None
     now = utcnow()
-    values = {
+    values: dict[str, Any] = {
         "id": new_id(),
         "organisation_id": principal.organisation_id,
         "patient_id": patient_id,
@@ -240,9 +235,10 @@ def record_session(
         "created_at": now,
         "version": 1,
         "status": SessionStatus.final.value,
+        "version_at": now,
         "recorded_by": principal.token_id,
+        "version_reason": None,
     }
-    values["version_at"] = values["created_at"]
     repository.insert_session(conn, values)
     emit(
         conn,
@@ -254,15 +250,7 @@ def record_session(
         data={"kind": data.kind.value, "course_id": course_id},
         at=now,
     )
-    return SessionPublic(
-        id=values["id"],
-        patient_id=patient_id,
-        course_id=course_id,
-        kind=data.kind,
-        occurred_at=data.occurred_at,
-        dose=data.dose,
-        created_at=now,
-    )
+    return session_public(as_model(CareSession, values))
 
 
 def list_sessions(
