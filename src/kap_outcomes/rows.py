@@ -19,12 +19,25 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, TypeVarTuple, cast
 
-from sqlalchemy import ColumnElement, Connection, Executable, Row, Select, Table, and_, inspect, or_
+from pydantic import BaseModel
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Executable,
+    Row,
+    Select,
+    Table,
+    and_,
+    inspect,
+    or_,
+)
 from sqlalchemy.orm import Mapper, configure_mappers
 from sqlalchemy.orm.attributes import instance_dict
 from sqlmodel import SQLModel
 
 M = TypeVar("M", bound=SQLModel)
+P = TypeVar("P", bound=BaseModel)
 Ts = TypeVarTuple("Ts")
 
 _Enums = tuple[tuple[str, type[enum.Enum]], ...]
@@ -114,3 +127,18 @@ def before_key(
         value, last = before
         query = query.where(or_(at < value, and_(at == value, key < last)))
     return query.order_by(at.desc(), key.desc())
+
+
+def columns_for(table: Table, shape: type[BaseModel]) -> list[Column[Any]]:
+    """The table's columns named by the fields of ``shape``: a select of just what it shows."""
+    return [table.c[name] for name in shape.model_fields]
+
+
+def shaped(shape: type[P], row: Row[Any] | SQLModel | Mapping[str, Any]) -> P:
+    """A row (of at least the columns ``shape`` names) as ``shape``, validated."""
+    return shape.model_validate(row, from_attributes=True)
+
+
+def values_of(row: SQLModel) -> dict[str, Any]:
+    """Every column of a model's row, by name."""
+    return {name: getattr(row, name) for name in type(row).model_fields}

@@ -9,18 +9,14 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.policy.models import PolicyVersion
-from kap_outcomes.rows import table_of
+from kap_outcomes.rows import first, table_of
 
 policy_versions = table_of(PolicyVersion)
 
 
-def latest(conn: Connection, *, organisation_id: str) -> Any | None:
-    return conn.execute(
-        select(policy_versions)
-        .where(policy_versions.c.organisation_id == organisation_id)
-        .order_by(policy_versions.c.version.desc())
-        .limit(1)
-    ).first()
+def latest(conn: Connection, *, organisation_id: str) -> PolicyVersion | None:
+    query = select(policy_versions).where(policy_versions.c.organisation_id == organisation_id)
+    return first(conn, PolicyVersion, query.order_by(policy_versions.c.version.desc()).limit(1))
 
 
 def insert_version(

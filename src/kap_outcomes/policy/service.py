@@ -70,7 +70,7 @@ def replace_policy(
             detail="The policy is not usable.",
         ) from exc
     row = repository.latest(conn, organisation_id=principal.organisation_id)
-    current = 0 if row is None else int(row.version)
+    current = 0 if row is None else row.version
     _check_precondition(if_match, current)
     now = utcnow()
     stored = repository.insert_version(
