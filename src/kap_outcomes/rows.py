@@ -121,11 +121,15 @@ def before_key(
     at: ColumnElement[Any],
     key: ColumnElement[Any],
     before: tuple[Any, str] | None,
+    *,
+    inclusive: bool = False,
 ) -> Select[*Ts]:
-    """Keyset paging, newest first: the rows before ``before`` (``at`` then ``key``), in order."""
+    """Keyset paging, newest first: the rows before ``before`` (``at`` then ``key``; with
+    ``inclusive``, ``before``'s own row too), in order."""
     if before is not None:
         value, last = before
-        query = query.where(or_(at < value, and_(at == value, key < last)))
+        key_passes = key <= last if inclusive else key < last
+        query = query.where(or_(at < value, and_(at == value, key_passes)))
     return query.order_by(at.desc(), key.desc())
 
 

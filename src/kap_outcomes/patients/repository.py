@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.db import new_id
 from kap_outcomes.patients.models import Patient, PatientIdentifier
-from kap_outcomes.rows import table_of
+from kap_outcomes.rows import after_key, every, first, table_of
 
 patients = table_of(Patient)
 identifiers = table_of(PatientIdentifier)
@@ -35,12 +34,11 @@ def lock(conn: Connection, *, patient_id: str) -> None:
     )
 
 
-def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
-    return conn.execute(
-        select(patients).where(
-            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
-        )
-    ).first()
+def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Patient | None:
+    query = select(patients).where(
+        patients.c.id == patient_id, patients.c.organisation_id == organisation_id
+    )
+    return first(conn, Patient, query)
 
 
 def insert_patient(
@@ -82,20 +80,20 @@ def page(
     external_id: str | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[Patient]:
     query = select(patients).where(patients.c.organisation_id == organisation_id)
     if external_id is not None:
         query = query.where(patients.c.external_id == external_id)
-    if after is not None:
-        at, row_id = after
-        query = query.where(
-            or_(
-                patients.c.created_at > at,
-                and_(patients.c.created_at == at, patients.c.id > row_id),
-            )
-        )
-    query = query.order_by(patients.c.created_at, patients.c.id).limit(limit)
-    return list(conn.execute(query).all())
+    query = after_key(query, patients.c.created_at, patients.c.id, after)
+    return every(conn, Patient, query.limit(limit))
+
+
+def by_ids(conn: Connection, *, organisation_id: str, patient_ids: list[str]) -> list[Patient]:
+    """The organisation's patients of ``patient_ids``, by id."""
+    query = select(patients).where(
+        patients.c.organisation_id == organisation_id, patients.c.id.in_(patient_ids)
+    )
+    return every(conn, Patient, query.order_by(patients.c.id))
 
 
 def replace_identifiers(
