@@ -31,6 +31,7 @@ from sqlalchemy import (
     and_,
     inspect,
     or_,
+    select,
 )
 from sqlalchemy.orm import Mapper, configure_mappers
 from sqlalchemy.orm.attributes import instance_dict
@@ -146,3 +147,13 @@ def shaped(shape: type[P], row: Row[Any] | SQLModel | Mapping[str, Any]) -> P:
 def values_of(row: SQLModel) -> dict[str, Any]:
     """Every column of a model's row, by name."""
     return {name: getattr(row, name) for name in type(row).model_fields}
+
+
+def owned(
+    conn: Connection, model: type[M], *, id: str, organisation_id: str, lock: bool = False
+) -> M | None:
+    """The row of ``model`` with this id, if it is the organisation's (``lock``: locked until
+    the transaction ends, on PostgreSQL)."""
+    table = table_of(model)
+    query = select(table).where(table.c.id == id, table.c.organisation_id == organisation_id)
+    return first(conn, model, query.with_for_update() if lock else query)

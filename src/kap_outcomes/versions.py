@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlmodel import SQLModel
 
-from kap_outcomes.rows import every, first, table_of
+from kap_outcomes.rows import every, owned, table_of
 
 C = TypeVar("C", bound=SQLModel, covariant=True)
 R = TypeVar("R", bound=SQLModel, covariant=True)
@@ -65,10 +65,7 @@ class Versioned(Generic[C, R]):
     ) -> C | None:
         """The current version; ``lock``: locked until the transaction ends (PostgreSQL;
         SQLite's single writer serialises corrections anyway)."""
-        query = select(self.table).where(
-            self.table.c.id == id, self.table.c.organisation_id == organisation_id
-        )
-        return first(conn, self.current, query.with_for_update() if lock else query)
+        return owned(conn, self.current, id=id, organisation_id=organisation_id, lock=lock)
 
     def keep(self, conn: Connection, *, current: Version, revision_id: str) -> None:
         """Copy the current version, unchanged, into the history before it is superseded."""

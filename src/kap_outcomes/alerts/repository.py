@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from kap_outcomes.alerts.models import Alert, AlertSummary
 from kap_outcomes.db import HotStatement
-from kap_outcomes.rows import before_key, columns_for, every, first, shaped, table_of
+from kap_outcomes.rows import before_key, columns_for, every, owned, shaped, table_of
 
 alerts = table_of(Alert)
 
@@ -67,10 +67,7 @@ def page(
 
 
 def get(conn: Connection, *, organisation_id: str, alert_id: str) -> Alert | None:
-    query = select(alerts).where(
-        alerts.c.id == alert_id, alerts.c.organisation_id == organisation_id
-    )
-    return first(conn, Alert, query)
+    return owned(conn, Alert, id=alert_id, organisation_id=organisation_id)
 
 
 def transition(

@@ -7,13 +7,24 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.bulk.models import BulkExport, PatientGroup, PatientGroupMember
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.patients.models import Patient
-from kap_outcomes.rows import table_of
+from kap_outcomes.rows import before_key, every, first, owned, table_of
 
 exports = table_of(BulkExport)
 groups = table_of(PatientGroup)
@@ -33,12 +44,8 @@ def insert_export(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(exports).values(**values))
 
 
-def get_export(conn: Connection, *, organisation_id: str, export_id: str) -> Any | None:
-    return conn.execute(
-        select(exports).where(
-            exports.c.id == export_id, exports.c.organisation_id == organisation_id
-        )
-    ).first()
+def get_export(conn: Connection, *, organisation_id: str, export_id: str) -> BulkExport | None:
+    return owned(conn, BulkExport, id=export_id, organisation_id=organisation_id)
 
 
 def active_exports(conn: Connection, *, organisation_id: str) -> int:
@@ -56,7 +63,7 @@ def delete_export(conn: Connection, *, export_id: str) -> bool:
     return bool(conn.execute(delete(exports).where(exports.c.id == export_id)).rowcount)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime) -> ColumnElement[bool]:
     c = exports.c
     return or_(c.status == "queued", (c.status == "running") & (c.lease_until < now))
 
@@ -65,17 +72,19 @@ def any_claimable(conn: Connection, *, now: datetime) -> bool:
     return bool(conn.execute(select(exists().where(_claimable(now)))).scalar())
 
 
-def claim(conn: Connection, *, owner: str, now: datetime, until: datetime) -> Any | None:
+def claim(conn: Connection, *, owner: str, now: datetime, until: datetime) -> BulkExport | None:
     """Lease the oldest export that is queued, or running under a lease that ran out (its
     worker died); another worker's locked row is skipped (PostgreSQL)."""
     c = exports.c
-    row = conn.execute(
+    row = first(
+        conn,
+        BulkExport,
         select(exports)
         .where(_claimable(now))
         .order_by(c.created_at, c.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
+        .with_for_update(skip_locked=True),
+    )
     if row is None:
         return None
     conn.execute(
@@ -169,10 +178,8 @@ def insert_group(
         )
 
 
-def get_group(conn: Connection, *, organisation_id: str, group_id: str) -> Any | None:
-    return conn.execute(
-        select(groups).where(groups.c.id == group_id, groups.c.organisation_id == organisation_id)
-    ).first()
+def get_group(conn: Connection, *, organisation_id: str, group_id: str) -> PatientGroup | None:
+    return owned(conn, PatientGroup, id=group_id, organisation_id=organisation_id)
 
 
 def group_member_ids(conn: Connection, *, group_id: str) -> list[str]:
@@ -204,14 +211,14 @@ def search_groups(
     ids: Sequence[str] | None,
     names: Sequence[str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[PatientGroup]:
     query = select(groups).where(groups.c.organisation_id == organisation_id)
     if ids is not None:
         query = query.where(groups.c.id.in_(ids))
     if names is not None:
         query = query.where(groups.c.name.in_(names))
-    query = query.order_by(groups.c.created_at.desc(), groups.c.id.desc()).limit(limit)
-    return list(conn.execute(query).all())
+    query = before_key(query, groups.c.created_at, groups.c.id, None)
+    return every(conn, PatientGroup, query.limit(limit))
 
 
 def patients_in_organisation(

@@ -24,6 +24,7 @@ from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.events import repository
 from kap_outcomes.events.models import (
     PATIENT_VISIBLE,
+    Event,
     EventPage,
     EventPublic,
     EventType,
@@ -96,7 +97,7 @@ def visible(principal: Principal, query: FeedQuery) -> FeedQuery | None:
     return FeedQuery(query.after, types, principal.patient_id, query.limit)
 
 
-def public(row: Any) -> EventPublic:
+def public(row: Event) -> EventPublic:
     return EventPublic(
         id=row.id,
         type=row.type,
@@ -126,7 +127,7 @@ def read(
         patient_id=narrowed.patient_id,
         limit=narrowed.limit,
     )
-    events = [(Position(int(r.tx), int(r.seq)), public(r)) for r in rows]
+    events = [(repository.position_of(r), public(r)) for r in rows]
     if len(events) == narrowed.limit:
         return events, events[-1][0]
     last = events[-1][0] if events else query.after

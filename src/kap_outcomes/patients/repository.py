@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.db import new_id
 from kap_outcomes.patients.models import Patient, PatientIdentifier
-from kap_outcomes.rows import after_key, every, first, table_of
+from kap_outcomes.rows import after_key, every, owned, table_of
 
 patients = table_of(Patient)
 identifiers = table_of(PatientIdentifier)
@@ -35,10 +35,7 @@ def lock(conn: Connection, *, patient_id: str) -> None:
 
 
 def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Patient | None:
-    query = select(patients).where(
-        patients.c.id == patient_id, patients.c.organisation_id == organisation_id
-    )
-    return first(conn, Patient, query)
+    return owned(conn, Patient, id=patient_id, organisation_id=organisation_id)
 
 
 def insert_patient(
