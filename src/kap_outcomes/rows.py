@@ -33,12 +33,16 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapper, configure_mappers
 from sqlalchemy.orm.attributes import instance_dict
 from sqlmodel import SQLModel
 
+from kap_outcomes.errors import not_found
+
 M = TypeVar("M", bound=SQLModel)
 P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 _Enums = tuple[tuple[str, type[enum.Enum]], ...]
@@ -157,3 +161,22 @@ def owned(
     table = table_of(model)
     query = select(table).where(table.c.id == id, table.c.organisation_id == organisation_id)
     return first(conn, model, query.with_for_update() if lock else query)
+
+
+def unless_taken(conn: Connection, *statements: Executable) -> bool:
+    """Run the statements in a savepoint; False, and none of them kept, when a unique
+    constraint refuses one (a value taken, by this row's twin or a concurrent writer)."""
+    try:
+        with conn.begin_nested():
+            for statement in statements:
+                conn.execute(statement)
+    except IntegrityError:
+        return False
+    return True
+
+
+def found(row: R | None, what: str) -> R:
+    """``row``, or a 404 naming ``what`` when there is none."""
+    if row is None:
+        raise not_found(what)
+    return row

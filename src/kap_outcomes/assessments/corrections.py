@@ -34,6 +34,7 @@ from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.corrections import Corrections, version_of
 from kap_outcomes.errors import not_found
 from kap_outcomes.events.models import EventType
+from kap_outcomes.rows import shaped, values_of
 
 CORRECTIONS = Corrections(
     repository.versioned,
@@ -150,18 +151,7 @@ def retract_assessment(
 
 
 def _version(row: Assessment | AssessmentRevision) -> AssessmentVersion:
-    return AssessmentVersion(
-        **version_of(row),
-        items=row.items,
-        item9=row.item9,
-        difficulty=row.difficulty,
-        administered_at=row.administered_at,
-        valid=row.valid,
-        total=row.total,
-        severity=row.severity,
-        risk=row.risk,
-        flags=row.flags,
-    )
+    return shaped(AssessmentVersion, {**values_of(row), **version_of(row)})
 
 
 def assessment_history(

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Select,
     delete,
     exists,
     func,
@@ -19,12 +18,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlmodel import SQLModel
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.bulk.models import BulkExport, PatientGroup, PatientGroupMember
+from kap_outcomes.fhir import repository as fhir_repository
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.patients.models import Patient
-from kap_outcomes.rows import before_key, every, first, owned, table_of
+from kap_outcomes.rows import all_of, before_key, every, first, owned, table_of
 
 exports = table_of(BulkExport)
 groups = table_of(PatientGroup)
@@ -241,74 +242,63 @@ def patients_in_organisation(
 # What an export reads ----------------------------------------------------------------------
 
 
-def _scoped(
-    query: Select[Any],
-    table: Any,
-    patient_column: Any,
+M = TypeVar("M", bound=SQLModel)
+
+
+def _stream(
+    conn: Connection,
+    model: type[M],
     *,
+    patient_key: str,
+    changed: str,
     organisation_id: str,
     group_id: str | None,
     since: datetime | None,
-    changed_column: Any,
-) -> Select[Any]:
-    query = query.where(table.c.organisation_id == organisation_id)
-    if group_id is not None:
-        query = query.where(
-            patient_column.in_(select(members.c.patient_id).where(members.c.group_id == group_id))
-        )
-    if since is not None:
-        query = query.where(changed_column > since)
-    return query
-
-
-def _stream(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
-    """Batches of rows from a server-side cursor (PostgreSQL) or SQLite's stepping cursor:
+) -> Iterator[list[M]]:
+    """The organisation's rows of ``model`` (of the group's patients, changed after
+    ``since``), in batches from a server-side cursor (PostgreSQL) or SQLite's stepping cursor:
     never the whole result in memory."""
+    table = table_of(model)
+    query = select(table).where(table.c.organisation_id == organisation_id)
+    if group_id is not None:
+        group = select(members.c.patient_id).where(members.c.group_id == group_id)
+        query = query.where(table.c[patient_key].in_(group))
+    if since is not None:
+        query = query.where(table.c[changed] > since)
     result = conn.execution_options(yield_per=BATCH).execute(query)
     try:
-        yield from result.partitions(BATCH)
+        for batch in result.partitions(BATCH):
+            yield all_of(model, batch)
     finally:
         result.close()
 
 
 def stream_patients(
     conn: Connection, *, organisation_id: str, group_id: str | None, since: datetime | None
-) -> Iterator[Sequence[Any]]:
-    query = _scoped(
-        select(patients),
-        patients,
-        patients.c.id,
+) -> Iterator[list[Patient]]:
+    return _stream(
+        conn,
+        Patient,
+        patient_key="id",
+        changed="created_at",
         organisation_id=organisation_id,
         group_id=group_id,
         since=since,
-        changed_column=patients.c.created_at,
     )
-    return _stream(conn, query)
 
 
 def stream_assessments(
     conn: Connection, *, organisation_id: str, group_id: str | None, since: datetime | None
-) -> Iterator[Sequence[Any]]:
-    query = _scoped(
-        select(assessments),
-        assessments,
-        assessments.c.patient_id,
+) -> Iterator[list[Assessment]]:
+    return _stream(
+        conn,
+        Assessment,
+        patient_key="patient_id",
+        changed="version_at",
         organisation_id=organisation_id,
         group_id=group_id,
         since=since,
-        changed_column=assessments.c.version_at,
     )
-    return _stream(conn, query)
 
 
-def identifiers_of(
-    conn: Connection, *, assessment_ids: Sequence[str]
-) -> dict[str, tuple[str, str]]:
-    if not assessment_ids:
-        return {}
-    rows = conn.execute(
-        select(identifiers.c.assessment_id, identifiers.c.system, identifiers.c.value).where(
-            identifiers.c.assessment_id.in_(assessment_ids)
-        )
-    ).all()
-    return {row[0]: (row[1], row[2]) for row in rows}
+identifiers_of = fhir_repository.identifiers_of

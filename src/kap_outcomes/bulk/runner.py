@@ -159,20 +159,20 @@ def write_export(
                         files.write(condition)
             beat(files, "Patient")
     if wanted & {"QuestionnaireResponse", "Observation"}:
-        for batch in repository.stream_assessments(
+        for scores in repository.stream_assessments(
             conn, organisation_id=job.organisation_id, group_id=job.group_id, since=job.since
         ):
             named = (
-                repository.identifiers_of(conn, assessment_ids=[row.id for row in batch])
+                repository.identifiers_of(conn, assessment_ids=[one.id for one in scores])
                 if "QuestionnaireResponse" in wanted
                 else {}
             )
-            for row in batch:
+            for score in scores:
                 # a total-only score (an EHR's flowsheet total) has no form: Observations only
-                if "QuestionnaireResponse" in wanted and resources.is_form(row):
-                    files.write(resources.questionnaire_response(row, named.get(row.id)))
+                if "QuestionnaireResponse" in wanted and resources.is_form(score):
+                    files.write(resources.questionnaire_response(score, named.get(score.id)))
                 if "Observation" in wanted:
-                    for observation in resources.observations(row):
+                    for observation in resources.observations(score):
                         files.write(observation)
             beat(files, "QuestionnaireResponse")
 

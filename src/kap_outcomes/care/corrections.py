@@ -28,10 +28,11 @@ from kap_outcomes.care.models import (
     SessionVersion,
 )
 from kap_outcomes.care.service import check_dose, refuse_duplicate_dose, session_public
-from kap_outcomes.corrections import Corrections
+from kap_outcomes.corrections import Corrections, version_of
 from kap_outcomes.errors import not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.patients import repository as patients_repository
+from kap_outcomes.rows import shaped, values_of
 
 CORRECTIONS = Corrections(
     repository.versioned_sessions,
@@ -148,16 +149,7 @@ def _dose(row: CareSession | CareSessionRevision) -> Dose | None:
 
 
 def _version(row: CareSession | CareSessionRevision) -> SessionVersion:
-    return SessionVersion(
-        version=row.version,
-        status=row.status,
-        kind=row.kind,
-        occurred_at=row.occurred_at,
-        dose=_dose(row),
-        recorded_at=row.version_at,
-        recorded_by=row.recorded_by,
-        reason=row.version_reason,
-    )
+    return shaped(SessionVersion, {**values_of(row), **version_of(row), "dose": _dose(row)})
 
 
 def session_history(conn: Connection, *, principal: Principal, session_id: str) -> SessionHistory:

@@ -27,26 +27,18 @@ from kap_outcomes.care.models import (
     SessionStatus,
 )
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError, FieldProblem, invalid, not_found
+from kap_outcomes.errors import DomainError, FieldProblem, invalid
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
-from kap_outcomes.rows import as_model
+from kap_outcomes.rows import as_model, found, shaped, values_of
 
 
 def _course_public(row: Course) -> CoursePublic:
-    return CoursePublic(
-        id=row.id,
-        patient_id=row.patient_id,
-        label=row.label,
-        induction_doses=row.induction_doses,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        active=row.ended_at is None,
-    )
+    return shaped(CoursePublic, {**values_of(row), "active": row.ended_at is None})
 
 
 def session_public(row: CareSession) -> SessionPublic:
@@ -55,17 +47,7 @@ def session_public(row: CareSession) -> SessionPublic:
         if row.dose_route is not None and row.dose_amount_mg is not None
         else None
     )
-    return SessionPublic(
-        id=row.id,
-        patient_id=row.patient_id,
-        course_id=row.course_id,
-        kind=row.kind,
-        occurred_at=row.occurred_at,
-        dose=dose,
-        created_at=row.created_at,
-        version=row.version,
-        status=row.status,
-    )
+    return shaped(SessionPublic, {**values_of(row), "dose": dose})
 
 
 def open_course(
@@ -127,9 +109,7 @@ def get_course(
 ) -> CoursePublic:
     require_patient(conn, principal=principal, patient_id=patient_id)
     row = repository.get_course(conn, patient_id=patient_id, course_id=course_id)
-    if row is None:
-        raise not_found("Course")
-    return _course_public(row)
+    return _course_public(found(row, "Course"))
 
 
 def get_session(
@@ -137,9 +117,7 @@ def get_session(
 ) -> SessionPublic:
     require_patient(conn, principal=principal, patient_id=patient_id)
     row = repository.get_session(conn, patient_id=patient_id, session_id=session_id)
-    if row is None:
-        raise not_found("Session")
-    return session_public(row)
+    return session_public(found(row, "Session"))
 
 
 DUPLICATE_WINDOW = timedelta(minutes=60)

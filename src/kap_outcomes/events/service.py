@@ -32,6 +32,7 @@ from kap_outcomes.events.models import (
 )
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.events.repository import START, Position
+from kap_outcomes.rows import shaped, values_of
 
 POLL_INTERVAL_S = 1.0
 """Waiters look again this often even without a ring: events that another process wrote."""
@@ -98,15 +99,8 @@ def visible(principal: Principal, query: FeedQuery) -> FeedQuery | None:
 
 
 def public(row: Event) -> EventPublic:
-    return EventPublic(
-        id=row.id,
-        type=row.type,
-        occurred_at=row.occurred_at,
-        organisation_id=row.organisation_id,
-        patient_id=row.patient_id,
-        resource=ResourceRef(type=row.resource_type, id=row.resource_id),
-        data=row.data,
-    )
+    resource = ResourceRef(type=row.resource_type, id=row.resource_id)
+    return shaped(EventPublic, {**values_of(row), "resource": resource})
 
 
 def read(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVarTuple
@@ -167,12 +168,14 @@ def assessments_with_identifier(
     return sorted({row[0] for row in conn.execute(query.limit(10)).all()})
 
 
-def identifiers_of(conn: Connection, *, assessment_ids: list[str]) -> dict[str, tuple[str, str]]:
+def identifiers_of(
+    conn: Connection, *, assessment_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
     if not assessment_ids:
         return {}
     rows = conn.execute(
         select(identifiers.c.assessment_id, identifiers.c.system, identifiers.c.value).where(
-            identifiers.c.assessment_id.in_(assessment_ids)
+            identifiers.c.assessment_id.in_(list(assessment_ids))
         )
     ).all()
     return {row[0]: (row[1], row[2]) for row in rows}

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.db import new_id
 from kap_outcomes.patients.models import Patient, PatientIdentifier
-from kap_outcomes.rows import after_key, every, owned, table_of
+from kap_outcomes.rows import after_key, every, owned, table_of, unless_taken
 
 patients = table_of(Patient)
 identifiers = table_of(PatientIdentifier)
@@ -49,21 +48,17 @@ def insert_patient(
     conditions: str | None = None,
 ) -> bool:
     """Insert; False when the external id is taken in this organisation."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(patients).values(
-                    id=patient_id,
-                    organisation_id=organisation_id,
-                    external_id=external_id,
-                    age_group=age_group,
-                    conditions=conditions,
-                    created_at=at,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn,
+        insert(patients).values(
+            id=patient_id,
+            organisation_id=organisation_id,
+            external_id=external_id,
+            age_group=age_group,
+            conditions=conditions,
+            created_at=at,
+        ),
+    )
 
 
 def update_facts(conn: Connection, *, patient_id: str, values: dict[str, str | None]) -> None:
@@ -103,27 +98,19 @@ def replace_identifiers(
 ) -> bool:
     """Set the patient's identifiers to ``pairs``; False (nothing changed) when one of them
     names another patient of the organisation."""
-    try:
-        with conn.begin_nested():
-            conn.execute(delete(identifiers).where(identifiers.c.patient_id == patient_id))
-            if pairs:
-                conn.execute(
-                    insert(identifiers),
-                    [
-                        {
-                            "id": new_id(),
-                            "organisation_id": organisation_id,
-                            "patient_id": patient_id,
-                            "system": system,
-                            "value": value,
-                            "created_at": at,
-                        }
-                        for system, value in pairs
-                    ],
-                )
-    except IntegrityError:
-        return False
-    return True
+    rows = [
+        {
+            "id": new_id(),
+            "organisation_id": organisation_id,
+            "patient_id": patient_id,
+            "system": system,
+            "value": value,
+            "created_at": at,
+        }
+        for system, value in pairs
+    ]
+    removed = delete(identifiers).where(identifiers.c.patient_id == patient_id)
+    return unless_taken(conn, removed, *([insert(identifiers).values(rows)] if rows else []))
 
 
 def identifiers_of(conn: Connection, *, patient_ids: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.policy.models import PolicyVersion
-from kap_outcomes.rows import first, table_of
+from kap_outcomes.rows import first, table_of, unless_taken
 
 policy_versions = table_of(PolicyVersion)
 
@@ -30,18 +29,14 @@ def insert_version(
     by: str,
 ) -> bool:
     """Insert; False when that version number was taken by a concurrent writer."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(policy_versions).values(
-                    id=version_id,
-                    organisation_id=organisation_id,
-                    version=version,
-                    document=document,
-                    created_at=at,
-                    created_by=by,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn,
+        insert(policy_versions).values(
+            id=version_id,
+            organisation_id=organisation_id,
+            version=version,
+            document=document,
+            created_at=at,
+            created_by=by,
+        ),
+    )

@@ -16,12 +16,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.auth.models import ApiToken, Role
 from kap_outcomes.auth.tokens import generate_token, hash_token
 from kap_outcomes.db import HotStatement
-from kap_outcomes.rows import table_of
+from kap_outcomes.rows import table_of, unless_taken
 from kap_outcomes.smart.models import SmartClient, SmartJti
 
 clients = table_of(SmartClient)
@@ -174,9 +173,6 @@ def record_jti(
     need not be kept any longer.
     """
     conn.execute(delete(jtis).where(jtis.c.client_id == client_id, jtis.c.expires_at < now))
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(jtis).values(client_id=client_id, jti=jti, expires_at=keep_until))
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn, insert(jtis).values(client_id=client_id, jti=jti, expires_at=keep_until)
+    )

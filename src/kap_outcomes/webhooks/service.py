@@ -19,7 +19,7 @@ from kap_outcomes.errors import FieldProblem, conflict, invalid, not_found
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.preconditions import check_if_match, precondition_failed
-from kap_outcomes.rows import shaped
+from kap_outcomes.rows import shaped, values_of
 from kap_outcomes.webhooks import repository, signing
 from kap_outcomes.webhooks.egress import EgressPolicy, Refused, check_registration
 from kap_outcomes.webhooks.models import (
@@ -159,18 +159,15 @@ def rotate_secret(conn: Connection, *, principal: Principal, endpoint_id: str) -
 
 
 def _delivery(row: WebhookDelivery, attempts: list[AttemptPublic]) -> DeliveryPublic:
-    return DeliveryPublic(
-        id=row.id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        status=row.status,
-        attempt_count=row.attempts,
-        next_attempt_at=row.next_attempt_at if row.status == repository.PENDING else None,
-        last_status_code=row.last_status_code,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-        attempts=attempts,
+    pending = row.status == repository.PENDING
+    return shaped(
+        DeliveryPublic,
+        {
+            **values_of(row),
+            "attempt_count": row.attempts,
+            "next_attempt_at": row.next_attempt_at if pending else None,
+            "attempts": attempts,
+        },
     )
 
 
