@@ -9,11 +9,13 @@ domain's; this is the storage both share.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, insert, select, update
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
+from kap_outcomes.db import UTCDateTime, utcnow
 from kap_outcomes.rows import every, owned, table_of
 
 C = TypeVar("C", bound=SQLModel, covariant=True)
@@ -33,8 +35,13 @@ class Version(Protocol):
     def status(self) -> str: ...
 
 
-VERSION_COLUMNS = ("version", "status", "version_at", "recorded_by", "version_reason")
-"""What every version records about itself, beside its clinical columns."""
+class VersionColumns(SQLModel):
+    """When, by whom and why a version was recorded: columns of every versioned table (the
+    current version's and the kept versions'), beside ``version`` and ``status``."""
+
+    version_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_by: str | None = Field(default=None, max_length=36)
+    version_reason: str | None = Field(default=None, max_length=500)
 
 
 @dataclass(frozen=True)
