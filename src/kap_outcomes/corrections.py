@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection
+from sqlmodel import SQLModel
 
+from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import conflict
+from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.preconditions import check_if_match, precondition_failed
@@ -52,14 +54,34 @@ def version_of(row: Kept) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Corrections:
-    """The corrections of one kind of record: its storage, its name, its two events."""
+V = TypeVar("V", bound=SQLModel)
 
-    store: Versioned[Any, Any]
+
+@dataclass(frozen=True)
+class Corrections(Generic[V]):
+    """The corrections of one kind of record: its storage and its name (which names its
+    resource type and its two events, ``<noun>.amended`` and ``<noun>.retracted``)."""
+
+    store: Versioned[V, Any]
     noun: str
-    amended: EventType
-    retracted: EventType
+
+    @property
+    def amended(self) -> EventType:
+        return EventType(f"{self.noun}.amended")
+
+    @property
+    def retracted(self) -> EventType:
+        return EventType(f"{self.noun}.retracted")
+
+    def visible(self, conn: Connection, principal: Principal, id: str, *, lock: bool = False) -> V:
+        """The current version, if the caller may see it (a patient: its own only), else a
+        404; the request's audit event names its patient, even on a 4xx that follows."""
+        row = self.store.get(conn, organisation_id=principal.organisation_id, id=id, lock=lock)
+        patient_id = None if row is None else cast(Version, row).patient_id
+        if row is None or (principal.is_patient and patient_id != principal.patient_id):
+            raise not_found(self.noun.capitalize())
+        audit.concerns(patient_id)
+        return row
 
     def check(self, row: Version, if_match: str | None) -> None:
         """The version named is the current one, and the record still stands."""

@@ -28,38 +28,18 @@ from kap_outcomes.assessments.models import (
     AssessmentVersion,
 )
 from kap_outcomes.assessments.service import score_submission
-from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.corrections import Corrections, version_of
-from kap_outcomes.errors import not_found
-from kap_outcomes.events.models import EventType
 from kap_outcomes.rows import shaped, values_of
 
-CORRECTIONS = Corrections(
-    repository.versioned,
-    "assessment",
-    amended=EventType.assessment_amended,
-    retracted=EventType.assessment_retracted,
-)
-
-
-def _visible(
-    conn: Connection, principal: Principal, assessment_id: str, lock: bool = False
-) -> Assessment:
-    row = repository.versioned.get(
-        conn, organisation_id=principal.organisation_id, id=assessment_id, lock=lock
-    )
-    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
-        raise not_found("Assessment")
-    audit.concerns(row.patient_id)
-    return row
+CORRECTIONS = Corrections(repository.versioned, "assessment")
 
 
 def _current(
     conn: Connection, principal: Principal, assessment_id: str, if_match: str | None
 ) -> Assessment:
-    row = _visible(conn, principal, assessment_id, lock=True)
+    row = CORRECTIONS.visible(conn, principal, assessment_id, lock=True)
     CORRECTIONS.check(row, if_match)
     return row
 
@@ -157,7 +137,7 @@ def _version(row: Assessment | AssessmentRevision) -> AssessmentVersion:
 def assessment_history(
     conn: Connection, *, principal: Principal, assessment_id: str
 ) -> AssessmentHistory:
-    row = _visible(conn, principal, assessment_id)
+    row = CORRECTIONS.visible(conn, principal, assessment_id)
     kept = repository.versioned.history(conn, id=assessment_id)
     return AssessmentHistory(
         assessment_id=assessment_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository
 from kap_outcomes.care.models import (
@@ -29,43 +28,24 @@ from kap_outcomes.care.models import (
 )
 from kap_outcomes.care.service import check_dose, refuse_duplicate_dose, session_public
 from kap_outcomes.corrections import Corrections, version_of
-from kap_outcomes.errors import not_found
-from kap_outcomes.events.models import EventType
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.rows import shaped, values_of
 
-CORRECTIONS = Corrections(
-    repository.versioned_sessions,
-    "session",
-    amended=EventType.session_amended,
-    retracted=EventType.session_retracted,
-)
-
-
-def _visible(
-    conn: Connection, principal: Principal, session_id: str, lock: bool = False
-) -> CareSession:
-    row = repository.versioned_sessions.get(
-        conn, organisation_id=principal.organisation_id, id=session_id, lock=lock
-    )
-    if row is None:
-        raise not_found("Session")
-    audit.concerns(row.patient_id)  # the request's audit event names the patient, even on 4xx
-    return row
+CORRECTIONS = Corrections(repository.versioned_sessions, "session")
 
 
 def get_session(conn: Connection, *, principal: Principal, session_id: str) -> SessionPublic:
-    return session_public(_visible(conn, principal, session_id))
+    return session_public(CORRECTIONS.visible(conn, principal, session_id))
 
 
 def _current(
     conn: Connection, principal: Principal, session_id: str, if_match: str | None
 ) -> CareSession:
-    patient_id = _visible(conn, principal, session_id).patient_id
+    patient_id = CORRECTIONS.visible(conn, principal, session_id).patient_id
     # The patient's lock first (as recording does), then the session's row: a correction and
     # a new dose of the same patient cannot both pass the duplicate check.
     patients_repository.lock(conn, patient_id=patient_id)
-    row = _visible(conn, principal, session_id, lock=True)  # sessions are never deleted
+    row = CORRECTIONS.visible(conn, principal, session_id, lock=True)  # sessions are never deleted
     CORRECTIONS.check(row, if_match)
     return row
 
@@ -153,7 +133,7 @@ def _version(row: CareSession | CareSessionRevision) -> SessionVersion:
 
 
 def session_history(conn: Connection, *, principal: Principal, session_id: str) -> SessionHistory:
-    row = _visible(conn, principal, session_id)
+    row = CORRECTIONS.visible(conn, principal, session_id)
     kept = repository.versioned_sessions.history(conn, id=session_id)
     return SessionHistory(
         session_id=session_id,
