@@ -23,9 +23,9 @@ def precondition_required(noun: str = "assessment", detail: str | None = None) -
     )
 
 
-def precondition_failed(noun: str = "assessment") -> DomainError:
+def precondition_failed(noun: str = "assessment", detail: str | None = None) -> DomainError:
     return DomainError(
-        detail=f"The {noun} changed since that ETag; read it again, then correct it.",
+        detail=detail or f"The {noun} changed since that ETag; read it again, then correct it.",
         status=412,
         slug="precondition-failed",
         title="Precondition failed",

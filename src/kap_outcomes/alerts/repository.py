@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from kap_outcomes.alerts.models import Alert
+from kap_outcomes.alerts.models import Alert, AlertSummary
 from kap_outcomes.db import HotStatement
+from kap_outcomes.rows import before_key, columns_for, every, owned, shaped, table_of
 
-alerts = Alert.__table__  # type: ignore[attr-defined]
+alerts = table_of(Alert)
 
 
 _INSERT = HotStatement(insert(alerts), keys=[c.name for c in alerts.columns])
@@ -33,18 +34,18 @@ def insert_alerts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         _INSERT.run(conn, {**_LIFECYCLE_UNSET, **row})
 
 
-def for_assessments(conn: Connection, assessment_ids: Sequence[str]) -> list[Any]:
+def for_assessments(
+    conn: Connection, assessment_ids: Sequence[str]
+) -> list[tuple[str, AlertSummary]]:
+    """(assessment id, alert) of the assessments' alerts, oldest first."""
     if not assessment_ids:
         return []
-    return list(
-        conn.execute(
-            select(
-                alerts.c.id, alerts.c.assessment_id, alerts.c.level, alerts.c.kind, alerts.c.status
-            )
-            .where(alerts.c.assessment_id.in_(list(assessment_ids)))
-            .order_by(alerts.c.created_at, alerts.c.id)
-        ).all()
+    rows = conn.execute(
+        select(alerts.c.assessment_id, *columns_for(alerts, AlertSummary))
+        .where(alerts.c.assessment_id.in_(list(assessment_ids)))
+        .order_by(alerts.c.created_at, alerts.c.id)
     )
+    return [(row.assessment_id, shaped(AlertSummary, row)) for row in rows]
 
 
 def page(
@@ -55,25 +56,18 @@ def page(
     patient_id: str | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[Alert]:
     query = select(alerts).where(alerts.c.organisation_id == organisation_id)
     if status is not None:
         query = query.where(alerts.c.status == status)
     if patient_id is not None:
         query = query.where(alerts.c.patient_id == patient_id)
-    if after is not None:
-        at, row_id = after
-        query = query.where(
-            or_(alerts.c.created_at < at, and_(alerts.c.created_at == at, alerts.c.id < row_id))
-        )
-    query = query.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
-    return list(conn.execute(query).all())
+    query = before_key(query, alerts.c.created_at, alerts.c.id, after)
+    return every(conn, Alert, query.limit(limit))
 
 
-def get(conn: Connection, *, organisation_id: str, alert_id: str) -> Any | None:
-    return conn.execute(
-        select(alerts).where(alerts.c.id == alert_id, alerts.c.organisation_id == organisation_id)
-    ).first()
+def get(conn: Connection, *, organisation_id: str, alert_id: str) -> Alert | None:
+    return owned(conn, Alert, id=alert_id, organisation_id=organisation_id)
 
 
 def transition(

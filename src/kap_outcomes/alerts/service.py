@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from kap_outcomes.alerts import repository
-from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus, AlertSummary
+from kap_outcomes.alerts.models import Alert, AlertAction, AlertPublic, AlertStatus, AlertSummary
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.safety import AlertTrigger
@@ -26,6 +26,7 @@ from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
+from kap_outcomes.rows import shaped, values_of
 
 
 def open_alerts(
@@ -66,15 +67,13 @@ def summaries_by_assessment(
     conn: Connection, assessment_ids: Sequence[str]
 ) -> dict[str, list[AlertSummary]]:
     out: dict[str, list[AlertSummary]] = {}
-    for row in repository.for_assessments(conn, assessment_ids):
-        out.setdefault(row.assessment_id, []).append(
-            AlertSummary(id=row.id, level=row.level, kind=row.kind, status=row.status)
-        )
+    for assessment_id, summary in repository.for_assessments(conn, assessment_ids):
+        out.setdefault(assessment_id, []).append(summary)
     return out
 
 
-def _public(row: Any) -> AlertPublic:
-    return AlertPublic.model_validate(row, from_attributes=True)
+def _public(row: Alert | Mapping[str, Any]) -> AlertPublic:
+    return shaped(AlertPublic, row)
 
 
 def list_alerts(
@@ -135,7 +134,7 @@ def resolve(
     return _move(conn, row=row, values=values)
 
 
-def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
+def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Alert:
     row = repository.get(conn, organisation_id=principal.organisation_id, alert_id=alert_id)
     if row is None:
         raise not_found("Alert")
@@ -143,10 +142,10 @@ def _require(conn: Connection, *, principal: Principal, alert_id: str) -> Any:
     return row
 
 
-def _move(conn: Connection, *, row: Any, values: dict[str, Any]) -> AlertPublic:
+def _move(conn: Connection, *, row: Alert, values: dict[str, Any]) -> AlertPublic:
     if not repository.transition(conn, alert_id=row.id, from_status=row.status, values=values):
         raise conflict("The alert was changed by another request; read it again.")
-    moved = {**row._mapping, **values}
+    moved = {**values_of(row), **values}
     kind = (
         EventType.alert_resolved
         if values["status"] == AlertStatus.resolved.value

@@ -18,10 +18,12 @@ from sqlalchemy import Connection
 from kap_outcomes.alerts import service as alerts_service
 from kap_outcomes.assessments import repository
 from kap_outcomes.assessments.models import (
+    Assessment,
     AssessmentAmend,
     AssessmentHistory,
     AssessmentPublic,
     AssessmentRetract,
+    AssessmentRevision,
     AssessmentStatus,
     AssessmentVersion,
 )
@@ -29,53 +31,32 @@ from kap_outcomes.assessments.service import score_submission
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import conflict, not_found
-from kap_outcomes.events.models import EventType
-from kap_outcomes.events.outbox import emit
-from kap_outcomes.preconditions import check_if_match, precondition_failed
+from kap_outcomes.corrections import Corrections, version_of
+from kap_outcomes.errors import not_found
+from kap_outcomes.rows import shaped, values_of
+
+CORRECTIONS = Corrections(repository.versioned, "assessment")
 
 
 def _current(
     conn: Connection, principal: Principal, assessment_id: str, if_match: str | None
-) -> Any:
-    row = repository.get_for_update(
-        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
-    )
-    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
-        raise not_found("Assessment")
-    audit.concerns(row.patient_id)
-    check_if_match(if_match, row.version)
-    if row.status == AssessmentStatus.entered_in_error.value:
-        raise conflict("This assessment was retracted (entered in error); record a new one.")
+) -> Assessment:
+    row = CORRECTIONS.visible(conn, principal, assessment_id, lock=True)
+    CORRECTIONS.check(row, if_match)
     return row
 
 
 def _supersede(
-    conn: Connection, current: Any, values: dict[str, Any], *, principal: Principal
+    conn: Connection, current: Assessment, values: dict[str, Any], *, principal: Principal
 ) -> None:
-    repository.keep_revision(conn, current=current, revision_id=new_id())
-    if not repository.replace_current(
-        conn, assessment_id=current.id, expected_version=current.version, values=values
-    ):
-        raise precondition_failed()
-    retracted = values["status"] == AssessmentStatus.entered_in_error.value
-    emit(
-        conn,
-        type=EventType.assessment_retracted if retracted else EventType.assessment_amended,
-        organisation_id=principal.organisation_id,
-        patient_id=current.patient_id,
-        resource_type="assessment",
-        resource_id=current.id,
-        data={
-            "instrument": current.instrument,
-            "version": values["version"],
-            "valid": values.get("valid", current.valid),
-            "severity": values.get("severity", current.severity),
-            "risk": values.get("risk", current.risk),
-        },
-        at=values["version_at"],
-    )
+    data = {
+        "instrument": current.instrument,
+        "version": values["version"],
+        "valid": values.get("valid", current.valid),
+        "severity": values.get("severity", current.severity),
+        "risk": values.get("risk", current.risk),
+    }
+    CORRECTIONS.supersede(conn, current, values, principal=principal, data=data)
 
 
 def _public(conn: Connection, principal: Principal, assessment_id: str) -> AssessmentPublic:
@@ -101,8 +82,9 @@ def amend_assessment(
     scored = score_submission(
         instrument, items=data.items, total=data.total, item9=data.item9, difficulty=difficulty
     )
-    result, triggers = scored.result, scored.triggers
-    now = utcnow()
+    values = CORRECTIONS.next_version(
+        current, status=AssessmentStatus.amended.value, principal=principal, reason=data.reason
+    )
     _supersede(
         conn,
         current,
@@ -111,20 +93,8 @@ def amend_assessment(
             "item9": scored.item9,
             "difficulty": difficulty,
             "administered_at": data.administered_at or current.administered_at,
-            "valid": result.valid,
-            "total": result.total,
-            "raw_total": result.raw_total,
-            "prorated": result.prorated,
-            "missing_items": result.missing_items,
-            "severity": result.severity.value if result.severity else None,
-            "risk": result.risk.value if result.risk else None,
-            "subscores": dict(result.subscores),
-            "flags": list(result.flags),
-            "version": current.version + 1,
-            "status": AssessmentStatus.amended.value,
-            "version_at": now,
-            "recorded_by": principal.token_id,
-            "version_reason": data.reason,
+            **scored.columns(),
+            **values,
         },
         principal=principal,
     )
@@ -139,8 +109,8 @@ def amend_assessment(
         organisation_id=principal.organisation_id,
         patient_id=current.patient_id,
         assessment_id=assessment_id,
-        triggers=[t for t in triggers if (t.kind.value, t.level.value) not in raised],
-        at=now,
+        triggers=[t for t in scored.triggers if (t.kind.value, t.level.value) not in raised],
+        at=values["version_at"],
     )
     return _public(conn, principal, assessment_id)
 
@@ -154,54 +124,27 @@ def retract_assessment(
     data: AssessmentRetract,
 ) -> AssessmentPublic:
     current = _current(conn, principal, assessment_id, if_match)
-    _supersede(
-        conn,
-        current,
-        {
-            "version": current.version + 1,
-            "status": AssessmentStatus.entered_in_error.value,
-            "version_at": utcnow(),
-            "recorded_by": principal.token_id,
-            "version_reason": data.reason,
-        },
-        principal=principal,
+    retracted = AssessmentStatus.entered_in_error.value
+    values = CORRECTIONS.next_version(
+        current, status=retracted, principal=principal, reason=data.reason
     )
+    _supersede(conn, current, values, principal=principal)
     return _public(conn, principal, assessment_id)
 
 
-def _version(row: Any) -> AssessmentVersion:
-    return AssessmentVersion(
-        version=row.version,
-        status=row.status,
-        items=row.items,
-        item9=row.item9,
-        difficulty=row.difficulty,
-        administered_at=row.administered_at,
-        valid=row.valid,
-        total=row.total,
-        severity=row.severity,
-        risk=row.risk,
-        flags=row.flags,
-        recorded_at=row.version_at,
-        recorded_by=row.recorded_by,
-        reason=row.version_reason,
-    )
+def _version(row: Assessment | AssessmentRevision) -> AssessmentVersion:
+    return shaped(AssessmentVersion, {**values_of(row), **version_of(row)})
 
 
 def assessment_history(
     conn: Connection, *, principal: Principal, assessment_id: str
 ) -> AssessmentHistory:
-    row = repository.get(
-        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
-    )
-    if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
-        raise not_found("Assessment")
-    audit.concerns(row.patient_id)
-    versions = [_version(r) for r in repository.revisions_of(conn, assessment_id=assessment_id)]
+    row = CORRECTIONS.visible(conn, principal, assessment_id)
+    kept = repository.versioned.history(conn, id=assessment_id)
     return AssessmentHistory(
         assessment_id=assessment_id,
         current_version=row.version,
-        versions=[*versions, _version(row)],
+        versions=[*(_version(r) for r in kept), _version(row)],
     )
 
 
@@ -214,12 +157,10 @@ def patient_histories(
     if principal.is_patient and patient_id != principal.patient_id:
         raise not_found("Assessment")
     audit.concerns(patient_id)
-    histories: dict[str, list[AssessmentVersion]] = {}
-    for row in repository.versions_of(
+    versions = repository.versions_of(
         conn,
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
         assessment_ids=assessment_ids,
-    ):
-        histories.setdefault(row.assessment_id, []).append(_version(row))
-    return histories
+    )
+    return {key: [_version(row) for row in rows] for key, rows in versions.items()}

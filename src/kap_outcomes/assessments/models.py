@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
-from sqlalchemy import Column, Index, String
+from sqlalchemy import Index, String
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, UniqueConstraint
 
@@ -17,6 +18,7 @@ from kap_outcomes.clinical.scoring import Risk, Severity
 from kap_outcomes.db import JSONType, NullableJSONType, UTCDateTime, new_id, utcnow
 from kap_outcomes.patterns import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
+from kap_outcomes.versions import VersionColumns
 
 
 class Source(StrEnum):
@@ -33,7 +35,28 @@ class AssessmentStatus(StrEnum):
     entered_in_error = "entered-in-error"
 
 
-class Assessment(SQLModel, table=True):
+class Recorded(SQLModel):
+    """What a version of an assessment records: its answers and their score, as they were
+    (the current version's table and its kept versions' both have these columns)."""
+
+    items: list[int | None] | None = SQLField(default=None, sa_type=NullableJSONType, nullable=True)
+    """None: a total-only score (an EHR sent the total without the answers)."""
+    item9: int | None = None
+    """PHQ-9 item 9 sent beside a total-only score (a form's item 9 is in ``items``)."""
+    difficulty: int | None = None
+    administered_at: datetime = SQLField(sa_type=UTCDateTime)
+    valid: bool
+    total: int | None = None
+    raw_total: float | None = None
+    prorated: bool = False
+    missing_items: int = 0
+    severity: str | None = SQLField(default=None, max_length=24)
+    risk: str | None = SQLField(default=None, max_length=16)
+    subscores: dict[str, int] = SQLField(sa_type=JSONType, nullable=False)
+    flags: list[str] = SQLField(sa_type=JSONType, nullable=False)
+
+
+class Assessment(Recorded, VersionColumns, table=True):
     """The current version of an assessment; earlier versions live in assessment_revisions."""
 
     __tablename__ = "assessments"
@@ -47,31 +70,13 @@ class Assessment(SQLModel, table=True):
     course_id: str | None = SQLField(default=None, foreign_key="courses.id", max_length=36)
     session_id: str | None = SQLField(default=None, foreign_key="care_sessions.id", max_length=36)
     instrument: Instrument = SQLField(sa_type=String(8))
-    items: list[int | None] | None = SQLField(sa_column=Column(NullableJSONType, nullable=True))
-    """None: a total-only score (an EHR sent the total without the answers)."""
-    item9: int | None = None
-    """PHQ-9 item 9 sent beside a total-only score (a form's item 9 is in ``items``)."""
-    difficulty: int | None = None
-    administered_at: datetime = SQLField(sa_type=UTCDateTime)
     recorded_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
     source: Source = SQLField(sa_type=String(16))
-    valid: bool
-    total: int | None = None
-    raw_total: float | None = None
-    prorated: bool = False
-    missing_items: int = 0
-    severity: str | None = SQLField(default=None, max_length=24)
-    risk: str | None = SQLField(default=None, max_length=16)
-    subscores: dict[str, int] = SQLField(sa_column=Column(JSONType, nullable=False))
-    flags: list[str] = SQLField(sa_column=Column(JSONType, nullable=False))
     version: int = 1
     status: AssessmentStatus = SQLField(default=AssessmentStatus.final, sa_type=String(16))
-    version_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
-    recorded_by: str | None = SQLField(default=None, max_length=36)
-    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
-class AssessmentRevision(SQLModel, table=True):
+class AssessmentRevision(Recorded, VersionColumns, table=True):
     """A superseded version of an assessment, kept as it was (corrections never overwrite)."""
 
     __tablename__ = "assessment_revisions"
@@ -82,22 +87,6 @@ class AssessmentRevision(SQLModel, table=True):
     assessment_id: str = SQLField(foreign_key="assessments.id", max_length=36)
     version: int
     status: AssessmentStatus = SQLField(sa_type=String(16))
-    items: list[int | None] | None = SQLField(sa_column=Column(NullableJSONType, nullable=True))
-    item9: int | None = None
-    difficulty: int | None = None
-    administered_at: datetime = SQLField(sa_type=UTCDateTime)
-    valid: bool
-    total: int | None = None
-    raw_total: float | None = None
-    prorated: bool = False
-    missing_items: int = 0
-    severity: str | None = SQLField(default=None, max_length=24)
-    risk: str | None = SQLField(default=None, max_length=16)
-    subscores: dict[str, int] = SQLField(sa_column=Column(JSONType, nullable=False))
-    flags: list[str] = SQLField(sa_column=Column(JSONType, nullable=False))
-    version_at: datetime = SQLField(sa_type=UTCDateTime)
-    recorded_by: str | None = SQLField(default=None, max_length=36)
-    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
 Item = StrictInt | None
@@ -164,32 +153,17 @@ class AssessmentPublic(BaseModel):
     alerts: list[AlertSummary]
 
     @classmethod
-    def from_row(cls, row: Any, alerts: list[AlertSummary]) -> AssessmentPublic:
-        return cls(
-            id=row.id,
-            patient_id=row.patient_id,
-            course_id=row.course_id,
-            session_id=row.session_id,
-            instrument=row.instrument,
-            items=row.items,
-            item9=row.item9,
-            difficulty=row.difficulty,
-            administered_at=row.administered_at,
-            recorded_at=row.recorded_at,
-            source=row.source,
-            valid=row.valid,
-            total=row.total,
-            raw_total=row.raw_total,
-            prorated=row.prorated,
-            missing_items=row.missing_items,
-            severity=row.severity,
-            subscores=row.subscores,
-            risk=row.risk,
-            flags=row.flags,
-            version=row.version,
-            status=row.status,
-            alerts=alerts,
-        )
+    def from_values(cls, values: Mapping[str, Any], alerts: list[AlertSummary]) -> AssessmentPublic:
+        """From an assessment's columns (the other columns are left out)."""
+        return cls.model_validate({**values, "alerts": alerts})
+
+    @classmethod
+    def from_row(cls, row: Assessment, alerts: list[AlertSummary]) -> AssessmentPublic:
+        return cls.from_values({name: getattr(row, name) for name in _PUBLIC_COLUMNS}, alerts)
+
+
+_PUBLIC_COLUMNS = tuple(name for name in AssessmentPublic.model_fields if name != "alerts")
+"""The assessment's columns shown, named once: by the fields of ``AssessmentPublic``."""
 
 
 class AssessmentAmend(BaseModel):

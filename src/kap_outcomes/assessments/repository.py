@@ -6,16 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, union_all, update
+from sqlalchemy import Connection, and_, bindparam, insert, select
 
 from kap_outcomes.assessments.models import Assessment, AssessmentRevision
 from kap_outcomes.care.models import Course
 from kap_outcomes.db import HotStatement
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import before_key, every, table_of
+from kap_outcomes.versions import Versioned
 
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-_patients = Patient.__table__  # type: ignore[attr-defined]
-_courses = Course.__table__  # type: ignore[attr-defined]
+assessments = table_of(Assessment)
+_patients = table_of(Patient)
+_courses = table_of(Course)
+versioned = Versioned(Assessment, AssessmentRevision, "assessment_id")
 
 
 _PATIENT_AND_ACTIVE_COURSE = HotStatement(
@@ -32,9 +35,6 @@ _PATIENT_AND_ACTIVE_COURSE = HotStatement(
     .order_by(_courses.c.started_at.desc())
     .limit(1)
 )
-revisions = AssessmentRevision.__table__  # type: ignore[attr-defined]
-
-_REVISION_COLUMNS = [c.name for c in revisions.columns if c.name not in ("id", "assessment_id")]
 
 _INSERT = HotStatement(insert(assessments), keys=[c.name for c in assessments.columns])
 
@@ -48,7 +48,8 @@ def patient_and_active_course(
     )
     if row is None:
         return False, None
-    return True, row[1]
+    course_id: str | None = row[1]
+    return True, course_id
 
 
 def insert_assessment(conn: Connection, values: dict[str, Any]) -> None:
@@ -56,12 +57,8 @@ def insert_assessment(conn: Connection, values: dict[str, Any]) -> None:
     _INSERT.run(conn, values)
 
 
-def get(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
-    return conn.execute(
-        select(assessments).where(
-            assessments.c.id == assessment_id, assessments.c.organisation_id == organisation_id
-        )
-    ).first()
+def get(conn: Connection, *, organisation_id: str, assessment_id: str) -> Assessment | None:
+    return versioned.get(conn, organisation_id=organisation_id, id=assessment_id)
 
 
 def page(
@@ -73,7 +70,7 @@ def page(
     until: datetime | None,
     before: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[Assessment]:
     """Newest first, keyset on (administered_at, id)."""
     query = select(assessments).where(assessments.c.patient_id == patient_id)
     if instrument is not None:
@@ -82,80 +79,37 @@ def page(
         query = query.where(assessments.c.administered_at >= since)
     if until is not None:
         query = query.where(assessments.c.administered_at <= until)
-    if before is not None:
-        at, row_id = before
-        query = query.where(
-            or_(
-                assessments.c.administered_at < at,
-                and_(assessments.c.administered_at == at, assessments.c.id < row_id),
-            )
-        )
-    query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
-    return list(conn.execute(query.limit(limit)).all())
-
-
-def get_for_update(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
-    """The current version, locked until the transaction ends (PostgreSQL; SQLite's single
-    writer serialises corrections anyway)."""
-    return conn.execute(
-        select(assessments)
-        .where(
-            assessments.c.id == assessment_id,
-            assessments.c.organisation_id == organisation_id,
-        )
-        .with_for_update()
-    ).first()
-
-
-def keep_revision(conn: Connection, *, current: Any, revision_id: str) -> None:
-    """Copy the current version, unchanged, into the history before it is superseded."""
-    values = {name: getattr(current, name) for name in _REVISION_COLUMNS}
-    conn.execute(insert(revisions).values(id=revision_id, assessment_id=current.id, **values))
-
-
-def replace_current(
-    conn: Connection, *, assessment_id: str, expected_version: int, values: dict[str, Any]
-) -> bool:
-    """Write the next version; False if another correction got there first."""
-    result = conn.execute(
-        update(assessments)
-        .where(assessments.c.id == assessment_id, assessments.c.version == expected_version)
-        .values(**values)
-    )
-    return result.rowcount == 1
-
-
-def revisions_of(conn: Connection, *, assessment_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(revisions)
-            .where(revisions.c.assessment_id == assessment_id)
-            .order_by(revisions.c.version)
-        ).all()
-    )
-
-
-_VERSION_COLUMNS = [name for name in _REVISION_COLUMNS if name != "organisation_id"]
+    query = before_key(query, assessments.c.administered_at, assessments.c.id, before)
+    return every(conn, Assessment, query.limit(limit))
 
 
 def versions_of(
     conn: Connection, *, organisation_id: str, patient_id: str, assessment_ids: Sequence[str]
-) -> list[Any]:
-    """Every version of each of the patient's named assessments, the kept revisions and the
-    current one, in one statement (not one per assessment); by assessment, oldest first."""
+) -> dict[str, list[Assessment | AssessmentRevision]]:
+    """Every version of each of the patient's named assessments, the kept revisions then the
+    current one, oldest first: two statements however many assessments (not two each)."""
     if not assessment_ids:
-        return []
-    mine = select(assessments.c.id).where(
-        assessments.c.id.in_(assessment_ids),
-        assessments.c.organisation_id == organisation_id,
-        assessments.c.patient_id == patient_id,
+        return {}
+    current = every(
+        conn,
+        Assessment,
+        select(assessments).where(
+            assessments.c.id.in_(assessment_ids),
+            assessments.c.organisation_id == organisation_id,
+            assessments.c.patient_id == patient_id,
+        ),
     )
-    kept = select(
-        revisions.c.assessment_id, *(revisions.c[name] for name in _VERSION_COLUMNS)
-    ).where(revisions.c.assessment_id.in_(mine))
-    current = select(
-        assessments.c.id.label("assessment_id"),
-        *(assessments.c[name] for name in _VERSION_COLUMNS),
-    ).where(assessments.c.id.in_(mine))
-    both = union_all(kept, current).subquery()
-    return list(conn.execute(select(both).order_by(both.c.assessment_id, both.c.version)).all())
+    revisions = table_of(AssessmentRevision)
+    kept = every(
+        conn,
+        AssessmentRevision,
+        select(revisions)
+        .where(revisions.c.assessment_id.in_([row.id for row in current]))
+        .order_by(revisions.c.assessment_id, revisions.c.version),
+    )
+    versions: dict[str, list[Assessment | AssessmentRevision]] = {row.id: [] for row in current}
+    for revision in kept:
+        versions[revision.assessment_id].append(revision)
+    for row in current:
+        versions[row.id].append(row)
+    return versions

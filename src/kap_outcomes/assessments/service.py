@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -57,6 +58,21 @@ class Scored:
     item9: int | None
     result: Score
     triggers: list[AlertTrigger]
+
+    def columns(self) -> dict[str, Any]:
+        """The score's columns of an assessment (a new one, or a correction's next version)."""
+        result = self.result
+        return {
+            "valid": result.valid,
+            "total": result.total,
+            "raw_total": result.raw_total,
+            "prorated": result.prorated,
+            "missing_items": result.missing_items,
+            "severity": result.severity.value if result.severity else None,
+            "risk": result.risk.value if result.risk else None,
+            "subscores": dict(result.subscores),
+            "flags": list(result.flags),
+        }
 
 
 def score_submission(
@@ -138,8 +154,6 @@ def submit_assessment(
         item9=data.item9,
         difficulty=data.difficulty,
     )
-    result, triggers = scored.result, scored.triggers
-
     if principal.is_patient and principal.patient_id != patient_id:
         raise not_found("Patient")
     found, active_course_id = repository.patient_and_active_course(
@@ -154,39 +168,27 @@ def submit_assessment(
     now = utcnow()
     assessment_id = new_id()
     source = Source.patient if principal.is_patient else data.source
-    subscores = dict(result.subscores)
-    flags = list(result.flags)
-    repository.insert_assessment(
-        conn,
-        {
-            "id": assessment_id,
-            "organisation_id": principal.organisation_id,
-            "patient_id": patient_id,
-            "course_id": course_id,
-            "session_id": data.session_id,
-            "instrument": data.instrument.value,
-            "items": data.items,
-            "item9": scored.item9,
-            "difficulty": data.difficulty,
-            "administered_at": data.administered_at,
-            "recorded_at": now,
-            "source": source.value,
-            "valid": result.valid,
-            "total": result.total,
-            "raw_total": result.raw_total,
-            "prorated": result.prorated,
-            "missing_items": result.missing_items,
-            "severity": result.severity.value if result.severity else None,
-            "risk": result.risk.value if result.risk else None,
-            "subscores": subscores,
-            "flags": flags,
-            "version": 1,
-            "status": AssessmentStatus.final.value,
-            "version_at": now,
-            "recorded_by": principal.token_id,
-            "version_reason": None,
-        },
-    )
+    values = {
+        "id": assessment_id,
+        "organisation_id": principal.organisation_id,
+        "patient_id": patient_id,
+        "course_id": course_id,
+        "session_id": data.session_id,
+        "instrument": data.instrument.value,
+        "items": data.items,
+        "item9": scored.item9,
+        "difficulty": data.difficulty,
+        "administered_at": data.administered_at,
+        "recorded_at": now,
+        "source": source.value,
+        **scored.columns(),
+        "version": 1,
+        "status": AssessmentStatus.final.value,
+        "version_at": now,
+        "recorded_by": principal.token_id,
+        "version_reason": None,
+    }
+    repository.insert_assessment(conn, values)
     emit(
         conn,
         type=EventType.assessment_submitted,
@@ -198,9 +200,9 @@ def submit_assessment(
             "instrument": data.instrument.value,
             "course_id": course_id,
             "version": 1,
-            "valid": result.valid,
-            "severity": result.severity.value if result.severity else None,
-            "risk": result.risk.value if result.risk else None,
+            "valid": values["valid"],
+            "severity": values["severity"],
+            "risk": values["risk"],
             "source": source.value,
         },
         at=now,
@@ -210,34 +212,10 @@ def submit_assessment(
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
         assessment_id=assessment_id,
-        triggers=triggers,
+        triggers=scored.triggers,
         at=now,
     )
-    return AssessmentPublic(
-        id=assessment_id,
-        patient_id=patient_id,
-        course_id=course_id,
-        session_id=data.session_id,
-        instrument=data.instrument,
-        items=data.items,
-        item9=scored.item9,
-        difficulty=data.difficulty,
-        administered_at=data.administered_at,
-        recorded_at=now,
-        source=source,
-        valid=result.valid,
-        total=result.total,
-        raw_total=result.raw_total,
-        prorated=result.prorated,
-        missing_items=result.missing_items,
-        severity=result.severity.value if result.severity else None,
-        subscores=subscores,
-        risk=result.risk.value if result.risk else None,
-        flags=flags,
-        version=1,
-        status=AssessmentStatus.final,
-        alerts=alerts,
-    )
+    return AssessmentPublic.from_values(values, alerts)
 
 
 def get_assessment(

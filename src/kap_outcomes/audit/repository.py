@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kap_outcomes.audit.models import AuditEvent
 from kap_outcomes.db import HotStatement, defer_rows
+from kap_outcomes.rows import before_key, every, table_of
 
-events = AuditEvent.__table__  # type: ignore[attr-defined]
+events = table_of(AuditEvent)
 
 _INSERT = HotStatement(insert(events), keys=[c.name for c in events.columns])
 
@@ -40,7 +41,7 @@ def page(
     until: datetime | None,
     before: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[AuditEvent]:
     """Newest first, keyset on (at, id)."""
     query = select(events).where(events.c.organisation_id == organisation_id)
     if patient_id is not None:
@@ -51,8 +52,5 @@ def page(
         query = query.where(events.c.at >= since)
     if until is not None:
         query = query.where(events.c.at <= until)
-    if before is not None:
-        at, row_id = before
-        query = query.where(or_(events.c.at < at, and_(events.c.at == at, events.c.id < row_id)))
-    query = query.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit)
-    return list(conn.execute(query).all())
+    query = before_key(query, events.c.at, events.c.id, before)
+    return every(conn, AuditEvent, query.limit(limit))

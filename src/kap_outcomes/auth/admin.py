@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
 from kap_outcomes.auth import repository
@@ -13,10 +11,6 @@ from kap_outcomes.db import utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
-
-
-def _public(row: Any) -> TokenPublic:
-    return TokenPublic.model_validate(row, from_attributes=True)
 
 
 def create_token(conn: Connection, *, principal: Principal, data: TokenCreate) -> TokenIssued:
@@ -44,7 +38,8 @@ def create_token(conn: Connection, *, principal: Principal, data: TokenCreate) -
         expires_at=data.expires_at,
     )
     row = repository.get_token(conn, organisation_id=principal.organisation_id, token_id=token_id)
-    return TokenIssued(**_public(row).model_dump(), token=secret)
+    assert row is not None  # issued in this transaction
+    return TokenIssued(**row.model_dump(), token=secret)
 
 
 def list_tokens(
@@ -55,14 +50,14 @@ def list_tokens(
         conn, organisation_id=principal.organisation_id, after=after, limit=limit + 1
     )
     rows, next_cursor = cut(rows, limit, lambda r: (r.created_at, r.id))
-    return Page[TokenPublic](data=[_public(r) for r in rows], next_cursor=next_cursor)
+    return Page[TokenPublic](data=rows, next_cursor=next_cursor)
 
 
 def get_token(conn: Connection, *, principal: Principal, token_id: str) -> TokenPublic:
     row = repository.get_token(conn, organisation_id=principal.organisation_id, token_id=token_id)
     if row is None:
         raise not_found("Token")
-    return _public(row)
+    return row
 
 
 def revoke_token(conn: Connection, *, principal: Principal, token_id: str) -> None:

@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from kap_outcomes.auth.models import ApiToken, EnrollmentCode
+from kap_outcomes.auth.models import ApiToken, EnrollmentCode, EnrollmentPublic, TokenPublic
+from kap_outcomes.rows import after_key, columns_for, shaped, table_of
 
-tokens = ApiToken.__table__  # type: ignore[attr-defined]
-codes = EnrollmentCode.__table__  # type: ignore[attr-defined]
+tokens = table_of(ApiToken)
+codes = table_of(EnrollmentCode)
 
-_PUBLIC = (
-    tokens.c.id,
-    tokens.c.role,
-    tokens.c.label,
-    tokens.c.patient_id,
-    tokens.c.created_at,
-    tokens.c.expires_at,
-    tokens.c.revoked_at,
-)
+_PUBLIC = columns_for(tokens, TokenPublic)  # never the secret's hash
 
 
-def get_token(conn: Connection, *, organisation_id: str, token_id: str) -> Any | None:
-    return conn.execute(
+def get_token(conn: Connection, *, organisation_id: str, token_id: str) -> TokenPublic | None:
+    row = conn.execute(
         select(*_PUBLIC).where(tokens.c.id == token_id, tokens.c.organisation_id == organisation_id)
     ).first()
+    return None if row is None else shaped(TokenPublic, row)
 
 
 def page_tokens(
     conn: Connection, *, organisation_id: str, after: tuple[datetime, str] | None, limit: int
-) -> list[Any]:
+) -> list[TokenPublic]:
     query = select(*_PUBLIC).where(tokens.c.organisation_id == organisation_id)
-    if after is not None:
-        at, row_id = after
-        query = query.where(
-            or_(tokens.c.created_at > at, and_(tokens.c.created_at == at, tokens.c.id > row_id))
-        )
-    return list(conn.execute(query.order_by(tokens.c.created_at, tokens.c.id).limit(limit)).all())
+    rows = conn.execute(after_key(query, tokens.c.created_at, tokens.c.id, after).limit(limit))
+    return [shaped(TokenPublic, row) for row in rows]
 
 
 def revoke_token(conn: Connection, *, token_id: str, at: datetime) -> None:
@@ -53,20 +43,25 @@ def insert_code(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(codes).values(**values))
 
 
-def get_code(conn: Connection, *, patient_id: str, enrollment_id: str) -> Any | None:
+def get_code(conn: Connection, *, patient_id: str, enrollment_id: str) -> EnrollmentPublic | None:
     """An enrollment's public facts (never its hash)."""
-    return conn.execute(
-        select(
-            codes.c.id,
-            codes.c.patient_id,
-            codes.c.created_at,
-            codes.c.expires_at,
-            codes.c.used_at,
-        ).where(codes.c.id == enrollment_id, codes.c.patient_id == patient_id)
+    row = conn.execute(
+        select(*columns_for(codes, EnrollmentPublic)).where(
+            codes.c.id == enrollment_id, codes.c.patient_id == patient_id
+        )
     ).first()
+    return None if row is None else shaped(EnrollmentPublic, row)
 
 
-def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> Any | None:
+class Redeemed(NamedTuple):
+    """An enrollment code just used: whose it is."""
+
+    id: str
+    organisation_id: str
+    patient_id: str
+
+
+def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> Redeemed | None:
     """Mark an unused, unexpired code used, atomically; its row, or None (no oracle on why)."""
     row = conn.execute(
         select(codes.c.id, codes.c.organisation_id, codes.c.patient_id).where(
@@ -80,7 +75,7 @@ def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> Any | None
     claimed = conn.execute(
         update(codes).where(codes.c.id == row.id, codes.c.used_at.is_(None)).values(used_at=at)
     )
-    return row if claimed.rowcount == 1 else None
+    return Redeemed(row.id, row.organisation_id, row.patient_id) if claimed.rowcount == 1 else None
 
 
 def link_code_to_token(conn: Connection, *, code_id: str, token_id: str) -> None:

@@ -11,9 +11,10 @@ from kap_outcomes.auth.principal import Principal as Principal
 from kap_outcomes.auth.tokens import generate_token, hash_token, looks_like_token, same_hash
 from kap_outcomes.db import HotStatement, new_id, utcnow
 from kap_outcomes.errors import unauthorized
+from kap_outcomes.rows import table_of
 
-_tokens = ApiToken.__table__  # type: ignore[attr-defined]
-_orgs = Organisation.__table__  # type: ignore[attr-defined]
+_tokens = table_of(ApiToken)
+_orgs = table_of(Organisation)
 
 
 _BY_HASH = HotStatement(

@@ -5,21 +5,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlmodel import SQLModel
 
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.bulk.models import BulkExport, PatientGroup, PatientGroupMember
+from kap_outcomes.fhir import repository as fhir_repository
 from kap_outcomes.fhir.models import FhirIdentifier
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import all_of, before_key, every, first, owned, table_of
 
-exports = BulkExport.__table__  # type: ignore[attr-defined]
-groups = PatientGroup.__table__  # type: ignore[attr-defined]
-members = PatientGroupMember.__table__  # type: ignore[attr-defined]
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
+exports = table_of(BulkExport)
+groups = table_of(PatientGroup)
+members = table_of(PatientGroupMember)
+assessments = table_of(Assessment)
+patients = table_of(Patient)
+identifiers = table_of(FhirIdentifier)
 
 BATCH = 1000
 """Rows fetched at a time from the server-side cursor of an export (memory stays flat)."""
@@ -32,12 +45,8 @@ def insert_export(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(exports).values(**values))
 
 
-def get_export(conn: Connection, *, organisation_id: str, export_id: str) -> Any | None:
-    return conn.execute(
-        select(exports).where(
-            exports.c.id == export_id, exports.c.organisation_id == organisation_id
-        )
-    ).first()
+def get_export(conn: Connection, *, organisation_id: str, export_id: str) -> BulkExport | None:
+    return owned(conn, BulkExport, id=export_id, organisation_id=organisation_id)
 
 
 def active_exports(conn: Connection, *, organisation_id: str) -> int:
@@ -55,7 +64,7 @@ def delete_export(conn: Connection, *, export_id: str) -> bool:
     return bool(conn.execute(delete(exports).where(exports.c.id == export_id)).rowcount)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime) -> ColumnElement[bool]:
     c = exports.c
     return or_(c.status == "queued", (c.status == "running") & (c.lease_until < now))
 
@@ -64,17 +73,19 @@ def any_claimable(conn: Connection, *, now: datetime) -> bool:
     return bool(conn.execute(select(exists().where(_claimable(now)))).scalar())
 
 
-def claim(conn: Connection, *, owner: str, now: datetime, until: datetime) -> Any | None:
+def claim(conn: Connection, *, owner: str, now: datetime, until: datetime) -> BulkExport | None:
     """Lease the oldest export that is queued, or running under a lease that ran out (its
     worker died); another worker's locked row is skipped (PostgreSQL)."""
     c = exports.c
-    row = conn.execute(
+    row = first(
+        conn,
+        BulkExport,
         select(exports)
         .where(_claimable(now))
         .order_by(c.created_at, c.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
+        .with_for_update(skip_locked=True),
+    )
     if row is None:
         return None
     conn.execute(
@@ -168,10 +179,8 @@ def insert_group(
         )
 
 
-def get_group(conn: Connection, *, organisation_id: str, group_id: str) -> Any | None:
-    return conn.execute(
-        select(groups).where(groups.c.id == group_id, groups.c.organisation_id == organisation_id)
-    ).first()
+def get_group(conn: Connection, *, organisation_id: str, group_id: str) -> PatientGroup | None:
+    return owned(conn, PatientGroup, id=group_id, organisation_id=organisation_id)
 
 
 def group_member_ids(conn: Connection, *, group_id: str) -> list[str]:
@@ -203,14 +212,14 @@ def search_groups(
     ids: Sequence[str] | None,
     names: Sequence[str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[PatientGroup]:
     query = select(groups).where(groups.c.organisation_id == organisation_id)
     if ids is not None:
         query = query.where(groups.c.id.in_(ids))
     if names is not None:
         query = query.where(groups.c.name.in_(names))
-    query = query.order_by(groups.c.created_at.desc(), groups.c.id.desc()).limit(limit)
-    return list(conn.execute(query).all())
+    query = before_key(query, groups.c.created_at, groups.c.id, None)
+    return every(conn, PatientGroup, query.limit(limit))
 
 
 def patients_in_organisation(
@@ -233,74 +242,63 @@ def patients_in_organisation(
 # What an export reads ----------------------------------------------------------------------
 
 
-def _scoped(
-    query: Select[Any],
-    table: Any,
-    patient_column: Any,
+M = TypeVar("M", bound=SQLModel)
+
+
+def _stream(
+    conn: Connection,
+    model: type[M],
     *,
+    patient_key: str,
+    changed: str,
     organisation_id: str,
     group_id: str | None,
     since: datetime | None,
-    changed_column: Any,
-) -> Select[Any]:
-    query = query.where(table.c.organisation_id == organisation_id)
-    if group_id is not None:
-        query = query.where(
-            patient_column.in_(select(members.c.patient_id).where(members.c.group_id == group_id))
-        )
-    if since is not None:
-        query = query.where(changed_column > since)
-    return query
-
-
-def _stream(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
-    """Batches of rows from a server-side cursor (PostgreSQL) or SQLite's stepping cursor:
+) -> Iterator[list[M]]:
+    """The organisation's rows of ``model`` (of the group's patients, changed after
+    ``since``), in batches from a server-side cursor (PostgreSQL) or SQLite's stepping cursor:
     never the whole result in memory."""
+    table = table_of(model)
+    query = select(table).where(table.c.organisation_id == organisation_id)
+    if group_id is not None:
+        group = select(members.c.patient_id).where(members.c.group_id == group_id)
+        query = query.where(table.c[patient_key].in_(group))
+    if since is not None:
+        query = query.where(table.c[changed] > since)
     result = conn.execution_options(yield_per=BATCH).execute(query)
     try:
-        yield from result.partitions(BATCH)
+        for batch in result.partitions(BATCH):
+            yield all_of(model, batch)
     finally:
         result.close()
 
 
 def stream_patients(
     conn: Connection, *, organisation_id: str, group_id: str | None, since: datetime | None
-) -> Iterator[Sequence[Any]]:
-    query = _scoped(
-        select(patients),
-        patients,
-        patients.c.id,
+) -> Iterator[list[Patient]]:
+    return _stream(
+        conn,
+        Patient,
+        patient_key="id",
+        changed="created_at",
         organisation_id=organisation_id,
         group_id=group_id,
         since=since,
-        changed_column=patients.c.created_at,
     )
-    return _stream(conn, query)
 
 
 def stream_assessments(
     conn: Connection, *, organisation_id: str, group_id: str | None, since: datetime | None
-) -> Iterator[Sequence[Any]]:
-    query = _scoped(
-        select(assessments),
-        assessments,
-        assessments.c.patient_id,
+) -> Iterator[list[Assessment]]:
+    return _stream(
+        conn,
+        Assessment,
+        patient_key="patient_id",
+        changed="version_at",
         organisation_id=organisation_id,
         group_id=group_id,
         since=since,
-        changed_column=assessments.c.version_at,
     )
-    return _stream(conn, query)
 
 
-def identifiers_of(
-    conn: Connection, *, assessment_ids: Sequence[str]
-) -> dict[str, tuple[str, str]]:
-    if not assessment_ids:
-        return {}
-    rows = conn.execute(
-        select(identifiers.c.assessment_id, identifiers.c.system, identifiers.c.value).where(
-            identifiers.c.assessment_id.in_(assessment_ids)
-        )
-    ).all()
-    return {row[0]: (row[1], row[2]) for row in rows}
+identifiers_of = fhir_repository.identifiers_of

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.bulk import repository
+from kap_outcomes.bulk.models import BulkExport
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import not_found, too_many_requests
 from kap_outcomes.fhir import search
@@ -172,7 +173,7 @@ def kick_off(
     return Queued(export_id)
 
 
-def _export(conn: Connection, principal: Principal, export_id: str) -> Any:
+def _export(conn: Connection, principal: Principal, export_id: str) -> BulkExport:
     """An export of the caller's organisation (any of its staff may follow it)."""
     audit.names(export_id)
     row = repository.get_export(

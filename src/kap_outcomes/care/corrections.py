@@ -10,15 +10,14 @@ caseload to follow it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
-from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository
 from kap_outcomes.care.models import (
     DOSE_KINDS,
+    CareSession,
+    CareSessionRevision,
     Dose,
     SessionAmend,
     SessionHistory,
@@ -28,72 +27,38 @@ from kap_outcomes.care.models import (
     SessionVersion,
 )
 from kap_outcomes.care.service import check_dose, refuse_duplicate_dose, session_public
-from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import conflict, not_found
-from kap_outcomes.events.models import EventType
-from kap_outcomes.events.outbox import emit
+from kap_outcomes.corrections import Corrections, version_of
 from kap_outcomes.patients import repository as patients_repository
-from kap_outcomes.preconditions import check_if_match, precondition_failed
+from kap_outcomes.rows import shaped, values_of
 
-NOUN = "session"
-
-
-def _visible(conn: Connection, principal: Principal, session_id: str) -> Any:
-    row = repository.session_by_id(
-        conn, organisation_id=principal.organisation_id, session_id=session_id
-    )
-    if row is None:
-        raise not_found("Session")
-    audit.concerns(row.patient_id)  # the request's audit event names the patient, even on 4xx
-    return row
+CORRECTIONS = Corrections(repository.versioned_sessions, "session")
 
 
 def get_session(conn: Connection, *, principal: Principal, session_id: str) -> SessionPublic:
-    return session_public(_visible(conn, principal, session_id))
+    return session_public(CORRECTIONS.visible(conn, principal, session_id))
 
 
-def _current(conn: Connection, principal: Principal, session_id: str, if_match: str | None) -> Any:
-    patient_id = _visible(conn, principal, session_id).patient_id
+def _current(
+    conn: Connection, principal: Principal, session_id: str, if_match: str | None
+) -> CareSession:
+    patient_id = CORRECTIONS.visible(conn, principal, session_id).patient_id
     # The patient's lock first (as recording does), then the session's row: a correction and
     # a new dose of the same patient cannot both pass the duplicate check.
     patients_repository.lock(conn, patient_id=patient_id)
-    row = repository.session_for_update(
-        conn, organisation_id=principal.organisation_id, session_id=session_id
-    )
-    assert row is not None  # sessions are never deleted
-    check_if_match(if_match, row.version, NOUN)
-    if row.status == SessionStatus.entered_in_error.value:
-        raise conflict("This session was retracted (entered in error); record a new one.")
+    row = CORRECTIONS.visible(conn, principal, session_id, lock=True)  # sessions are never deleted
+    CORRECTIONS.check(row, if_match)
     return row
 
 
 def _supersede(
-    conn: Connection, current: Any, values: dict[str, Any], *, principal: Principal
+    conn: Connection, current: CareSession, values: dict[str, object], *, principal: Principal
 ) -> None:
-    repository.keep_session_revision(conn, current=current, revision_id=new_id())
-    if not repository.replace_session(
-        conn, session_id=current.id, expected_version=current.version, values=values
-    ):
-        raise precondition_failed(NOUN)
-    retracted = values["status"] == SessionStatus.entered_in_error.value
-    emit(
-        conn,
-        type=EventType.session_retracted if retracted else EventType.session_amended,
-        organisation_id=principal.organisation_id,
-        patient_id=current.patient_id,
-        resource_type="session",
-        resource_id=current.id,
-        data={
-            "kind": values.get("kind", current.kind),
-            "course_id": current.course_id,
-            "version": values["version"],
-        },
-        at=values["version_at"],
-    )
-
-
-def _reread(conn: Connection, principal: Principal, session_id: str) -> SessionPublic:
-    return session_public(_visible(conn, principal, session_id))
+    data = {
+        "kind": values.get("kind", current.kind),
+        "course_id": current.course_id,
+        "version": values["version"],
+    }
+    CORRECTIONS.supersede(conn, current, dict(values), principal=principal, data=data)
 
 
 def amend_session(
@@ -108,10 +73,11 @@ def amend_session(
     given = data.model_fields_set
     kind = data.kind if data.kind is not None else current.kind
     occurred_at = data.occurred_at if data.occurred_at is not None else current.occurred_at
+    dose: Dose | None
     if "dose" in given:
         dose = data.dose
     elif current.dose_route is not None:  # kept: a dose never disappears unless sent as null
-        dose = Dose(route=current.dose_route, amount_mg=current.dose_amount_mg)
+        dose = _dose(current)
     else:
         dose = None
     check_dose(kind, dose)
@@ -119,6 +85,9 @@ def amend_session(
         refuse_duplicate_dose(
             conn, patient_id=current.patient_id, occurred_at=occurred_at, exclude=current.id
         )
+    values = CORRECTIONS.next_version(
+        current, status=SessionStatus.amended.value, principal=principal, reason=data.reason
+    )
     _supersede(
         conn,
         current,
@@ -127,15 +96,11 @@ def amend_session(
             "occurred_at": occurred_at,
             "dose_route": dose.route.value if dose else None,
             "dose_amount_mg": dose.amount_mg if dose else None,
-            "version": current.version + 1,
-            "status": SessionStatus.amended.value,
-            "version_at": utcnow(),
-            "recorded_by": principal.token_id,
-            "version_reason": data.reason,
+            **values,
         },
         principal=principal,
     )
-    return _reread(conn, principal, session_id)
+    return get_session(conn, principal=principal, session_id=session_id)
 
 
 def retract_session(
@@ -147,45 +112,32 @@ def retract_session(
     data: SessionRetract,
 ) -> SessionPublic:
     current = _current(conn, principal, session_id, if_match)
-    _supersede(
-        conn,
+    values = CORRECTIONS.next_version(
         current,
-        {
-            "version": current.version + 1,
-            "status": SessionStatus.entered_in_error.value,
-            "version_at": utcnow(),
-            "recorded_by": principal.token_id,
-            "version_reason": data.reason,
-        },
+        status=SessionStatus.entered_in_error.value,
         principal=principal,
+        reason=data.reason,
     )
-    return _reread(conn, principal, session_id)
+    _supersede(conn, current, values, principal=principal)
+    return get_session(conn, principal=principal, session_id=session_id)
 
 
-def _version(row: Any) -> SessionVersion:
-    dose = (
-        Dose(route=row.dose_route, amount_mg=row.dose_amount_mg)
-        if row.dose_route is not None
-        else None
-    )
-    return SessionVersion(
-        version=row.version,
-        status=row.status,
-        kind=row.kind,
-        occurred_at=row.occurred_at,
-        dose=dose,
-        recorded_at=row.version_at,
-        recorded_by=row.recorded_by,
-        reason=row.version_reason,
-    )
+def _dose(row: CareSession | CareSessionRevision) -> Dose | None:
+    if row.dose_route is None or row.dose_amount_mg is None:
+        return None
+    return Dose(route=row.dose_route, amount_mg=row.dose_amount_mg)
+
+
+def _version(row: CareSession | CareSessionRevision) -> SessionVersion:
+    return shaped(SessionVersion, {**values_of(row), **version_of(row), "dose": _dose(row)})
 
 
 def session_history(conn: Connection, *, principal: Principal, session_id: str) -> SessionHistory:
-    row = _visible(conn, principal, session_id)
-    versions = [_version(r) for r in repository.session_revisions(conn, session_id=session_id)]
+    row = CORRECTIONS.visible(conn, principal, session_id)
+    kept = repository.versioned_sessions.history(conn, id=session_id)
     return SessionHistory(
         session_id=session_id,
         patient_id=row.patient_id,
         current_version=row.version,
-        versions=[*versions, _version(row)],
+        versions=[*(_version(r) for r in kept), _version(row)],
     )

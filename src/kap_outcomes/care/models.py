@@ -15,6 +15,7 @@ from kap_outcomes.clinical.dose import DOSE_MAX_MG, DOSE_MIN_MG
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 from kap_outcomes.patterns import FREE_TEXT_PATTERN, ID_PATTERN
 from kap_outcomes.timing import PastTimestamp
+from kap_outcomes.versions import VersionColumns
 
 
 class SessionKind(StrEnum):
@@ -69,7 +70,7 @@ class Course(SQLModel, table=True):
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class CareSession(SQLModel, table=True):
+class CareSession(VersionColumns, table=True):
     """A clinical session; named so as not to clash with a database session."""
 
     __tablename__ = "care_sessions"
@@ -86,12 +87,9 @@ class CareSession(SQLModel, table=True):
     created_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
     version: int = 1
     status: SessionStatus = SQLField(default=SessionStatus.final, sa_type=String(16))
-    version_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
-    recorded_by: str | None = SQLField(default=None, max_length=36)
-    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
-class CareSessionRevision(SQLModel, table=True):
+class CareSessionRevision(VersionColumns, table=True):
     """A superseded version of a session, kept as it was (corrections never overwrite)."""
 
     __tablename__ = "care_session_revisions"
@@ -106,9 +104,6 @@ class CareSessionRevision(SQLModel, table=True):
     occurred_at: datetime = SQLField(sa_type=UTCDateTime)
     dose_route: DoseRoute | None = SQLField(default=None, sa_type=String(16))
     dose_amount_mg: float | None = SQLField(default=None, sa_type=Float)
-    version_at: datetime = SQLField(sa_type=UTCDateTime)
-    recorded_by: str | None = SQLField(default=None, max_length=36)
-    version_reason: str | None = SQLField(default=None, max_length=500)
 
 
 # No NUL: PostgreSQL cannot store it in text (it would be a 500, not a 422).

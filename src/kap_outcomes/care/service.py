@@ -15,6 +15,8 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.care import repository
 from kap_outcomes.care.models import (
     DOSE_KINDS,
+    CareSession,
+    Course,
     CourseCreate,
     CoursePublic,
     Dose,
@@ -25,44 +27,27 @@ from kap_outcomes.care.models import (
     SessionStatus,
 )
 from kap_outcomes.db import new_id, utcnow
-from kap_outcomes.errors import DomainError, FieldProblem, invalid, not_found
+from kap_outcomes.errors import DomainError, FieldProblem, invalid
 from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
+from kap_outcomes.rows import as_model, found, shaped, values_of
 
 
-def _course_public(row: Any) -> CoursePublic:
-    return CoursePublic(
-        id=row.id,
-        patient_id=row.patient_id,
-        label=row.label,
-        induction_doses=row.induction_doses,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        active=row.ended_at is None,
-    )
+def _course_public(row: Course) -> CoursePublic:
+    return shaped(CoursePublic, {**values_of(row), "active": row.ended_at is None})
 
 
-def session_public(row: Any) -> SessionPublic:
+def session_public(row: CareSession) -> SessionPublic:
     dose = (  # as stored: a dose recorded under older, wider bounds still reads
         Dose.model_construct(route=DoseRoute(row.dose_route), amount_mg=row.dose_amount_mg)
-        if row.dose_route is not None
+        if row.dose_route is not None and row.dose_amount_mg is not None
         else None
     )
-    return SessionPublic(
-        id=row.id,
-        patient_id=row.patient_id,
-        course_id=row.course_id,
-        kind=row.kind,
-        occurred_at=row.occurred_at,
-        dose=dose,
-        created_at=row.created_at,
-        version=row.version,
-        status=row.status,
-    )
+    return shaped(SessionPublic, {**values_of(row), "dose": dose})
 
 
 def open_course(
@@ -90,7 +75,7 @@ def _open_course(
         _, policy = policy_service.current_policy(conn, organisation_id=organisation_id)
         induction_doses = policy.induction_doses
     repository.close_active_courses(conn, patient_id=patient_id, at=now)
-    values = {
+    values: dict[str, Any] = {
         "id": new_id(),
         "organisation_id": organisation_id,
         "patient_id": patient_id,
@@ -111,15 +96,7 @@ def _open_course(
         data={"induction_doses": induction_doses},
         at=now,
     )
-    return CoursePublic(
-        id=values["id"],
-        patient_id=patient_id,
-        label=data.label,
-        induction_doses=induction_doses,
-        started_at=values["started_at"],
-        ended_at=None,
-        active=True,
-    )
+    return _course_public(as_model(Course, values))
 
 
 def list_courses(conn: Connection, *, principal: Principal, patient_id: str) -> list[CoursePublic]:
@@ -132,9 +109,7 @@ def get_course(
 ) -> CoursePublic:
     require_patient(conn, principal=principal, patient_id=patient_id)
     row = repository.get_course(conn, patient_id=patient_id, course_id=course_id)
-    if row is None:
-        raise not_found("Course")
-    return _course_public(row)
+    return _course_public(found(row, "Course"))
 
 
 def get_session(
@@ -142,9 +117,7 @@ def get_session(
 ) -> SessionPublic:
     require_patient(conn, principal=principal, patient_id=patient_id)
     row = repository.get_session(conn, patient_id=patient_id, session_id=session_id)
-    if row is None:
-        raise not_found("Session")
-    return session_public(row)
+    return session_public(found(row, "Session"))
 
 
 DUPLICATE_WINDOW = timedelta(minutes=60)
@@ -228,7 +201,7 @@ def record_session(
         else:
             course_id = None
     now = utcnow()
-    values = {
+    values: dict[str, Any] = {
         "id": new_id(),
         "organisation_id": principal.organisation_id,
         "patient_id": patient_id,
@@ -240,9 +213,10 @@ def record_session(
         "created_at": now,
         "version": 1,
         "status": SessionStatus.final.value,
+        "version_at": now,
         "recorded_by": principal.token_id,
+        "version_reason": None,
     }
-    values["version_at"] = values["created_at"]
     repository.insert_session(conn, values)
     emit(
         conn,
@@ -254,15 +228,7 @@ def record_session(
         data={"kind": data.kind.value, "course_id": course_id},
         at=now,
     )
-    return SessionPublic(
-        id=values["id"],
-        patient_id=patient_id,
-        course_id=course_id,
-        kind=data.kind,
-        occurred_at=data.occurred_at,
-        dose=data.dose,
-        created_at=now,
-    )
+    return session_public(as_model(CareSession, values))
 
 
 def list_sessions(

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, insert, select, text, true, tuple_, update
 
 from kap_outcomes.caseload.models import MAX_ALERT_SORT_RANK, REST_SORT_RANK, PatientSummary
 from kap_outcomes.db import HotStatement, defer_rows
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import every, table_of
 
-summaries = PatientSummary.__table__  # type: ignore[attr-defined]
+summaries = table_of(PatientSummary)
 
-_patients = Patient.__table__  # type: ignore[attr-defined]
+_patients = table_of(Patient)
 
 
 # --- keeping summaries current ----------------------------------------------------------
@@ -60,17 +61,23 @@ def insert_summary(
     )
 
 
-def stale_patients(conn: Connection, *, organisation_id: str, limit: int) -> list[Any]:
+class Stale(NamedTuple):
+    """A stale summary: whose, and the data version it was marked stale at."""
+
+    patient_id: str
+    data_version: int
+
+
+def stale_patients(conn: Connection, *, organisation_id: str, limit: int) -> list[Stale]:
     """(patient_id, data_version) of up to ``limit`` stale summaries of the organisation,
     the longest out of date first (the partial index ix_patient_summaries_stale)."""
-    return list(
-        conn.execute(
-            select(summaries.c.patient_id, summaries.c.data_version)
-            .where(summaries.c.organisation_id == organisation_id, summaries.c.stale == true())
-            .order_by(summaries.c.computed_at)
-            .limit(limit)
-        ).all()
+    rows = conn.execute(
+        select(summaries.c.patient_id, summaries.c.data_version)
+        .where(summaries.c.organisation_id == organisation_id, summaries.c.stale == true())
+        .order_by(summaries.c.computed_at)
+        .limit(limit)
     )
+    return [Stale._make(row) for row in rows]
 
 
 def staleness(conn: Connection, *, organisation_id: str) -> tuple[int, datetime | None]:
@@ -152,7 +159,7 @@ def caseload_page(
     open_alerts_only: bool,
     after: tuple[int, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[PatientSummary]:
     """One page in caseload order (sort_rank, patient_id): one indexed query.
 
     ix_patient_summaries_org_rank serves the page and the alert filter,
@@ -167,7 +174,7 @@ def caseload_page(
         query = query.where(s.sort_rank <= MAX_ALERT_SORT_RANK)
     if after is not None:  # a row-value comparison: an index range seek, however deep
         query = query.where(tuple_(s.sort_rank, s.patient_id) > tuple_(*after))
-    return list(conn.execute(query.order_by(s.sort_rank, s.patient_id).limit(limit)).all())
+    return every(conn, PatientSummary, query.order_by(s.sort_rank, s.patient_id).limit(limit))
 
 
 def external_ids(conn: Connection, patient_ids: Sequence[str]) -> dict[str, str]:

@@ -41,6 +41,7 @@ from kap_outcomes.caseload.models import (
     CaseloadPage,
     CaseloadRow,
     LatestScore,
+    PatientSummary,
 )
 from kap_outcomes.clinical.booster import BoosterStatus
 from kap_outcomes.clinical.cadence import phq9_due
@@ -94,7 +95,7 @@ def recompute_stale(
 
 
 def _recomputed(
-    conn: Connection, stale: list[Any], *, organisation_id: str, now: datetime
+    conn: Connection, stale: list[repository.Stale], *, organisation_id: str, now: datetime
 ) -> list[dict[str, Any]]:
     if not stale:
         return []
@@ -149,7 +150,7 @@ def page(
     )
 
 
-def _row(row: Any, external_id: str, *, now: datetime, policy: Policy) -> CaseloadRow:
+def _row(row: PatientSummary, external_id: str, *, now: datetime, policy: Policy) -> CaseloadRow:
     due, days_since = phq9_due(
         induction_completed_at=row.induction_completed_at,
         last_phq9_at=row.phq9_at,

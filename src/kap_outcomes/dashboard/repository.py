@@ -9,10 +9,11 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from kap_outcomes.auth.models import ApiToken
 from kap_outcomes.dashboard.models import DashboardSession, SigninCode
+from kap_outcomes.rows import table_of
 
-_codes = SigninCode.__table__  # type: ignore[attr-defined]
-_sessions = DashboardSession.__table__  # type: ignore[attr-defined]
-_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+_codes = table_of(SigninCode)
+_sessions = table_of(DashboardSession)
+_tokens = table_of(ApiToken)
 
 
 def insert_code(conn: Connection, values: dict[str, Any]) -> None:

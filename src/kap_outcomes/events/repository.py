@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, literal_column, select, tuple_, update
@@ -10,9 +11,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kap_outcomes.db import HotStatement, defer_rows, utcnow
 from kap_outcomes.events.models import Event, EventConsumer
+from kap_outcomes.rows import every, table_of
 
-events = Event.__table__  # type: ignore[attr-defined]
-consumers = EventConsumer.__table__  # type: ignore[attr-defined]
+events = table_of(Event)
+consumers = table_of(EventConsumer)
 
 
 class Position(NamedTuple):
@@ -23,6 +25,13 @@ class Position(NamedTuple):
 
 
 START = Position(0, 0)
+
+
+def position_of(row: Event) -> Position:
+    """A stored event's position (its sequence is drawn at insert)."""
+    assert row.seq is not None
+    return Position(int(row.tx), row.seq)
+
 
 _KEYS = [c.name for c in events.columns if c.name not in ("seq", "tx")]
 _PG_TX: ColumnElement[int] = literal_column("pg_current_xact_id()::text::bigint")
@@ -58,7 +67,7 @@ def page(
     types: Collection[str] | None,
     patient_id: str | None,
     limit: int,
-) -> list[Any]:
+) -> list[Event]:
     """The organisation's events after ``after``, in log order (oldest first)."""
     query = select(events).where(
         events.c.organisation_id == organisation_id, _after(after), *_settled(conn)
@@ -68,7 +77,7 @@ def page(
     if patient_id is not None:
         query = query.where(events.c.patient_id == patient_id)
     query = query.order_by(events.c.organisation_id, events.c.tx, events.c.seq).limit(limit)
-    return list(conn.execute(query).all())
+    return every(conn, Event, query)
 
 
 def head(conn: Connection, *, organisation_id: str) -> Position | None:
@@ -82,17 +91,27 @@ def head(conn: Connection, *, organisation_id: str) -> Position | None:
     return Position(int(row.tx), int(row.seq)) if row is not None else None
 
 
-def following(conn: Connection, *, after: Position, limit: int) -> list[Any]:
-    """Every organisation's events after ``after``, in log order (a consumer's next batch):
-    what a consumer routes on, not the ``data``."""
-    c = events.c
+class Logged(NamedTuple):
+    """An event as a consumer routes it: where it sits, what and whose it is (no ``data``)."""
+
+    tx: int
+    seq: int
+    id: str
+    organisation_id: str
+    type: str
+    patient_id: str | None
+    occurred_at: datetime
+
+
+def following(conn: Connection, *, after: Position, limit: int) -> list[Logged]:
+    """Every organisation's events after ``after``, in log order (a consumer's next batch)."""
     query = (
-        select(c.tx, c.seq, c.id, c.organisation_id, c.type, c.patient_id, c.occurred_at)
+        select(*(events.c[name] for name in Logged._fields))
         .where(_after(after), *_settled(conn))
         .order_by(events.c.tx, events.c.seq)
         .limit(limit)
     )
-    return list(conn.execute(query).all())
+    return [Logged._make(row) for row in conn.execute(query)]
 
 
 def checkpoint(conn: Connection, *, name: str) -> Position | None:

@@ -24,6 +24,7 @@ from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.events import repository
 from kap_outcomes.events.models import (
     PATIENT_VISIBLE,
+    Event,
     EventPage,
     EventPublic,
     EventType,
@@ -31,6 +32,7 @@ from kap_outcomes.events.models import (
 )
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.events.repository import START, Position
+from kap_outcomes.rows import shaped, values_of
 
 POLL_INTERVAL_S = 1.0
 """Waiters look again this often even without a ring: events that another process wrote."""
@@ -96,16 +98,9 @@ def visible(principal: Principal, query: FeedQuery) -> FeedQuery | None:
     return FeedQuery(query.after, types, principal.patient_id, query.limit)
 
 
-def public(row: Any) -> EventPublic:
-    return EventPublic(
-        id=row.id,
-        type=row.type,
-        occurred_at=row.occurred_at,
-        organisation_id=row.organisation_id,
-        patient_id=row.patient_id,
-        resource=ResourceRef(type=row.resource_type, id=row.resource_id),
-        data=row.data,
-    )
+def public(row: Event) -> EventPublic:
+    resource = ResourceRef(type=row.resource_type, id=row.resource_id)
+    return shaped(EventPublic, {**values_of(row), "resource": resource})
 
 
 def read(
@@ -126,7 +121,7 @@ def read(
         patient_id=narrowed.patient_id,
         limit=narrowed.limit,
     )
-    events = [(Position(int(r.tx), int(r.seq)), public(r)) for r in rows]
+    events = [(repository.position_of(r), public(r)) for r in rows]
     if len(events) == narrowed.limit:
         return events, events[-1][0]
     last = events[-1][0] if events else query.after

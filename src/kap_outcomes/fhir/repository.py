@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVarTuple
 
-from sqlalchemy import Connection, and_, false, func, insert, literal, or_, select
+from sqlalchemy import Connection, Select, false, func, insert, literal, or_, select
 
+from kap_outcomes.assessments import repository as assessments_repository
 from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.fhir.models import FhirIdentifier
+from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.models import EXTERNAL_ID_SYSTEM, Patient, PatientIdentifier
+from kap_outcomes.rows import before_key, every, table_of
 
-assessments = Assessment.__table__  # type: ignore[attr-defined]
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = FhirIdentifier.__table__  # type: ignore[attr-defined]
-patient_identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
+Ts = TypeVarTuple("Ts")
+
+assessments = table_of(Assessment)
+patients = table_of(Patient)
+identifiers = table_of(FhirIdentifier)
+patient_identifiers = table_of(PatientIdentifier)
 
 
 @dataclass
@@ -40,7 +46,7 @@ _OPS = {
 }
 
 
-def _filtered(query: Any, where: AssessmentFilter) -> Any:
+def _filtered(query: Select[*Ts], where: AssessmentFilter) -> Select[*Ts]:
     query = query.where(assessments.c.organisation_id == where.organisation_id)
     if where.patient_ids is not None:
         query = query.where(assessments.c.patient_id.in_(where.patient_ids))
@@ -66,7 +72,17 @@ def count_assessments(conn: Connection, *, where: AssessmentFilter) -> int:
     )
 
 
-def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Any]:
+class Shape(NamedTuple):
+    """A kind of assessment, as far as which Observations it is served as goes."""
+
+    instrument: str
+    has_total: bool
+    is_form: bool
+    has_item9: bool
+    n: int
+
+
+def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Shape]:
     """What decides which Observations the matching assessments are served as, counted by
     kind of assessment (instrument, whether it has a total, is a form, has an item 9 beside
     a total): a searchset's ``total`` in one grouped query, reading no answers."""
@@ -77,7 +93,8 @@ def assessment_shapes(conn: Connection, *, where: AssessmentFilter) -> list[Any]
         assessments.c.item9.is_not(None).label("has_item9"),
     )
     query = select(*shape, func.count().label("n")).select_from(assessments)
-    return list(conn.execute(_filtered(query, where).group_by(*shape)).all())
+    rows = conn.execute(_filtered(query, where).group_by(*shape))
+    return [Shape(*row) for row in rows]
 
 
 def search_assessments(
@@ -86,47 +103,19 @@ def search_assessments(
     where: AssessmentFilter,
     at_or_before: tuple[datetime, str] | None,
     limit: int | None,
-) -> list[Any]:
+) -> list[Assessment]:
     """Newest first, keyset on (administered_at, id), the cursor's row included."""
     query = _filtered(select(assessments), where)
-    if at_or_before is not None:
-        at, row_id = at_or_before
-        query = query.where(
-            or_(
-                assessments.c.administered_at < at,
-                and_(assessments.c.administered_at == at, assessments.c.id <= row_id),
-            )
-        )
-    query = query.order_by(assessments.c.administered_at.desc(), assessments.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return list(conn.execute(query).all())
-
-
-def get_assessment(conn: Connection, *, organisation_id: str, assessment_id: str) -> Any | None:
-    return conn.execute(
-        select(assessments).where(
-            assessments.c.id == assessment_id, assessments.c.organisation_id == organisation_id
-        )
-    ).first()
-
-
-def get_patient(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
-    return conn.execute(
-        select(patients).where(
-            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
-        )
-    ).first()
-
-
-def patients_by_ids(conn: Connection, *, organisation_id: str, patient_ids: list[str]) -> list[Any]:
-    return list(
-        conn.execute(
-            select(patients)
-            .where(patients.c.organisation_id == organisation_id, patients.c.id.in_(patient_ids))
-            .order_by(patients.c.id)
-        ).all()
+    query = before_key(
+        query, assessments.c.administered_at, assessments.c.id, at_or_before, inclusive=True
     )
+    return every(conn, Assessment, query if limit is None else query.limit(limit))
+
+
+get_assessment = assessments_repository.get
+get_patient = patients_repository.get
+patients_by_ids = patients_repository.by_ids
+patient_identifiers_of = patients_repository.identifiers_of
 
 
 def search_patients_with_conditions(
@@ -137,7 +126,7 @@ def search_patients_with_conditions(
     any_of: list[str] | None,
     at_or_before: tuple[datetime, str] | None,
     limit: int | None,
-) -> list[Any]:
+) -> list[Patient]:
     """Patients with at least one recorded condition (of ``any_of``, if given), newest first,
     keyset on (created_at, id), the cursor's row included."""
     query = select(patients).where(
@@ -153,18 +142,8 @@ def search_patients_with_conditions(
         query = query.where(
             or_(false(), *(padded.contains(f",{name},", autoescape=True) for name in any_of))
         )
-    if at_or_before is not None:
-        at, row_id = at_or_before
-        query = query.where(
-            or_(
-                patients.c.created_at < at,
-                and_(patients.c.created_at == at, patients.c.id <= row_id),
-            )
-        )
-    query = query.order_by(patients.c.created_at.desc(), patients.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return list(conn.execute(query).all())
+    query = before_key(query, patients.c.created_at, patients.c.id, at_or_before, inclusive=True)
+    return every(conn, Patient, query if limit is None else query.limit(limit))
 
 
 def assessments_with_identifier(
@@ -189,12 +168,14 @@ def assessments_with_identifier(
     return sorted({row[0] for row in conn.execute(query.limit(10)).all()})
 
 
-def identifiers_of(conn: Connection, *, assessment_ids: list[str]) -> dict[str, tuple[str, str]]:
+def identifiers_of(
+    conn: Connection, *, assessment_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
     if not assessment_ids:
         return {}
     rows = conn.execute(
         select(identifiers.c.assessment_id, identifiers.c.system, identifiers.c.value).where(
-            identifiers.c.assessment_id.in_(assessment_ids)
+            identifiers.c.assessment_id.in_(list(assessment_ids))
         )
     ).all()
     return {row[0]: (row[1], row[2]) for row in rows}
@@ -229,24 +210,3 @@ def patients_with_identifier(
             query = query.where(patient_identifiers.c.system == system)
         found.update(row[0] for row in conn.execute(query.limit(50)).all())
     return sorted(found)
-
-
-def patient_identifiers_of(
-    conn: Connection, *, patient_ids: list[str]
-) -> dict[str, list[tuple[str, str]]]:
-    """Each patient's identifiers in other systems, by system then value."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    if not patient_ids:
-        return out
-    rows = conn.execute(
-        select(
-            patient_identifiers.c.patient_id,
-            patient_identifiers.c.system,
-            patient_identifiers.c.value,
-        )
-        .where(patient_identifiers.c.patient_id.in_(patient_ids))
-        .order_by(patient_identifiers.c.system, patient_identifiers.c.value)
-    ).all()
-    for patient_id, system, value in rows:
-        out.setdefault(patient_id, []).append((system, value))
-    return out

@@ -14,6 +14,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from kap_outcomes.assessments.models import Assessment
 from kap_outcomes.clinical.instruments import (
     CSSRS_POSITIONS,
     DIFFICULTY_LOINC,
@@ -33,6 +34,7 @@ from kap_outcomes.fhir.questionnaires import (
     versioned_canonical,
 )
 from kap_outcomes.patients import models as patient_models
+from kap_outcomes.patients.models import Patient
 
 EXTERNAL_ID_SYSTEM = patient_models.EXTERNAL_ID_SYSTEM
 """``Patient.identifier.system`` of our patients' ``external_id`` (the EHR's own reference)."""
@@ -126,7 +128,7 @@ def instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _meta(row: Any) -> dict[str, Any]:
+def _meta(row: Assessment) -> dict[str, Any]:
     return {"versionId": str(row.version), "lastUpdated": instant(row.version_at)}
 
 
@@ -177,11 +179,11 @@ def _difficulty_item(difficulty: int) -> dict[str, Any]:
     }
 
 
-def questionnaire_response(row: Any, identifier: tuple[str, str] | None) -> dict[str, Any]:
+def questionnaire_response(row: Assessment, identifier: tuple[str, str] | None) -> dict[str, Any]:
     instrument = Instrument(row.instrument)
     items = [
         _item(instrument, code, value)
-        for code, value in zip(ITEM_LOINC[instrument], row.items, strict=False)
+        for code, value in zip(ITEM_LOINC[instrument], row.items or (), strict=False)
     ]
     if instrument is Instrument.PHQ9 and row.difficulty is not None:
         items.append(_difficulty_item(row.difficulty))
@@ -207,7 +209,7 @@ def questionnaire_response(row: Any, identifier: tuple[str, str] | None) -> dict
     return resource
 
 
-def observation(row: Any, kind: str) -> dict[str, Any]:
+def observation(row: Assessment, kind: str) -> dict[str, Any]:
     instrument = Instrument(row.instrument)
     resource: dict[str, Any] = {
         "resourceType": "Observation",
@@ -242,15 +244,15 @@ def observation(row: Any, kind: str) -> dict[str, Any]:
     return resource
 
 
-def is_form(row: Any) -> bool:
+def is_form(row: Assessment) -> bool:
     """True for a completed form (served as a QuestionnaireResponse); False for a total-only
     score, which has no answers and is served as Observations only."""
     return row.items is not None
 
 
-def _answer_of(row: Any, kind: str) -> int | None:
+def _answer_of(row: Assessment, kind: str) -> int | None:
     if kind == ITEM9 and not is_form(row):
-        return row.item9  # type: ignore[no-any-return]
+        return row.item9
     position = PHQ9_ITEM9 if kind == ITEM9 else CSSRS_POSITIONS.index(kind)
     items = row.items or []
     return items[position] if position < len(items) else None
@@ -301,7 +303,7 @@ def _code_text(instrument: Instrument, kind: str) -> str:
     return f"C-SSRS screener {kind}"
 
 
-def served_kinds(row: Any) -> list[str]:
+def served_kinds(row: Assessment) -> list[str]:
     """The Observations an assessment is served as: no total when none was computed; a
     total-only PHQ-9 has its item 9 Observation only when item 9 came with the total."""
     return [
@@ -312,7 +314,7 @@ def served_kinds(row: Any) -> list[str]:
     ]
 
 
-def observations(row: Any) -> list[dict[str, Any]]:
+def observations(row: Assessment) -> list[dict[str, Any]]:
     """Every Observation derived from one assessment, in order."""
     return [observation(row, kind) for kind in served_kinds(row)]
 
@@ -329,16 +331,16 @@ def _condition_extension(name: str) -> dict[str, Any]:
     return {"url": CONDITION_EXTENSION, "valueCodeableConcept": _condition_concept(name)}
 
 
-def recorded_conditions(row: Any) -> list[str]:
+def recorded_conditions(row: Patient) -> list[str]:
     """The condition names stored on a patient row (sorted; ``deceased`` among them)."""
-    return [c for c in (getattr(row, "conditions", None) or "").split(",") if c]
+    return [c for c in (row.conditions or "").split(",") if c]
 
 
 def condition_id(patient_id: str, name: str) -> str:
     return f"{patient_id}-{CONDITION_SLUGS[name]}"
 
 
-def condition(row: Any, name: str) -> dict[str, Any]:
+def condition(row: Patient, name: str) -> dict[str, Any]:
     """One recorded condition of a patient as a problem-list Condition (never ``deceased``)."""
     return {
         "resourceType": "Condition",
@@ -367,12 +369,12 @@ def condition(row: Any, name: str) -> dict[str, Any]:
     }
 
 
-def conditions(row: Any) -> list[dict[str, Any]]:
+def conditions(row: Patient) -> list[dict[str, Any]]:
     """Every Condition of a patient row, in the order of the stored names."""
     return [condition(row, c) for c in recorded_conditions(row) if c in CONDITION_SLUGS]
 
 
-def patient(row: Any, identifiers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def patient(row: Patient, identifiers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """A Patient: ``external_id`` under our own system first, then the identifiers stored in
     other systems."""
     resource: dict[str, Any] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from kap_outcomes.assessments import service as assessments_service
-from kap_outcomes.assessments.models import AssessmentCreate, Source
+from kap_outcomes.assessments.models import Assessment, AssessmentCreate, Source
 from kap_outcomes.audit import service as audit
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.clinical.instruments import ITEM_LOINC, PHQ9_ITEM9, TOTAL_LOINC, Instrument
@@ -32,6 +31,8 @@ from kap_outcomes.fhir.questionnaires import (
 )
 from kap_outcomes.fhir.repository import AssessmentFilter
 from kap_outcomes.idempotency.service import Outcome
+from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import as_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ def _searchset(
     )
 
 
-def _visible(principal: Principal, row: Any | None) -> Any:
+def _visible(principal: Principal, row: Assessment | None) -> Assessment:
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
     audit.concerns(row.patient_id)
@@ -249,7 +250,7 @@ def search_conditions(
         named.append(found)
     names = search.intersect(named)
 
-    def chosen(row: Any) -> list[str]:
+    def chosen(row: Patient) -> list[str]:
         return [
             name
             for name in resources.recorded_conditions(row)
@@ -258,7 +259,7 @@ def search_conditions(
             and (ids is None or resources.condition_id(row.id, name) in ids)
         ]
 
-    def expand(row: Any) -> list[dict[str, Any]]:
+    def expand(row: Patient) -> list[dict[str, Any]]:
         return [resources.condition(row, name) for name in chosen(row)]
 
     every = repository.search_patients_with_conditions(
@@ -309,7 +310,7 @@ def search_conditions(
 # QuestionnaireResponses --------------------------------------------------------------------
 
 
-def _qr(conn: Connection, row: Any) -> dict[str, Any]:
+def _qr(conn: Connection, row: Assessment) -> dict[str, Any]:
     identifier = repository.identifiers_of(conn, assessment_ids=[row.id]).get(row.id)
     return resources.questionnaire_response(row, identifier)
 
@@ -453,14 +454,17 @@ def read_observation(
     return resources.observation(row, kind)
 
 
-def _shaped(shape: Any) -> SimpleNamespace:
+def _shaped(shape: repository.Shape) -> Assessment:
     """A stand-in row with what ``resources.served_kinds`` reads."""
-    return SimpleNamespace(
-        id="",
-        instrument=shape.instrument,
-        total=0 if shape.has_total else None,
-        items=[] if shape.is_form else None,
-        item9=0 if shape.has_item9 else None,
+    return as_model(
+        Assessment,
+        {
+            "id": "",
+            "instrument": shape.instrument,
+            "total": 0 if shape.has_total else None,
+            "items": [] if shape.is_form else None,
+            "item9": 0 if shape.has_item9 else None,
+        },
     )
 
 
@@ -532,7 +536,7 @@ def search_observations(
         ):
             where.instruments = []
 
-    def chosen(row: Any) -> list[str]:
+    def chosen(row: Assessment) -> list[str]:
         instrument = Instrument(row.instrument)
         return [
             kind
@@ -541,7 +545,7 @@ def search_observations(
             and (kinds is None or (instrument, kind) in kinds)
         ]
 
-    def expand(row: Any) -> list[dict[str, Any]]:
+    def expand(row: Assessment) -> list[dict[str, Any]]:
         return [resources.observation(row, kind) for kind in chosen(row)]
 
     if ids is None:  # by kind of assessment: one grouped query
@@ -718,10 +722,11 @@ def create_questionnaire_response(
                 "created_at": utcnow(),
             },
         )
-    row = repository.get_assessment(
+    stored = repository.get_assessment(
         conn, organisation_id=principal.organisation_id, assessment_id=created.id
     )
-    return _created(resources.questionnaire_response(row, identifier))
+    assert stored is not None  # stored just above
+    return _created(resources.questionnaire_response(stored, identifier))
 
 
 def _created(resource: dict[str, Any], status_code: int = 201) -> Outcome:
@@ -749,7 +754,7 @@ def _score_create(score: observation_ingest.Score) -> AssessmentCreate:
         raise fhir_error(422, "value", str(first["msg"]), f"{score.where}.effective") from None
 
 
-def _primary(row: Any, code: str | None = None) -> dict[str, Any]:
+def _primary(row: Assessment, code: str | None = None) -> dict[str, Any]:
     """The Observation an ingested Observation became: its own kind where this service
     serves one (total, item 9), else the assessment's first (the total, if any)."""
     kinds = resources.served_kinds(row)
@@ -760,7 +765,9 @@ def _primary(row: Any, code: str | None = None) -> dict[str, Any]:
     return resources.observation(row, kinds[0])
 
 
-def _store_score(conn: Connection, *, principal: Principal, score: observation_ingest.Score) -> Any:
+def _store_score(
+    conn: Connection, *, principal: Principal, score: observation_ingest.Score
+) -> Assessment:
     """One administration → one assessment, through the same service as /v1."""
     data = _score_create(score)
     patient_id = _resolve_subject(
@@ -787,9 +794,11 @@ def _store_score(conn: Connection, *, principal: Principal, score: observation_i
                 "created_at": utcnow(),
             },
         )
-    return repository.get_assessment(
+    row = repository.get_assessment(
         conn, organisation_id=principal.organisation_id, assessment_id=created.id
     )
+    assert row is not None  # stored just above
+    return row
 
 
 def create_observation(

@@ -9,8 +9,9 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.idempotency.models import IdempotencyRecord
+from kap_outcomes.rows import table_of
 
-records = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+records = table_of(IdempotencyRecord)
 
 
 def find(conn: Connection, *, token_id: str, key: str) -> Any | None:

@@ -6,7 +6,6 @@ corrections do.
 
 from __future__ import annotations
 
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, update
@@ -16,20 +15,21 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.errors import not_found
 from kap_outcomes.organisation.models import OrganisationSettings, OrganisationSettingsUpdate
 from kap_outcomes.preconditions import check_if_match, precondition_failed
+from kap_outcomes.rows import first, table_of
 
-_orgs = Organisation.__table__  # type: ignore[attr-defined]
+_orgs = table_of(Organisation)
 NOUN = "organisation"
 
 
-def _row(conn: Connection, organisation_id: str, *, for_update: bool = False) -> Any:
+def _row(conn: Connection, organisation_id: str, *, for_update: bool = False) -> Organisation:
     query = select(_orgs).where(_orgs.c.id == organisation_id)
-    row = conn.execute(query.with_for_update() if for_update else query).first()
+    row = first(conn, Organisation, query.with_for_update() if for_update else query)
     if row is None:
         raise not_found("Organisation")
     return row
 
 
-def _public(row: Any) -> OrganisationSettings:
+def _public(row: Organisation) -> OrganisationSettings:
     return OrganisationSettings(
         id=row.id, slug=row.slug, timezone=row.timezone, version=row.settings_version
     )

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, insert, select, update
 
 from kap_outcomes.db import new_id
 from kap_outcomes.patients.models import Patient, PatientIdentifier
+from kap_outcomes.rows import after_key, every, owned, table_of, unless_taken
 
-patients = Patient.__table__  # type: ignore[attr-defined]
-identifiers = PatientIdentifier.__table__  # type: ignore[attr-defined]
+patients = table_of(Patient)
+identifiers = table_of(PatientIdentifier)
 
 
 def exists(conn: Connection, *, organisation_id: str, patient_id: str) -> bool:
@@ -34,12 +33,8 @@ def lock(conn: Connection, *, patient_id: str) -> None:
     )
 
 
-def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Any | None:
-    return conn.execute(
-        select(patients).where(
-            patients.c.id == patient_id, patients.c.organisation_id == organisation_id
-        )
-    ).first()
+def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Patient | None:
+    return owned(conn, Patient, id=patient_id, organisation_id=organisation_id)
 
 
 def insert_patient(
@@ -53,21 +48,17 @@ def insert_patient(
     conditions: str | None = None,
 ) -> bool:
     """Insert; False when the external id is taken in this organisation."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(patients).values(
-                    id=patient_id,
-                    organisation_id=organisation_id,
-                    external_id=external_id,
-                    age_group=age_group,
-                    conditions=conditions,
-                    created_at=at,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn,
+        insert(patients).values(
+            id=patient_id,
+            organisation_id=organisation_id,
+            external_id=external_id,
+            age_group=age_group,
+            conditions=conditions,
+            created_at=at,
+        ),
+    )
 
 
 def update_facts(conn: Connection, *, patient_id: str, values: dict[str, str | None]) -> None:
@@ -81,20 +72,20 @@ def page(
     external_id: str | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[Patient]:
     query = select(patients).where(patients.c.organisation_id == organisation_id)
     if external_id is not None:
         query = query.where(patients.c.external_id == external_id)
-    if after is not None:
-        at, row_id = after
-        query = query.where(
-            or_(
-                patients.c.created_at > at,
-                and_(patients.c.created_at == at, patients.c.id > row_id),
-            )
-        )
-    query = query.order_by(patients.c.created_at, patients.c.id).limit(limit)
-    return list(conn.execute(query).all())
+    query = after_key(query, patients.c.created_at, patients.c.id, after)
+    return every(conn, Patient, query.limit(limit))
+
+
+def by_ids(conn: Connection, *, organisation_id: str, patient_ids: list[str]) -> list[Patient]:
+    """The organisation's patients of ``patient_ids``, by id."""
+    query = select(patients).where(
+        patients.c.organisation_id == organisation_id, patients.c.id.in_(patient_ids)
+    )
+    return every(conn, Patient, query.order_by(patients.c.id))
 
 
 def replace_identifiers(
@@ -107,27 +98,19 @@ def replace_identifiers(
 ) -> bool:
     """Set the patient's identifiers to ``pairs``; False (nothing changed) when one of them
     names another patient of the organisation."""
-    try:
-        with conn.begin_nested():
-            conn.execute(delete(identifiers).where(identifiers.c.patient_id == patient_id))
-            if pairs:
-                conn.execute(
-                    insert(identifiers),
-                    [
-                        {
-                            "id": new_id(),
-                            "organisation_id": organisation_id,
-                            "patient_id": patient_id,
-                            "system": system,
-                            "value": value,
-                            "created_at": at,
-                        }
-                        for system, value in pairs
-                    ],
-                )
-    except IntegrityError:
-        return False
-    return True
+    rows = [
+        {
+            "id": new_id(),
+            "organisation_id": organisation_id,
+            "patient_id": patient_id,
+            "system": system,
+            "value": value,
+            "created_at": at,
+        }
+        for system, value in pairs
+    ]
+    removed = delete(identifiers).where(identifiers.c.patient_id == patient_id)
+    return unless_taken(conn, removed, *([insert(identifiers).values(rows)] if rows else []))
 
 
 def identifiers_of(conn: Connection, *, patient_ids: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -17,6 +16,7 @@ from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository
 from kap_outcomes.patients.models import (
+    Patient,
     PatientCreate,
     PatientIdentifierIn,
     PatientIdentifierPublic,
@@ -54,7 +54,7 @@ IDENTIFIER_TAKEN = (
 )
 
 
-def _public(conn: Connection, row: Any) -> PatientPublic:
+def _public(conn: Connection, row: Patient) -> PatientPublic:
     course = care_repository.active_course(conn, patient_id=row.id)
     pairs = repository.identifiers_of(conn, patient_ids=[row.id]).get(row.id, [])
     return PatientPublic(

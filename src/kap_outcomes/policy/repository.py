@@ -6,20 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from kap_outcomes.policy.models import PolicyVersion
+from kap_outcomes.rows import first, table_of, unless_taken
 
-policy_versions = PolicyVersion.__table__  # type: ignore[attr-defined]
+policy_versions = table_of(PolicyVersion)
 
 
-def latest(conn: Connection, *, organisation_id: str) -> Any | None:
-    return conn.execute(
-        select(policy_versions)
-        .where(policy_versions.c.organisation_id == organisation_id)
-        .order_by(policy_versions.c.version.desc())
-        .limit(1)
-    ).first()
+def latest(conn: Connection, *, organisation_id: str) -> PolicyVersion | None:
+    query = select(policy_versions).where(policy_versions.c.organisation_id == organisation_id)
+    return first(conn, PolicyVersion, query.order_by(policy_versions.c.version.desc()).limit(1))
 
 
 def insert_version(
@@ -33,18 +29,14 @@ def insert_version(
     by: str,
 ) -> bool:
     """Insert; False when that version number was taken by a concurrent writer."""
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(policy_versions).values(
-                    id=version_id,
-                    organisation_id=organisation_id,
-                    version=version,
-                    document=document,
-                    created_at=at,
-                    created_by=by,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn,
+        insert(policy_versions).values(
+            id=version_id,
+            organisation_id=organisation_id,
+            version=version,
+            document=document,
+            created_at=at,
+            created_by=by,
+        ),
+    )

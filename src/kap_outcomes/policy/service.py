@@ -25,7 +25,9 @@ from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.policy import repository
 from kap_outcomes.policy.models import PolicyDocument, PolicyPublic
+from kap_outcomes.preconditions import precondition_failed, precondition_required
 
+NOUN = "policy"
 DEFAULT_VERSION = "default"
 
 
@@ -70,7 +72,7 @@ def replace_policy(
             detail="The policy is not usable.",
         ) from exc
     row = repository.latest(conn, organisation_id=principal.organisation_id)
-    current = 0 if row is None else int(row.version)
+    current = 0 if row is None else row.version
     _check_precondition(if_match, current)
     now = utcnow()
     stored = repository.insert_version(
@@ -102,28 +104,18 @@ def _check_precondition(if_match: str | None, current: int) -> None:
     tags = (
         set() if if_match is None else {t.strip().removeprefix("W/") for t in if_match.split(",")}
     )
-    if if_match is None or "*" in tags:
-        raise DomainError(
-            detail=(
-                "Send If-Match with the ETag of the policy you read."
-                if if_match is None
-                else "If-Match: * names no version; send the ETag of the policy you read."
-            ),
-            status=428,
-            slug="precondition-required",
-            title="Precondition required",
+    if if_match is None:
+        raise precondition_required(NOUN, "Send If-Match with the ETag of the policy you read.")
+    if "*" in tags:
+        raise precondition_required(
+            NOUN, "If-Match: * names no version; send the ETag of the policy you read."
         )
     if etag(current) not in tags:
         raise _stale()
 
 
 def _stale() -> DomainError:
-    return DomainError(
-        detail="The policy has changed since you read it; read it again.",
-        status=412,
-        slug="precondition-failed",
-        title="Precondition failed",
-    )
+    return precondition_failed(NOUN, "The policy has changed since you read it; read it again.")
 
 
 def _pointer(path: str) -> str:

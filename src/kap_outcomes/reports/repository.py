@@ -15,11 +15,12 @@ from sqlalchemy import Connection, and_, func, select, true
 from kap_outcomes.assessments.models import Assessment, AssessmentStatus
 from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
 from kap_outcomes.patients.models import Patient
+from kap_outcomes.rows import table_of
 
-_assessments = Assessment.__table__  # type: ignore[attr-defined]
-_courses = Course.__table__  # type: ignore[attr-defined]
-_sessions = CareSession.__table__  # type: ignore[attr-defined]
-_patients = Patient.__table__  # type: ignore[attr-defined]
+_assessments = table_of(Assessment)
+_courses = table_of(Course)
+_sessions = table_of(CareSession)
+_patients = table_of(Patient)
 
 _DOSE_KINDS = sorted(k.value for k in DOSE_KINDS)
 STREAM_ROWS = 2000

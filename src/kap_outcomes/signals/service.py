@@ -54,10 +54,12 @@ from kap_outcomes.signals.models import (
 class PatientData:
     """What the rules need of one patient, loaded by a fixed number of queries."""
 
-    course: Any | None = None
+    course: repository.ActiveCourse | None = None
     doses: list[datetime] = field(default_factory=list)
-    scores: dict[str, list[Any]] = field(default_factory=lambda: {"phq9": [], "gad7": []})
-    alerts: list[Any] = field(default_factory=list)
+    scores: dict[str, list[repository.ValidScore]] = field(
+        default_factory=lambda: {"phq9": [], "gad7": []}
+    )
+    alerts: list[repository.UnresolvedAlerts] = field(default_factory=list)
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -92,18 +94,18 @@ def load_many(conn: Connection, *, patient_ids: Sequence[str]) -> dict[str, Pati
 
 
 def _load_chunk(conn: Connection, patients: Sequence[str], out: dict[str, PatientData]) -> None:
-    for row in repository.active_courses(conn, patients=patients):
-        data = out.setdefault(row.patient_id, PatientData())
+    for course in repository.active_courses(conn, patients=patients):
+        data = out.setdefault(course.patient_id, PatientData())
         if data.course is None:  # latest started first
-            data.course = row
-    for row in repository.dose_times(conn, patients=patients):
-        holder = out.get(row.patient_id)
-        if holder is not None and holder.course is not None and holder.course.id == row.course_id:
-            holder.doses.append(row.occurred_at)
-    for row in repository.valid_scores(conn, patients=patients):
-        out.setdefault(row.patient_id, PatientData()).scores[row.instrument].append(row)
-    for row in repository.unresolved_alerts(conn, patients=patients):
-        out.setdefault(row.patient_id, PatientData()).alerts.append(row)
+            data.course = course
+    for dose in repository.dose_times(conn, patients=patients):
+        holder = out.get(dose.patient_id)
+        if holder is not None and holder.course is not None and holder.course.id == dose.course_id:
+            holder.doses.append(dose.occurred_at)
+    for score in repository.valid_scores(conn, patients=patients):
+        out.setdefault(score.patient_id, PatientData()).scores[score.instrument].append(score)
+    for alerts in repository.unresolved_alerts(conn, patients=patients):
+        out.setdefault(alerts.patient_id, PatientData()).alerts.append(alerts)
 
 
 # --- the rules, applied -----------------------------------------------------------------
@@ -151,9 +153,9 @@ def induction_completed_at(data: PatientData, policy: Policy) -> datetime | None
     return doses[needed - 1] if len(doses) >= needed else None
 
 
-def safety(alerts: Sequence[Any]) -> SafetyPublic:
-    unresolved = sum(int(r[3]) for r in alerts)
-    unacknowledged = sum(int(r[3]) for r in alerts if r.status == AlertStatus.open.value)
+def safety(alerts: Sequence[repository.UnresolvedAlerts]) -> SafetyPublic:
+    unresolved = sum(r.n for r in alerts)
+    unacknowledged = sum(r.n for r in alerts if r.status == AlertStatus.open.value)
     highest = highest_level(AlertLevel(r.level) for r in alerts)
     level = "none" if highest is None else highest.value
     return SafetyPublic(level=level, open_alerts=unresolved, unacknowledged_alerts=unacknowledged)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from kap_outcomes.auth.models import ApiToken, Role
 from kap_outcomes.auth.tokens import generate_token, hash_token
 from kap_outcomes.db import HotStatement
+from kap_outcomes.rows import table_of, unless_taken
 from kap_outcomes.smart.models import SmartClient, SmartJti
 
-clients = SmartClient.__table__  # type: ignore[attr-defined]
-jtis = SmartJti.__table__  # type: ignore[attr-defined]
-_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+clients = table_of(SmartClient)
+jtis = table_of(SmartJti)
+_tokens = table_of(ApiToken)
 
 
 def insert_client(
@@ -60,40 +70,42 @@ def insert_client(
     )
 
 
-def _shown() -> Any:
+class Shown(NamedTuple):
     """A client as shown: its revocation is its own or its identity token's."""
-    return select(
-        clients.c.id,
-        clients.c.name,
-        clients.c.scope,
-        clients.c.jwks,
-        clients.c.jwks_uri,
-        clients.c.created_at,
-        clients.c.updated_at,
-        func.coalesce(clients.c.revoked_at, _tokens.c.revoked_at).label("revoked_at"),
-    ).join(_tokens, _tokens.c.id == clients.c.id)
+
+    id: str
+    name: str
+    scope: str
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _shown() -> Select[Any]:
+    revoked = func.coalesce(clients.c.revoked_at, _tokens.c.revoked_at).label("revoked_at")
+    own = (clients.c[name] for name in Shown._fields if name != "revoked_at")
+    return select(*own, revoked).join(_tokens, _tokens.c.id == clients.c.id)
 
 
 def get_client(
     conn: Connection, *, organisation_id: str, client_id: str, for_update: bool = False
-) -> Any | None:
+) -> Shown | None:
     """A client of the organisation as registered (revoked or not); ``for_update`` locks
     its row until the transaction ends (PostgreSQL; SQLite has one writer anyway)."""
     query = _shown().where(clients.c.id == client_id, clients.c.organisation_id == organisation_id)
     if for_update:
         query = query.with_for_update(of=clients)
-    return conn.execute(query).first()
+    row = conn.execute(query).first()
+    return None if row is None else Shown._make(row)
 
 
-def list_clients(conn: Connection, *, organisation_id: str) -> list[Any]:
+def list_clients(conn: Connection, *, organisation_id: str) -> list[Shown]:
     """Every client of the organisation, newest first (an organisation has a handful)."""
-    return list(
-        conn.execute(
-            _shown()
-            .where(clients.c.organisation_id == organisation_id)
-            .order_by(clients.c.created_at.desc(), clients.c.id.desc())
-        ).all()
-    )
+    query = _shown().where(clients.c.organisation_id == organisation_id)
+    rows = conn.execute(query.order_by(clients.c.created_at.desc(), clients.c.id.desc()))
+    return [Shown._make(row) for row in rows]
 
 
 def update_client(conn: Connection, *, client_id: str, now: datetime, **values: Any) -> None:
@@ -114,7 +126,7 @@ def revoke_client(conn: Connection, *, client_id: str, now: datetime) -> None:
     )
 
 
-def _active(client_id: Any) -> Any:
+def _active(client_id: Any) -> tuple[ColumnElement[bool], ...]:
     """Neither the client nor its identity token is revoked (two primary-key lookups)."""
     return (
         clients.c.id == client_id,
@@ -124,16 +136,20 @@ def _active(client_id: Any) -> Any:
     )
 
 
-def active_client(conn: Connection, *, client_id: str) -> Any | None:
-    return conn.execute(
-        select(
-            clients.c.id,
-            clients.c.organisation_id,
-            clients.c.jwks,
-            clients.c.jwks_uri,
-            clients.c.scope,
-        ).where(*_active(client_id))
-    ).first()
+class Active(NamedTuple):
+    """What checking a client's assertion needs of it."""
+
+    id: str
+    organisation_id: str
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    scope: str
+
+
+def active_client(conn: Connection, *, client_id: str) -> Active | None:
+    query = select(*(clients.c[name] for name in Active._fields)).where(*_active(client_id))
+    row = conn.execute(query).first()
+    return None if row is None else Active._make(row)
 
 
 _ACTIVE_ORGANISATION = HotStatement(
@@ -157,9 +173,6 @@ def record_jti(
     need not be kept any longer.
     """
     conn.execute(delete(jtis).where(jtis.c.client_id == client_id, jtis.c.expires_at < now))
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(jtis).values(client_id=client_id, jti=jti, expires_at=keep_until))
-    except IntegrityError:
-        return False
-    return True
+    return unless_taken(
+        conn, insert(jtis).values(client_id=client_id, jti=jti, expires_at=keep_until)
+    )

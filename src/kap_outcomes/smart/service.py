@@ -103,7 +103,7 @@ async def _check_key_set_at(uri: str, remote: RemoteKeySets) -> None:
         raise invalid(problems)
 
 
-def public(row: Any) -> ClientPublic:
+def public(row: repository.Shown) -> ClientPublic:
     keys = (row.jwks or {}).get("keys", [])
     return ClientPublic(
         client_id=row.id,
@@ -152,7 +152,9 @@ def insert_client(
     return get_client(conn, principal=principal, client_id=client_id)
 
 
-def _found(conn: Connection, principal: Principal, client_id: str, lock: bool = False) -> Any:
+def _found(
+    conn: Connection, principal: Principal, client_id: str, lock: bool = False
+) -> repository.Shown:
     row = repository.get_client(
         conn, organisation_id=principal.organisation_id, client_id=client_id, for_update=lock
     )
@@ -161,7 +163,7 @@ def _found(conn: Connection, principal: Principal, client_id: str, lock: bool = 
     return row
 
 
-def _active(conn: Connection, principal: Principal, client_id: str) -> Any:
+def _active(conn: Connection, principal: Principal, client_id: str) -> repository.Shown:
     """The client, locked for a change; a revoked client cannot be changed (409)."""
     row = _found(conn, principal, client_id, lock=True)
     if row.revoked_at is not None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
+from kap_outcomes.rows import after_key, before_key, every, first, owned, table_of
 from kap_outcomes.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-deliveries = WebhookDelivery.__table__  # type: ignore[attr-defined]
-attempts = WebhookAttempt.__table__  # type: ignore[attr-defined]
-_events = Event.__table__  # type: ignore[attr-defined]
+endpoints = table_of(WebhookEndpoint)
+deliveries = table_of(WebhookDelivery)
+attempts = table_of(WebhookAttempt)
+_events = table_of(Event)
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 
@@ -28,22 +29,14 @@ def insert_endpoint(conn: Connection, values: dict[str, Any]) -> None:
 
 def get_endpoint(
     conn: Connection, *, organisation_id: str, endpoint_id: str, lock: bool = False
-) -> Any | None:
-    query = select(endpoints).where(
-        endpoints.c.id == endpoint_id, endpoints.c.organisation_id == organisation_id
-    )
-    if lock:
-        query = query.with_for_update()
-    return conn.execute(query).first()
+) -> WebhookEndpoint | None:
+    return owned(conn, WebhookEndpoint, id=endpoint_id, organisation_id=organisation_id, lock=lock)
 
 
-def list_endpoints(conn: Connection, *, organisation_id: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(endpoints)
-            .where(endpoints.c.organisation_id == organisation_id)
-            .order_by(endpoints.c.created_at, endpoints.c.id)
-        ).all()
+def list_endpoints(conn: Connection, *, organisation_id: str) -> list[WebhookEndpoint]:
+    query = select(endpoints).where(endpoints.c.organisation_id == organisation_id)
+    return every(
+        conn, WebhookEndpoint, after_key(query, endpoints.c.created_at, endpoints.c.id, None)
     )
 
 
@@ -63,20 +56,21 @@ def delete_endpoint(conn: Connection, *, endpoint_id: str) -> None:
     conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
 
 
-def enabled_endpoints(conn: Connection, *, organisation_ids: Collection[str]) -> list[Any]:
-    return list(
-        conn.execute(
-            select(
-                endpoints.c.id,
-                endpoints.c.organisation_id,
-                endpoints.c.event_types,
-                endpoints.c.created_at,
-            ).where(
-                endpoints.c.organisation_id.in_(list(organisation_ids)),
-                endpoints.c.enabled.is_(True),
-            )
-        ).all()
+class Subscribed(NamedTuple):
+    """An enabled endpoint, as fan-out matches events to it."""
+
+    id: str
+    organisation_id: str
+    event_types: list[str]
+    created_at: datetime
+
+
+def enabled_endpoints(conn: Connection, *, organisation_ids: Collection[str]) -> list[Subscribed]:
+    query = select(*(endpoints.c[name] for name in Subscribed._fields)).where(
+        endpoints.c.organisation_id.in_(list(organisation_ids)),
+        endpoints.c.enabled.is_(True),
     )
+    return [Subscribed._make(row) for row in conn.execute(query)]
 
 
 # --- deliveries ---------------------------------------------------------------------------
@@ -87,37 +81,28 @@ def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(insert(deliveries), list(rows))
 
 
-def get_delivery(conn: Connection, *, endpoint_id: str, delivery_id: str) -> Any | None:
-    return conn.execute(
-        select(deliveries).where(
-            deliveries.c.id == delivery_id, deliveries.c.endpoint_id == endpoint_id
-        )
-    ).first()
+def get_delivery(conn: Connection, *, endpoint_id: str, delivery_id: str) -> WebhookDelivery | None:
+    query = select(deliveries).where(
+        deliveries.c.id == delivery_id, deliveries.c.endpoint_id == endpoint_id
+    )
+    return first(conn, WebhookDelivery, query)
 
 
 def page_deliveries(
     conn: Connection, *, endpoint_id: str, before: tuple[datetime, str] | None, limit: int
-) -> list[Any]:
+) -> list[WebhookDelivery]:
     """Newest first, keyset on (created_at, id)."""
     d = deliveries.c
-    query = select(deliveries).where(d.endpoint_id == endpoint_id)
-    if before is not None:
-        at, row_id = before
-        query = query.where(or_(d.created_at < at, and_(d.created_at == at, d.id < row_id)))
-    query = query.order_by(d.endpoint_id, d.created_at.desc(), d.id.desc()).limit(limit)
-    return list(conn.execute(query).all())
+    query = select(deliveries).where(d.endpoint_id == endpoint_id).order_by(d.endpoint_id)
+    query = before_key(query, d.created_at, d.id, before)
+    return every(conn, WebhookDelivery, query.limit(limit))
 
 
-def attempts_of(conn: Connection, delivery_ids: Sequence[str]) -> list[Any]:
+def attempts_of(conn: Connection, delivery_ids: Sequence[str]) -> list[WebhookAttempt]:
     if not delivery_ids:
         return []
-    return list(
-        conn.execute(
-            select(attempts)
-            .where(attempts.c.delivery_id.in_(list(delivery_ids)))
-            .order_by(attempts.c.delivery_id, attempts.c.attempt)
-        ).all()
-    )
+    query = select(attempts).where(attempts.c.delivery_id.in_(list(delivery_ids)))
+    return every(conn, WebhookAttempt, query.order_by(attempts.c.delivery_id, attempts.c.attempt))
 
 
 def _due(now: datetime) -> Any:

@@ -19,12 +19,15 @@ from kap_outcomes.errors import FieldProblem, conflict, invalid, not_found
 from kap_outcomes.events.outbox import BELL
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.preconditions import check_if_match, precondition_failed
+from kap_outcomes.rows import shaped, values_of
 from kap_outcomes.webhooks import repository, signing
 from kap_outcomes.webhooks.egress import EgressPolicy, Refused, check_registration
 from kap_outcomes.webhooks.models import (
     AttemptPublic,
     DeliveryPublic,
     WebhookCreate,
+    WebhookDelivery,
+    WebhookEndpoint,
     WebhookPublic,
     WebhookUpdate,
     WebhookWithSecret,
@@ -40,13 +43,13 @@ def _check_url(url: str, policy: EgressPolicy) -> None:
         raise invalid([FieldProblem(pointer="/url", detail=str(exc))]) from exc
 
 
-def public(row: Any) -> WebhookPublic:
-    return WebhookPublic.model_validate(row, from_attributes=True)
+def public(row: WebhookEndpoint) -> WebhookPublic:
+    return shaped(WebhookPublic, row)
 
 
 def _require(
     conn: Connection, principal: Principal, endpoint_id: str, *, lock: bool = False
-) -> Any:
+) -> WebhookEndpoint:
     row = repository.get_endpoint(
         conn, organisation_id=principal.organisation_id, endpoint_id=endpoint_id, lock=lock
     )
@@ -155,28 +158,23 @@ def rotate_secret(conn: Connection, *, principal: Principal, endpoint_id: str) -
     return WebhookWithSecret(**public(fresh).model_dump(), secret=secret)
 
 
-def _delivery(row: Any, attempts: list[AttemptPublic]) -> DeliveryPublic:
-    return DeliveryPublic(
-        id=row.id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        status=row.status,
-        attempt_count=row.attempts,
-        next_attempt_at=row.next_attempt_at if row.status == repository.PENDING else None,
-        last_status_code=row.last_status_code,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-        attempts=attempts,
+def _delivery(row: WebhookDelivery, attempts: list[AttemptPublic]) -> DeliveryPublic:
+    pending = row.status == repository.PENDING
+    return shaped(
+        DeliveryPublic,
+        {
+            **values_of(row),
+            "attempt_count": row.attempts,
+            "next_attempt_at": row.next_attempt_at if pending else None,
+            "attempts": attempts,
+        },
     )
 
 
-def _with_attempts(conn: Connection, rows: list[Any]) -> list[DeliveryPublic]:
+def _with_attempts(conn: Connection, rows: list[WebhookDelivery]) -> list[DeliveryPublic]:
     by_delivery: dict[str, list[AttemptPublic]] = {}
     for a in repository.attempts_of(conn, [r.id for r in rows]):
-        by_delivery.setdefault(a.delivery_id, []).append(
-            AttemptPublic.model_validate(a, from_attributes=True)
-        )
+        by_delivery.setdefault(a.delivery_id, []).append(shaped(AttemptPublic, a))
     return [_delivery(r, by_delivery.get(r.id, [])) for r in rows]
 
 
@@ -218,4 +216,5 @@ def redeliver(
     )
     after_commit(conn, BELL.ring)  # the worker sends it now, not at its next poll
     fresh = repository.get_delivery(conn, endpoint_id=endpoint_id, delivery_id=delivery_id)
+    assert fresh is not None  # read above, in this transaction
     return _with_attempts(conn, [fresh])[0]
