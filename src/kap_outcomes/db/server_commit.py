@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from kap_outcomes.db.unit_of_work import Database
 
 T = TypeVar("T")
+
+_log = logging.getLogger("kap_outcomes")
 
 _Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
@@ -72,7 +75,12 @@ class _ConnectionThread:
                     stop = True
                     break
                 batch.append(more)
-            _settle_all(self._run(batch))
+            try:
+                outcomes = self._run(batch)
+            except Exception as exc:  # the thread must outlive any failure: requests wait on it
+                self._discard()
+                outcomes = [(future, None, translate(exc)) for _, future in batch]
+            _settle_all(outcomes)
             if stop:
                 break
         self._discard()
@@ -92,13 +100,24 @@ class _ConnectionThread:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        conn.info.pop(DEFERRED_KEY, None)
-        conn.info.pop(AFTER_COMMIT_KEY, None)
-        try:
+        with contextlib.suppress(Exception):  # a broken connection is being dropped anyway
+            conn.rollback()  # ends an invalidated transaction, else nothing can be done
+        with contextlib.suppress(Exception):
+            conn.info.pop(DEFERRED_KEY, None)
+            conn.info.pop(AFTER_COMMIT_KEY, None)
+        with contextlib.suppress(Exception):
             conn.invalidate()
+        with contextlib.suppress(Exception):
             conn.close()
-        except Exception:  # noqa: S110 - a broken connection is being dropped anyway
-            pass
+
+    def _safe_rollback(self) -> None:
+        """End SQLAlchemy's bookkeeping of a failed statement; a connection that cannot is
+        replaced."""
+        try:
+            if self._conn is not None:
+                self._conn.rollback()
+        except Exception:
+            self._discard()
 
     def _broken(self) -> bool:
         """Is the connection gone (rather than a statement failed on it)?"""
@@ -137,7 +156,7 @@ class ServerReader(_ConnectionThread):
                 return future, result, None
             except Exception as exc:
                 if not self._broken():
-                    self._conn.rollback()  # type: ignore[union-attr]
+                    self._safe_rollback()
                     return future, None, translate(exc)
                 self._discard()
                 if attempt == 2:
@@ -194,7 +213,10 @@ class ServerGroupCommit(_ConnectionThread):
             failure = translate(exc)
             return [(future, None, failure) for _, future in batch]
         for callback in take_after_commit(conn):
-            callback()
+            try:
+                callback()
+            except Exception:  # committed is committed: the requests still get their answer
+                _log.exception("an after-commit callback failed")
         return outcomes
 
     def _abandon(self) -> None:
@@ -202,13 +224,13 @@ class ServerGroupCommit(_ConnectionThread):
         conn = self._conn
         if conn is None:
             return
-        conn.info.pop(DEFERRED_KEY, None)
-        conn.info.pop(AFTER_COMMIT_KEY, None)
         try:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             raw.execute("ROLLBACK")
             conn.rollback()
+            conn.info.pop(DEFERRED_KEY, None)
+            conn.info.pop(AFTER_COMMIT_KEY, None)
         except Exception:
             self._discard()
 
