@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,3 +45,43 @@ class ArrivalLog:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class ReceiverProcess:
+    """An ``ArrivalLog`` in a child process, so that its CPU is not counted with the sender's
+    (``bench.ingest_cpu``): ``count`` asks it how many deliveries arrived."""
+
+    def __init__(self) -> None:
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "bench.receiver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._in, self._out = self._child.stdin, self._child.stdout
+        self.url = self._out.readline().strip()
+
+    @property
+    def count(self) -> int:
+        self._in.write("count\n")
+        self._in.flush()
+        return int(self._out.readline())
+
+    def close(self) -> None:
+        self._in.close()
+        self._child.wait(timeout=10)
+
+
+def _serve() -> None:
+    log = ArrivalLog()
+    print(log.url, flush=True)
+    for _ in sys.stdin:  # one line per question; EOF ends it
+        with log.lock:
+            count = log.count
+        print(count, flush=True)
+    log.close()
+
+
+if __name__ == "__main__":
+    _serve()
