@@ -65,7 +65,9 @@ class Worker:
         self.settings = settings
         self.owner = new_id()
         self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()  # queued for a slot, or sending
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._capacity = settings.webhook_concurrency * _waves(settings)
         self._wake = asyncio.Event()
         self._watch_at = 0.0
         self._claim_at = 0.0
@@ -188,7 +190,7 @@ class Worker:
             self._watching = None
 
     def _room(self) -> int:
-        return max(self.settings.webhook_concurrency - len(self._sending), 0)
+        return max(self._capacity - len(self._sending), 0)
 
     def _send(
         self, connections: Connections, works: list[delivery.Work], lease_until: datetime
@@ -205,20 +207,22 @@ class Worker:
     async def _deliver(
         self, connections: Connections, work: delivery.Work, lease_until: datetime
     ) -> None:
-        at = utcnow()
-        if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
-            # the lease could run out mid-attempt and another worker send it too: leave it
-            # to be claimed again (a lease shorter than the timeout is a misconfiguration)
-            log.warning("webhook lease too short for an attempt; delivery left for later")
-            return
-        answer = await post(
-            connections,
-            url=work.url,
-            body=work.body.encode(),
-            headers=delivery.signed_headers(work, at),
-            policy=self.policy,
-            timeout_s=self.settings.webhook_timeout_s,
-        )
+        async with self._slots:  # at most webhook_concurrency attempts at a time
+            at = utcnow()
+            if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
+                # the lease could run out mid-attempt and another worker send it too: leave
+                # it to be claimed again (a lease shorter than the timeout is a
+                # misconfiguration; the leased waves fit in the lease otherwise)
+                log.warning("webhook lease too short for an attempt; delivery left for later")
+                return
+            answer = await post(
+                connections,
+                url=work.url,
+                body=work.body.encode(),
+                headers=delivery.signed_headers(work, at),
+                policy=self.policy,
+                timeout_s=self.settings.webhook_timeout_s,
+            )
         (_SUCCEEDED if answer.succeeded else _FAILED).inc()
         self._attempted.append(delivery.Attempted(work, answer, at))
         if self._recording is None:  # else the batch being stored takes it next
@@ -242,6 +246,16 @@ class Worker:
                     log.warning("recording webhook attempts failed: %s", type(exc).__name__)
         finally:
             self._recording = None
+
+
+def _waves(settings: Settings) -> int:
+    """How many rounds of ``webhook_concurrency`` attempts a worker leases at once: as many as
+    can run one after the other, each to its timeout, and still end within the lease (one
+    timeout of the lease left over), at least one. A round of the worker then takes more
+    than ``webhook_concurrency`` deliveries while the attempts are quick (a receiver that
+    answers in a millisecond no longer waits for the next round) without a lease ever
+    running out behind a queue of slow ones."""
+    return max(1, int(settings.webhook_lease_s // settings.webhook_timeout_s) - 1)
 
 
 class EmbeddedWorker:
