@@ -9,6 +9,7 @@ statistics say about the stale flag.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, true, update
@@ -80,6 +81,41 @@ def valid_scores(
     query = query.where(a.instrument == instrument if instrument else a.instrument.in_(_SCORED))
     query = _for(query, a.patient_id, patients)
     return list(conn.execute(query.order_by(a.patient_id, a.administered_at, a.id)).all())
+
+
+def latest_valid_scores(
+    conn: Connection, *, patient_id: str, instrument: str, limit: int
+) -> list[Any]:
+    """The last ``limit`` valid totals of one instrument of one patient, newest first (the
+    rows ``valid_scores`` gives last): read backwards along the patient's index."""
+    a = _assessments.c
+    query = (
+        _valid_score_columns()
+        .where(a.patient_id == patient_id, a.instrument == instrument)
+        .order_by(a.administered_at.desc(), a.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query).all())
+
+
+def valid_scores_since(conn: Connection, *, patient_id: str, since: datetime) -> list[Any]:
+    """One patient's valid PHQ-9 / GAD-7 totals taken at or after ``since``, oldest first."""
+    a = _assessments.c
+    query = _valid_score_columns().where(
+        a.patient_id == patient_id, a.instrument.in_(_SCORED), a.administered_at >= since
+    )
+    return list(conn.execute(query.order_by(a.administered_at, a.id)).all())
+
+
+def _valid_score_columns() -> Select[Any]:
+    a = _assessments.c
+    return select(
+        a.id, a.patient_id, a.course_id, a.instrument, a.administered_at, a.total, a.severity
+    ).where(
+        a.valid == true(),
+        a.total.is_not(None),
+        a.status != AssessmentStatus.entered_in_error.value,
+    )
 
 
 def unresolved_alerts(conn: Connection, *, patients: Patients) -> list[Any]:
