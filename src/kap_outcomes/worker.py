@@ -66,6 +66,8 @@ class Worker:
         self.owner = new_id()
         self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
         self._sending: set[asyncio.Task[None]] = set()  # queued for a slot, or sending
+        self._queued: set[str] = set()  # leased deliveries not yet given a slot
+        self._stopping = False
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._capacity = settings.webhook_concurrency * _waves(settings)
         self._wake = asyncio.Event()
@@ -102,7 +104,8 @@ class Worker:
             finally:
                 await self.exports.stop()  # a running export goes back to the queue
                 # let the attempts under way finish and be recorded, then give up on the rest
-                # (their leases run out and they are sent again)
+                # (their leases run out and they are sent again); none starts from now on
+                self._stopping = True
                 if self._sending:
                     await asyncio.wait(self._sending, timeout=self.settings.webhook_timeout_s + 1)
                 for task in self._sending:
@@ -110,6 +113,20 @@ class Worker:
                 await asyncio.gather(*self._sending, return_exceptions=True)
                 unfinished = [t for t in (self._recording, self._watching) if t is not None]
                 await asyncio.gather(*unfinished, return_exceptions=True)
+                await self._release_queued()
+
+    async def _release_queued(self) -> None:
+        """Hand back the leases of deliveries never attempted, so that the next worker takes
+        them at once rather than after their lease (a failure here leaves them to the lease)."""
+        if not self._queued:
+            return
+        queued, self._queued = sorted(self._queued), set()
+        try:
+            await self.db.write(
+                partial(webhooks_repository.release, delivery_ids=queued, owner=self.owner)
+            )
+        except Exception as exc:
+            log.warning("releasing webhook leases failed: %s", type(exc).__name__)
 
     async def _idle(self, seen: int, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -196,6 +213,7 @@ class Worker:
         self, connections: Connections, works: list[delivery.Work], lease_until: datetime
     ) -> None:
         for work in works:
+            self._queued.add(work.delivery_id)
             task = asyncio.create_task(self._deliver(connections, work, lease_until))
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -208,6 +226,9 @@ class Worker:
         self, connections: Connections, work: delivery.Work, lease_until: datetime
     ) -> None:
         async with self._slots:  # at most webhook_concurrency attempts at a time
+            if self._stopping:  # left queued: its lease is handed back
+                return
+            self._queued.discard(work.delivery_id)
             at = utcnow()
             if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
                 # the lease could run out mid-attempt and another worker send it too: leave

@@ -223,6 +223,15 @@ def finish_attempts(
     return {row[0] for row in rows}
 
 
+def release(conn: Connection, *, delivery_ids: Sequence[str], owner: str) -> None:
+    """Hand back ``owner``'s leases of these deliveries (never attempted): claimable at once."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
 def update_delivery(conn: Connection, *, delivery_id: str, values: dict[str, Any]) -> None:
     conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
 
