@@ -65,7 +65,11 @@ class Worker:
         self.settings = settings
         self.owner = new_id()
         self.policy = EgressPolicy(tuple(settings.webhook_allowed_networks))
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()  # queued for a slot, or sending
+        self._queued: set[str] = set()  # leased deliveries not yet given a slot
+        self._stopping = False
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._capacity = settings.webhook_concurrency * _waves(settings)
         self._wake = asyncio.Event()
         self._watch_at = 0.0
         self._claim_at = 0.0
@@ -100,7 +104,8 @@ class Worker:
             finally:
                 await self.exports.stop()  # a running export goes back to the queue
                 # let the attempts under way finish and be recorded, then give up on the rest
-                # (their leases run out and they are sent again)
+                # (their leases run out and they are sent again); none starts from now on
+                self._stopping = True
                 if self._sending:
                     await asyncio.wait(self._sending, timeout=self.settings.webhook_timeout_s + 1)
                 for task in self._sending:
@@ -108,6 +113,20 @@ class Worker:
                 await asyncio.gather(*self._sending, return_exceptions=True)
                 unfinished = [t for t in (self._recording, self._watching) if t is not None]
                 await asyncio.gather(*unfinished, return_exceptions=True)
+                await self._release_queued()
+
+    async def _release_queued(self) -> None:
+        """Hand back the leases of deliveries never attempted, so that the next worker takes
+        them at once rather than after their lease (a failure here leaves them to the lease)."""
+        if not self._queued:
+            return
+        queued, self._queued = sorted(self._queued), set()
+        try:
+            await self.db.write(
+                partial(webhooks_repository.release, delivery_ids=queued, owner=self.owner)
+            )
+        except Exception as exc:
+            log.warning("releasing webhook leases failed: %s", type(exc).__name__)
 
     async def _idle(self, seen: int, stop: asyncio.Event) -> None:
         self._wake.clear()
@@ -188,12 +207,13 @@ class Worker:
             self._watching = None
 
     def _room(self) -> int:
-        return max(self.settings.webhook_concurrency - len(self._sending), 0)
+        return max(self._capacity - len(self._sending), 0)
 
     def _send(
         self, connections: Connections, works: list[delivery.Work], lease_until: datetime
     ) -> None:
         for work in works:
+            self._queued.add(work.delivery_id)
             task = asyncio.create_task(self._deliver(connections, work, lease_until))
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -205,20 +225,25 @@ class Worker:
     async def _deliver(
         self, connections: Connections, work: delivery.Work, lease_until: datetime
     ) -> None:
-        at = utcnow()
-        if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
-            # the lease could run out mid-attempt and another worker send it too: leave it
-            # to be claimed again (a lease shorter than the timeout is a misconfiguration)
-            log.warning("webhook lease too short for an attempt; delivery left for later")
-            return
-        answer = await post(
-            connections,
-            url=work.url,
-            body=work.body.encode(),
-            headers=delivery.signed_headers(work, at),
-            policy=self.policy,
-            timeout_s=self.settings.webhook_timeout_s,
-        )
+        async with self._slots:  # at most webhook_concurrency attempts at a time
+            if self._stopping:  # left queued: its lease is handed back
+                return
+            self._queued.discard(work.delivery_id)
+            at = utcnow()
+            if at + timedelta(seconds=self.settings.webhook_timeout_s) >= lease_until:
+                # the lease could run out mid-attempt and another worker send it too: leave
+                # it to be claimed again (a lease shorter than the timeout is a
+                # misconfiguration; the leased waves fit in the lease otherwise)
+                log.warning("webhook lease too short for an attempt; delivery left for later")
+                return
+            answer = await post(
+                connections,
+                url=work.url,
+                body=work.body.encode(),
+                headers=delivery.signed_headers(work, at),
+                policy=self.policy,
+                timeout_s=self.settings.webhook_timeout_s,
+            )
         (_SUCCEEDED if answer.succeeded else _FAILED).inc()
         self._attempted.append(delivery.Attempted(work, answer, at))
         if self._recording is None:  # else the batch being stored takes it next
@@ -242,6 +267,16 @@ class Worker:
                     log.warning("recording webhook attempts failed: %s", type(exc).__name__)
         finally:
             self._recording = None
+
+
+def _waves(settings: Settings) -> int:
+    """How many rounds of ``webhook_concurrency`` attempts a worker leases at once: as many as
+    can run one after the other, each to its timeout, and still end within the lease (one
+    timeout of the lease left over), at least one. A round of the worker then takes more
+    than ``webhook_concurrency`` deliveries while the attempts are quick (a receiver that
+    answers in a millisecond no longer waits for the next round) without a lease ever
+    running out behind a queue of slow ones."""
+    return max(1, int(settings.webhook_lease_s // settings.webhook_timeout_s) - 1)
 
 
 class EmbeddedWorker:

@@ -299,3 +299,35 @@ def test_connections_are_pooled_per_checked_address_and_https_name() -> None:
     assert http_a is http_b  # one pool; its connections are keyed by the checked address
     assert https_a is not https_b and https_a is not http_a
     assert https_a_again is https_a
+
+
+def test_a_stopping_worker_hands_back_the_deliveries_it_never_attempted(
+    tenant, receiver, start_worker, db
+):
+    """A round leases more deliveries than it has slots (here 1 slot, 3 deliveries). When the
+    worker stops, the attempt under way ends and is recorded; the others are not started and
+    their leases are handed back, so another worker can take them at once."""
+    from sqlalchemy import text
+
+    receiver.respond = lambda n: (0.5, 200)  # the first attempt is still under way at the stop
+    hook = _register(tenant, receiver.url, ["patient.created"])
+    for _ in range(3):
+        tenant.patient()
+    worker = start_worker(webhook_allowed_networks=LOOPBACK, webhook_concurrency=1)
+    wait_for(lambda: receiver.received, timeout=15, what="the first attempt")
+    worker.stop()
+    rows = db.run_read(
+        lambda c: c.execute(
+            text(
+                "SELECT status, attempts, lease_owner, lease_until FROM webhook_deliveries"
+                " WHERE endpoint_id = :e ORDER BY status DESC"
+            ),
+            {"e": hook["id"]},
+        ).all()
+    )
+    assert len(receiver.received) == 1
+    assert [tuple(r) for r in rows] == [
+        ("succeeded", 1, None, None),
+        ("pending", 0, None, None),
+        ("pending", 0, None, None),
+    ]

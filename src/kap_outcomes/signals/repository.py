@@ -96,24 +96,54 @@ def dose_times(conn: Connection, *, patients: Patients) -> list[DoseTime]:
     return [DoseTime._make(row) for row in conn.execute(query)]
 
 
+def _valid_score_rows() -> Select[Any]:
+    """The ``ValidScore`` columns of the latest version of each assessment that was not
+    retracted (invalid forms never take part)."""
+    a = _assessments.c
+    return select(*(_assessments.c[name] for name in ValidScore._fields)).where(
+        a.valid == true(),
+        a.total.is_not(None),
+        a.status != AssessmentStatus.entered_in_error.value,  # retracted: out of every signal
+    )
+
+
 def valid_scores(
     conn: Connection,
     *,
     patients: Patients,
     instrument: str | None = None,
 ) -> list[ValidScore]:
-    """Valid PHQ-9 / GAD-7 totals, oldest first: the latest version of each assessment that
-    was not retracted (invalid forms never take part)."""
+    """Valid PHQ-9 / GAD-7 totals, oldest first."""
     a = _assessments.c
-    query = select(*(_assessments.c[name] for name in ValidScore._fields)).where(
-        a.valid == true(),
-        a.total.is_not(None),
-        a.status != AssessmentStatus.entered_in_error.value,  # retracted: out of every signal
-    )
+    query = _valid_score_rows()
     query = query.where(a.instrument == instrument if instrument else a.instrument.in_(_SCORED))
     query = _for(query, a.patient_id, patients)
     rows = conn.execute(query.order_by(a.patient_id, a.administered_at, a.id))
     return [ValidScore._make(row) for row in rows]
+
+
+def latest_valid_scores(
+    conn: Connection, *, patient_id: str, instrument: str, limit: int
+) -> list[ValidScore]:
+    """The last ``limit`` valid totals of one instrument of one patient, newest first (the
+    rows ``valid_scores`` gives last): read backwards along the patient's index."""
+    a = _assessments.c
+    query = (
+        _valid_score_rows()
+        .where(a.patient_id == patient_id, a.instrument == instrument)
+        .order_by(a.administered_at.desc(), a.id.desc())
+        .limit(limit)
+    )
+    return [ValidScore._make(row) for row in conn.execute(query)]
+
+
+def valid_scores_since(conn: Connection, *, patient_id: str, since: datetime) -> list[ValidScore]:
+    """One patient's valid PHQ-9 / GAD-7 totals taken at or after ``since``, oldest first."""
+    a = _assessments.c
+    query = _valid_score_rows().where(
+        a.patient_id == patient_id, a.instrument.in_(_SCORED), a.administered_at >= since
+    )
+    return [ValidScore._make(row) for row in conn.execute(query.order_by(a.administered_at, a.id))]
 
 
 def unresolved_alerts(conn: Connection, *, patients: Patients) -> list[UnresolvedAlerts]:

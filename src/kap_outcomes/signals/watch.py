@@ -8,11 +8,17 @@ concerned, compares with the state it saw last (``signal_states``), and emits on
 in the transaction that stores the new state and moves its checkpoint. A patient first
 seen starts from ``not_applicable`` and ``insufficient_data``. Changes that come from the
 clock alone (no new data) are reported with the patient's next event.
+
+What it reads of a patient is bounded by the active course and the trend window, not by the
+patient's whole history (``load_recent``): the same rules (clinical/) on fewer rows, with the
+same outcome.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Connection
 
@@ -25,6 +31,7 @@ from kap_outcomes.events.repository import Position
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.signals import repository
 from kap_outcomes.signals import service as signals_service
+from kap_outcomes.signals.repository import ValidScore
 from kap_outcomes.signals.service import PatientData
 
 CONSUMER = "signals"
@@ -111,21 +118,70 @@ def apply(conn: Connection, *, plan: Plan) -> bool:
     return True
 
 
+def load_recent(
+    conn: Connection, *, patient_ids: Sequence[str], policies: Mapping[str, Policy]
+) -> dict[str, PatientData]:
+    """What the watch's three values need of each patient (``policies``: each patient's
+    policy), a suffix of the patient's valid scores in time order rather than all of them:
+
+    - a trend label (clinical-rules.md section 4) looks at the last ``trend_window_scores``
+      scores of its instrument, those within ``trend_window_days`` of the latest; any suffix
+      holding at least the last ``trend_window_scores`` gives the same window;
+    - the booster status (section 5) needs no score before a course has a dose; with doses,
+      the scores from ``baseline_lookback_days`` before the course's first dose on (the
+      baseline, the scores since induction and those since the latest dose all lie there).
+
+    So each patient costs two short index reads backwards (the last scores of each
+    instrument), one range read of the current course's scores when it has doses, and its
+    share of the course and dose reads: in proportion to the trend window and the course,
+    whatever the length of the history. The rules themselves stay in clinical/ and run on
+    these rows as they would on all of them (tests/events/test_signal_watch.py compares).
+    """
+    out = {patient_id: PatientData() for patient_id in patient_ids}
+    for course in repository.active_courses(conn, patients=patient_ids):
+        data = out[course.patient_id]
+        if data.course is None:  # latest started first
+            data.course = course
+    for dose in repository.dose_times(conn, patients=patient_ids):
+        data = out[dose.patient_id]
+        if data.course is not None and data.course.id == dose.course_id:
+            data.doses.append(dose.occurred_at)
+    for patient_id, data in out.items():
+        policy = policies[patient_id]
+        rows: dict[str, ValidScore] = {}
+        for instrument in data.scores:
+            for row in repository.latest_valid_scores(
+                conn,
+                patient_id=patient_id,
+                instrument=instrument,
+                limit=policy.trend_window_scores,
+            ):
+                rows[row.id] = row
+        if data.doses:
+            since = min(data.doses) - timedelta(days=policy.baseline_lookback_days)
+            for row in repository.valid_scores_since(conn, patient_id=patient_id, since=since):
+                rows[row.id] = row
+        for row in sorted(rows.values(), key=lambda r: (r.administered_at, r.id)):
+            data.scores[row.instrument].append(row)
+    return out
+
+
 def _changes(conn: Connection, patients: dict[str, str]) -> list[Change]:
     ids = sorted(patients)
-    loaded = signals_service.load_many(conn, patient_ids=ids)
+    by_organisation: dict[str, Policy] = {}
+    for organisation_id in sorted(set(patients.values())):
+        by_organisation[organisation_id] = policy_service.current_policy(
+            conn, organisation_id=organisation_id
+        )[1]
+    policy_of = {patient_id: by_organisation[patients[patient_id]] for patient_id in ids}
+    loaded = load_recent(conn, patient_ids=ids, policies=policy_of)
     states = repository.signal_states(conn, patient_ids=ids)
-    policies: dict[str, Policy] = {}
     now = utcnow()
     out = []
     for patient_id in ids:
         organisation_id = patients[patient_id]
-        if organisation_id not in policies:
-            policies[organisation_id] = policy_service.current_policy(
-                conn, organisation_id=organisation_id
-            )[1]
-        policy = policies[organisation_id]
-        data = loaded.get(patient_id) or PatientData()
+        policy = policy_of[patient_id]
+        data = loaded[patient_id]
         seen = states.get(patient_id)
         before: dict[str, str] = (
             {k: getattr(seen, k) for k in INITIAL} if seen is not None else dict(INITIAL)

@@ -202,9 +202,14 @@ def record(
         ],
     )
     now = utcnow()
+    finished = _finish_successes(conn, owner=owner, attempts=attempts, now=now)
     succeeded: set[str] = set()  # endpoints whose success is still to be stored
     for a in attempts:
         work, answer = a.work, a.answer
+        if answer.succeeded:
+            if work.delivery_id in finished:
+                succeeded.add(work.endpoint_id)  # one update per endpoint and batch
+            continue
         common = {
             "attempts": work.attempts + 1,
             "last_status_code": answer.status_code,
@@ -212,13 +217,6 @@ def record(
             "lease_owner": None,
             "lease_until": None,
         }
-        if answer.succeeded:
-            values = common | {"status": repository.SUCCEEDED, "completed_at": now}
-            if repository.finish_attempt(
-                conn, delivery_id=work.delivery_id, owner=owner, values=values
-            ):
-                succeeded.add(work.endpoint_id)  # one update per endpoint and batch
-            continue
         delay = retry_delay(schedule, work.retry_step)
         if delay is None:
             values = common | {"status": repository.FAILED, "completed_at": now}
@@ -247,3 +245,32 @@ def record(
         )
     for endpoint_id in succeeded:
         repository.endpoint_succeeded(conn, endpoint_id=endpoint_id, at=now)
+
+
+def _finish_successes(
+    conn: Connection, *, owner: str, attempts: Sequence[Attempted], now: datetime
+) -> set[str]:
+    """Mark the batch's successful deliveries succeeded, one statement per (attempt number,
+    status code), nearly always one in all: the ids whose lease was still ``owner``'s."""
+    groups: dict[tuple[int, int | None], list[str]] = {}
+    for a in attempts:
+        if a.answer.succeeded:
+            key = (a.work.attempts + 1, a.answer.status_code)
+            groups.setdefault(key, []).append(a.work.delivery_id)
+    finished: set[str] = set()
+    for (attempt, status_code), ids in groups.items():
+        finished |= repository.finish_attempts(
+            conn,
+            delivery_ids=ids,
+            owner=owner,
+            values={
+                "status": repository.SUCCEEDED,
+                "completed_at": now,
+                "attempts": attempt,
+                "last_status_code": status_code,
+                "last_error": None,
+                "lease_owner": None,
+                "lease_until": None,
+            },
+        )
+    return finished

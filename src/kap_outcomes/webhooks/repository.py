@@ -192,6 +192,31 @@ def finish_attempt(
     )
 
 
+def finish_attempts(
+    conn: Connection, *, delivery_ids: Sequence[str], owner: str, values: dict[str, Any]
+) -> set[str]:
+    """``finish_attempt`` for many deliveries with the same outcome, in one statement: the
+    ids of those whose lease was still this worker's (the only ones changed)."""
+    if not delivery_ids:
+        return set()
+    rows = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner)
+        .values(values)
+        .returning(deliveries.c.id)
+    ).all()
+    return {row[0] for row in rows}
+
+
+def release(conn: Connection, *, delivery_ids: Sequence[str], owner: str) -> None:
+    """Hand back ``owner``'s leases of these deliveries (never attempted): claimable at once."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
 def update_delivery(conn: Connection, *, delivery_id: str, values: dict[str, Any]) -> None:
     conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
 
