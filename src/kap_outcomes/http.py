@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, StringConstraints, TypeAdapter
 
+from kap_outcomes.config import Settings
 from kap_outcomes.idempotency.service import RETENTION
+from kap_outcomes.links import FHIR_PATH, public_base
 from kap_outcomes.patterns import FREE_TEXT_PATTERN as FREE_TEXT_PATTERN
 from kap_outcomes.patterns import ID_PATTERN as ID_PATTERN
 from kap_outcomes.problems import PROBLEM_MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+
+# the page size and cursor of every listing (the cursor codec is pagination.py's)
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
+Cursor = Annotated[
+    str | None, Query(max_length=256, description="Opaque cursor from a previous page.")
+]
+
+
+def fhir_base(request: Request) -> str:
+    """``<KAP_PUBLIC_BASE_URL>/fhir/R4``, whatever host the request named."""
+    settings: Settings = request.app.state.settings
+    return public_base(settings) + FHIR_PATH
+
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]
 

@@ -8,8 +8,6 @@ while that address is still the development default.
 
 from __future__ import annotations
 
-from fastapi import Request
-
 from kap_outcomes.config import ConfigError, Settings
 
 FHIR_PATH = "/fhir/R4"
@@ -17,12 +15,6 @@ FHIR_PATH = "/fhir/R4"
 
 def public_base(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/")
-
-
-def fhir_base(request: Request) -> str:
-    """``<KAP_PUBLIC_BASE_URL>/fhir/R4``, whatever host the request named."""
-    settings: Settings = request.app.state.settings
-    return public_base(settings) + FHIR_PATH
 
 
 def require_public_base_url(settings: Settings) -> None:

@@ -7,10 +7,9 @@ import binascii
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
 from pydantic import BaseModel
 
 from kap_outcomes.errors import FieldProblem, invalid
@@ -18,11 +17,6 @@ from kap_outcomes.patterns import ID_PATTERN
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, max 500).")]
-Cursor = Annotated[
-    str | None, Query(max_length=256, description="Opaque cursor from a previous page.")
-]
 
 
 class Page(BaseModel, Generic[T]):

@@ -10,8 +10,8 @@ from kap_outcomes.alerts import service
 from kap_outcomes.alerts.models import AlertAction, AlertPublic, AlertStatus
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.calling import StaffCaller
-from kap_outcomes.http import ID_PATTERN, ResourceId, problems
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import ID_PATTERN, Cursor, Limit, ResourceId, problems
+from kap_outcomes.pagination import Page
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=AuditedRoute)
 

@@ -21,8 +21,8 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.calling import AnyCaller, PrincipalRead, StaffChange
 from kap_outcomes.clinical.instruments import Instrument
 from kap_outcomes.creating import Create, Creation
-from kap_outcomes.http import ResourceId, problems, with_headers
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
+from kap_outcomes.pagination import Page
 from kap_outcomes.preconditions import etag
 from kap_outcomes.timing import Timestamp
 

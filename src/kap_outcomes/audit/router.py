@@ -10,8 +10,8 @@ from kap_outcomes.audit import service
 from kap_outcomes.audit.models import AuditEventPublic
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.calling import AdminCaller
-from kap_outcomes.http import ID_PATTERN
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import ID_PATTERN, Cursor, Limit
+from kap_outcomes.pagination import Page
 from kap_outcomes.timing import Timestamp
 
 router = APIRouter(prefix="/v1/audit-events", tags=["audit"], route_class=AuditedRoute)

@@ -28,8 +28,8 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.calling import AdminCaller, Caller, caller_of
 from kap_outcomes.creating import Create, Creation
 from kap_outcomes.errors import forbidden
-from kap_outcomes.http import ResourceId, problems
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems
+from kap_outcomes.pagination import Page
 
 router = APIRouter(tags=["auth"], route_class=AuditedRoute)
 

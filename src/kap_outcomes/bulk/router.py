@@ -36,8 +36,7 @@ from kap_outcomes.fhir.router import (
     Prefer,
     resource_schema,
 )
-from kap_outcomes.http import DOCUMENTED_SCHEMAS, problems, with_headers
-from kap_outcomes.links import fhir_base
+from kap_outcomes.http import DOCUMENTED_SCHEMAS, fhir_base, problems, with_headers
 
 router = APIRouter(
     prefix=BASE,

@@ -23,8 +23,8 @@ from kap_outcomes.care.models import (
     SessionRetract,
 )
 from kap_outcomes.creating import Create, Creation
-from kap_outcomes.http import ResourceId, problems, with_headers
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
+from kap_outcomes.pagination import Page
 from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)

@@ -10,7 +10,7 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, StaffDep
 from kap_outcomes.caseload import service
 from kap_outcomes.caseload.models import CaseloadPage
-from kap_outcomes.pagination import Cursor, Limit
+from kap_outcomes.http import Cursor, Limit
 from kap_outcomes.signals.models import BoosterStatus
 
 router = APIRouter(prefix="/v1", tags=["caseload"], route_class=AuditedRoute)

@@ -13,8 +13,7 @@ from kap_outcomes.config import Settings
 from kap_outcomes.events import service
 from kap_outcomes.events.models import EventPage, EventType
 from kap_outcomes.events.repository import START
-from kap_outcomes.http import ID_PATTERN
-from kap_outcomes.pagination import Limit
+from kap_outcomes.http import ID_PATTERN, Limit
 
 router = APIRouter(prefix="/v1/events", tags=["events"], route_class=AuditedRoute)
 

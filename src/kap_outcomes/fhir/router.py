@@ -21,9 +21,8 @@ from kap_outcomes.fhir import search, service
 from kap_outcomes.fhir.capability import capability_statement
 from kap_outcomes.fhir.outcome import FHIR_MEDIA_TYPE
 from kap_outcomes.fhir.search import DEFAULT_COUNT, MAX_COUNT
-from kap_outcomes.http import problems, with_headers
+from kap_outcomes.http import fhir_base, problems, with_headers
 from kap_outcomes.idempotency.service import Outcome
-from kap_outcomes.links import fhir_base
 
 BASE = "/fhir/R4"
 

@@ -13,8 +13,8 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
 from kap_outcomes.calling import StaffCaller
 from kap_outcomes.creating import Create, Creation
-from kap_outcomes.http import ResourceId, problems, with_headers
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
+from kap_outcomes.pagination import Page
 from kap_outcomes.patients import service
 from kap_outcomes.patients.models import (
     EXTERNAL_ID_PATTERN,

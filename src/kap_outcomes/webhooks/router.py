@@ -14,8 +14,8 @@ from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
 from kap_outcomes.calling import AdminCaller
 from kap_outcomes.config import Settings
 from kap_outcomes.creating import Create, Creation
-from kap_outcomes.http import ResourceId, problems, with_headers
-from kap_outcomes.pagination import Cursor, Limit, Page
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
+from kap_outcomes.pagination import Page
 from kap_outcomes.preconditions import etag
 from kap_outcomes.webhooks import service
 from kap_outcomes.webhooks.egress import EgressPolicy
