@@ -21,12 +21,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 
 from kap_outcomes import __version__
+
+if TYPE_CHECKING:  # imported where a delivery is made: not on every process start-up
+    import aiohttp
 
 IPAddress = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -176,6 +179,8 @@ async def post(
     ``MAX_RESPONSE_BYTES`` of the answer are read (an answer not read to its end closes its
     connection rather than going back to the pool).
     """
+    import aiohttp
+
     started = time.monotonic()
 
     def answer(status: int | None, error: str | None) -> Answer:
@@ -224,6 +229,8 @@ _USER_AGENT = f"kap-outcomes-webhooks/{__version__}"
 
 
 def _client_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    import aiohttp
+
     return aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0), sock_read=timeout_s)
 
 
@@ -348,6 +355,8 @@ class Connections:
 
 
 def _new_session() -> aiohttp.ClientSession:
+    import aiohttp
+
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=64, use_dns_cache=False),
         trust_env=False,
