@@ -3,6 +3,10 @@
 The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DATABASE_URL``
 is set. The schema is migrated once per run; tests stay independent because every test works
 in an organisation of its own (the same tenant scoping that production relies on).
+
+Under pytest-xdist (``-n``, see pyproject's addopts) every worker is a session of its own: a
+SQLite file in its own basetemp, or on PostgreSQL a database of its own beside the one named
+(``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and dropped when it ends.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from kap_outcomes.app import create_app
 from kap_outcomes.auth.models import Role
@@ -25,7 +30,19 @@ from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import downgrade, upgrade
 
-PG_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+PG_ADMIN_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+"""The PostgreSQL database named to the run: the suite's own, or the server to make them on."""
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""``gw0``, ``gw1`` … in a pytest-xdist worker (set before this module is imported)."""
+
+
+def _worker_url(url: str, worker: str) -> str:
+    name = f"{make_url(url).database}_{worker}"
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _worker_url(PG_ADMIN_URL, XDIST_WORKER) if PG_ADMIN_URL and XDIST_WORKER else PG_ADMIN_URL
+"""The PostgreSQL database this session tests on (None on SQLite)."""
 TEST_SIGNING_KEY = "kT9v2QmX7pLr4ZsW8nBc3HyD6fJg1AeU5oKi0RtN"  # outside development one is required
 
 
@@ -35,6 +52,30 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
+
+
+def _admin(statement: str) -> None:
+    assert PG_ADMIN_URL
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_database() -> Iterator[None]:
+    """An xdist worker's own PostgreSQL database, there before any of its tests (some make
+    scratch databases beside ``PG_URL`` without asking for ``database_url``)."""
+    if not (PG_URL and PG_URL != PG_ADMIN_URL):
+        yield
+        return
+    name = make_url(PG_URL).database
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # left by a run that was killed
+    _admin(f'CREATE DATABASE "{name}"')
+    yield
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
