@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,18 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     if isinstance(val, str) and _UUID.search(val):
         return _UUID.sub("uuid", val)
     return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis names its items ``test_x[GET /v1/…]`` but gives them all the node id
+    ``test_x``: each gets its name as its id here, or xdist, which tells the tests it shares
+    out by id, would run one of them."""
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            # pytest 9 keeps the id as a NodeId in ``_id`` (pytest 8 gave these their names)
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
+    assert len({item.nodeid for item in items}) == len(items), "two tests with one node id"
 
 
 def _admin(statement: str) -> None:
