@@ -77,6 +77,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # pytest 9 keeps the id as a NodeId in ``_id`` (pytest 8 gave these their names)
             item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
     assert len({item.nodeid for item in items}) == len(items), "two tests with one node id"
+    # xdist's --dist loadgroup reads a test's group after an "@" in its node id, which xdist
+    # 3.8 writes to ``_nodeid``: pytest 9 reads ``_id``, so the group is written there too
+    for item in items:
+        groups = sorted({m.args[0] for m in item.iter_markers("xdist_group") if m.args})
+        if groups and "@" not in item.nodeid and item.config.getoption("dist", "no") == "loadgroup":
+            item._id = item.parent.id.child(f"{item.name}@{'_'.join(groups)}")  # type: ignore[union-attr]
 
 
 def _admin(statement: str) -> None:
