@@ -3,12 +3,18 @@
 The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DATABASE_URL``
 is set. The schema is migrated once per run; tests stay independent because every test works
 in an organisation of its own (the same tenant scoping that production relies on).
+
+Under pytest-xdist (``-n``, see pyproject's addopts) every worker is a session of its own: a
+SQLite file in its own basetemp, or on PostgreSQL a database of its own beside the one named
+(``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and dropped when it ends.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +23,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from kap_outcomes.app import create_app
 from kap_outcomes.auth.models import Role
@@ -25,7 +32,19 @@ from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import downgrade, upgrade
 
-PG_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+PG_ADMIN_URL = os.environ.get("KAP_TEST_DATABASE_URL")
+"""The PostgreSQL database named to the run: the suite's own, or the server to make them on."""
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""``gw0``, ``gw1`` … in a pytest-xdist worker (set before this module is imported)."""
+
+
+def _worker_url(url: str, worker: str) -> str:
+    name = f"{make_url(url).database}_{worker}"
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _worker_url(PG_ADMIN_URL, XDIST_WORKER) if PG_ADMIN_URL and XDIST_WORKER else PG_ADMIN_URL
+"""The PostgreSQL database this session tests on (None on SQLite)."""
 TEST_SIGNING_KEY = "kT9v2QmX7pLr4ZsW8nBc3HyD6fJg1AeU5oKi0RtN"  # outside development one is required
 
 
@@ -35,6 +54,59 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Test ids that name a random UUID (an unknown patient …) say ``uuid`` instead: every
+    xdist worker must collect the same ids. The value itself stays random."""
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("uuid", val)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis names its items ``test_x[GET /v1/…]`` but gives them all the node id
+    ``test_x``: each gets its name as its id here, or xdist, which tells the tests it shares
+    out by id, would run one of them."""
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            # pytest 9 keeps the id as a NodeId in ``_id`` (pytest 8 gave these their names)
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
+    assert len({item.nodeid for item in items}) == len(items), "two tests with one node id"
+    # xdist's --dist loadgroup reads a test's group after an "@" in its node id, which xdist
+    # 3.8 writes to ``_nodeid``: pytest 9 reads ``_id``, so the group is written there too
+    for item in items:
+        groups = sorted({m.args[0] for m in item.iter_markers("xdist_group") if m.args})
+        if groups and "@" not in item.nodeid and item.config.getoption("dist", "no") == "loadgroup":
+            item._id = item.parent.id.child(f"{item.name}@{'_'.join(groups)}")  # type: ignore[union-attr]
+
+
+def _admin(statement: str) -> None:
+    assert PG_ADMIN_URL
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_database() -> Iterator[None]:
+    """An xdist worker's own PostgreSQL database, there before any of its tests (some make
+    scratch databases beside ``PG_URL`` without asking for ``database_url``)."""
+    if not (PG_URL and PG_URL != PG_ADMIN_URL):
+        yield
+        return
+    name = make_url(PG_URL).database
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # left by a run that was killed
+    _admin(f'CREATE DATABASE "{name}"')
+    yield
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

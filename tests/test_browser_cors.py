@@ -31,7 +31,11 @@ from .processes import ServiceProcess, service_env
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-pytestmark = pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite")
+pytestmark = [
+    pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
+    # one xdist worker runs the module: its module fixture starts the processes once
+    pytest.mark.xdist_group("test_browser_cors"),
+]
 
 
 def _need_browser() -> Any:

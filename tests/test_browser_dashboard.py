@@ -35,7 +35,11 @@ from .conftest import PG_URL, ROOT
 from .processes import ServiceProcess, service_env
 from .test_browser_cors import CHROMIUM, LAUNCH_ARGS, _need_browser
 
-pytestmark = pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite")
+pytestmark = [
+    pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
+    # one xdist worker runs the module: its module fixture starts the processes once
+    pytest.mark.xdist_group("test_browser_dashboard"),
+]
 
 AXE_PACKAGE = ROOT / "tests" / "browser"
 LEVEL_RANK = {"emergency": 0, "urgent": 1, "review": 2}

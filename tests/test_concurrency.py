@@ -24,7 +24,11 @@ from kap_outcomes.db import Database
 from .conftest import PG_URL, Tenant
 from .processes import ServiceProcess, service_env
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL")
+pytestmark = [
+    pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL"),
+    # one xdist worker runs the module: its module fixture starts the processes once
+    pytest.mark.xdist_group("test_concurrency"),
+]
 
 WRITERS = 8
 PER_WRITER = 10

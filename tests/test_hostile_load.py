@@ -26,6 +26,9 @@ from kap_outcomes.auth.models import Role
 from .conftest import PG_URL, Tenant
 from .processes import ServiceProcess, service_env
 
+# one xdist worker runs the module: its module fixture starts the server once
+pytestmark = pytest.mark.xdist_group("test_hostile_load")
+
 PROBES = 200
 HOSTILE_CLIENTS = 4
 ROUNDS = 3

@@ -25,6 +25,9 @@ from kap_outcomes.migrate import upgrade
 from .conftest import PG_URL, TEST_SIGNING_KEY
 from .processes import ServiceProcess, service_env
 
+# one xdist worker runs the module: its module fixture starts the server once
+pytestmark = pytest.mark.xdist_group("test_metrics")
+
 METRICS_TOKEN = secrets.token_urlsafe(32)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -45,6 +45,9 @@ from .processes import ServiceProcess, free_port, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
 
+# one xdist worker runs the module: its module fixture starts the server once
+pytestmark = pytest.mark.xdist_group("test_smart_http")
+
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
@@ -111,8 +114,12 @@ def jwks_server() -> Iterator[JwksServer]:
     server.close()
 
 
-@pytest.fixture
-def service(database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
+@pytest.fixture(scope="module")
+def service(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One process for the module's three tests: each registers a client of its own, and the
+    key sets it fetches are cached per client."""
     port = free_port()
     env = service_env(database_url) | {
         "KAP_ENVIRONMENT": "test",
@@ -123,7 +130,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
         "KAP_JWKS_REFRESH_INTERVAL_S": "1",
         "KAP_JWKS_CACHE_MIN_S": "0",
     }
-    process = ServiceProcess(env, tmp_path, port=port)
+    process = ServiceProcess(env, tmp_path_factory.mktemp("smart-http"), port=port)
     yield process
     process.stop()
 

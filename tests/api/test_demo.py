@@ -24,6 +24,9 @@ from kap_outcomes.migrate import upgrade
 from ..conftest import TEST_SIGNING_KEY
 from ..processes import service_env
 
+# one xdist worker runs the module: its module fixture seeds three clinics once
+pytestmark = pytest.mark.xdist_group("test_demo")
+
 TODAY = date(2026, 11, 1)
 
 
