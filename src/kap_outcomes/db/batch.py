@@ -1,5 +1,6 @@
-"""One unit of work of a group-commit batch: run inside its SAVEPOINT, and on failure rolled
-back alone (its SAVEPOINT and what it deferred), shared by SQLite's and PostgreSQL's writers."""
+"""What SQLite's and PostgreSQL's group-commit writers share: running one unit of work of a
+batch inside its SAVEPOINT (on failure rolled back alone: its SAVEPOINT and what it deferred),
+and answering the request that waits for it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ def run_job(conn: Connection, job: Job, rollback: Callable[[Exception], None]) -
         drop_deferred_since(conn, mark)
         return future, None, translate(exc)
     return future, result, None
+
+
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Answer a waiting request with its job's result or error (on the future's own loop)."""
+    if future.done():  # the client went away; committed data stays committed
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 from sqlalchemy import Connection
 
-from kap_outcomes.db.batch import Job, Outcome, run_job
+from kap_outcomes.db.batch import Job, Outcome, run_job, settle
 from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.metrics import GROUP_COMMIT_BATCH
@@ -101,9 +101,9 @@ class GroupCommitWriter:
             try:
                 raw.execute("COMMIT")
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, future, None, exc)
+                loop.call_soon_threadsafe(settle, future, None, exc)
             else:
-                loop.call_soon_threadsafe(_settle, future, None, None)
+                loop.call_soon_threadsafe(settle, future, None, None)
 
     async def _commit(self, raw: Any) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -130,12 +130,12 @@ class GroupCommitWriter:
             self._abandon(raw)
             failure = translate(exc)
             for _, future in batch:
-                _settle(future, None, failure)
+                settle(future, None, failure)
             return
         for callback in take_after_commit(conn):
             callback()
         for future, result, error in outcomes:
-            _settle(future, result, error)
+            settle(future, result, error)
 
     def _abandon(self, raw: Any) -> None:
         """After a failure: roll back whatever is open and start over on a new connection."""
@@ -156,12 +156,3 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away; committed data stays committed
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)

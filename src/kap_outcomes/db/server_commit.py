@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection
 
-from kap_outcomes.db.batch import Job, Outcome, run_job
+from kap_outcomes.db.batch import Job, Outcome, run_job, settle
 from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.metrics import GROUP_COMMIT_BATCH
@@ -232,9 +232,4 @@ def _settle_all(outcomes: list[Outcome]) -> None:
 
 def _settle_many(outcomes: list[Outcome]) -> None:
     for future, result, error in outcomes:
-        if future.done():  # the client went away; committed data stays committed
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+        settle(future, result, error)
