@@ -108,7 +108,11 @@ def _searchset(
     )
 
 
-def _visible(principal: Principal, row: Assessment | None) -> Assessment:
+def _visible(conn: Connection, principal: Principal, assessment_id: str) -> Assessment:
+    """The assessment, if this principal may see it (audited as its patient's), else a 404."""
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
     audit.concerns(row.patient_id)
@@ -318,12 +322,7 @@ def _qr(conn: Connection, row: Assessment) -> dict[str, Any]:
 def read_questionnaire_response(
     conn: Connection, *, principal: Principal, response_id: str
 ) -> dict[str, Any]:
-    row = _visible(
-        principal,
-        repository.get_assessment(
-            conn, organisation_id=principal.organisation_id, assessment_id=response_id
-        ),
-    )
+    row = _visible(conn, principal, response_id)
     if not resources.is_form(row):
         raise fhir_error(
             404,
@@ -445,10 +444,7 @@ def read_observation(
     conn: Connection, *, principal: Principal, observation_id: str
 ) -> dict[str, Any]:
     assessment_id, _, kind = observation_id.rpartition("-")
-    row = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
-    )
-    row = _visible(principal, row)
+    row = _visible(conn, principal, assessment_id)
     if kind not in resources.served_kinds(row):
         raise not_found("Observation")
     return resources.observation(row, kind)
@@ -724,12 +720,7 @@ def create_questionnaire_response(
     if if_none_exist is not None:
         match = _single_match(conn, principal=principal, condition=if_none_exist)
         if match is not None:
-            row = _visible(
-                principal,
-                repository.get_assessment(
-                    conn, organisation_id=principal.organisation_id, assessment_id=match
-                ),
-            )
+            row = _visible(conn, principal, match)
             if not resources.is_form(row):
                 raise fhir_error(
                     409,
@@ -822,10 +813,7 @@ def create_observation(
     if if_none_exist is not None:
         match = _single_match(conn, principal=principal, condition=if_none_exist)
         if match is not None:
-            row = repository.get_assessment(
-                conn, organisation_id=principal.organisation_id, assessment_id=match
-            )
-            return _created(_primary(_visible(principal, row), code), 200)
+            return _created(_primary(_visible(conn, principal, match), code), 200)
         if not score.identifiers:
             system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
             score = replace(score, identifiers=[(system or "", value)])
