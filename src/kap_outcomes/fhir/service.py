@@ -360,17 +360,26 @@ def _page(
     return out, None
 
 
+def _assessment_filter(
+    principal: Principal, request: SearchRequest, date: str, *, forms_only: bool = False
+) -> AssessmentFilter:
+    """What every search of assessments starts from: this organisation, the patients asked
+    for (a patient: only itself), the resource's ``date`` parameter and ``_lastUpdated``."""
+    query = request.query
+    return AssessmentFilter(
+        organisation_id=principal.organisation_id,
+        patient_ids=_patients(principal, request),
+        administered=search.date_bounds(query.all(date), date),
+        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
+        forms_only=forms_only,
+    )
+
+
 def search_questionnaire_responses(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
     query = request.query
-    where = AssessmentFilter(
-        organisation_id=principal.organisation_id,
-        patient_ids=_patients(principal, request),
-        administered=search.date_bounds(query.all("authored"), "authored"),
-        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
-        forms_only=True,
-    )
+    where = _assessment_filter(principal, request, "authored", forms_only=True)
     ids = _ids(request)
     if ids is not None:
         where.ids = sorted(ids)
@@ -508,12 +517,7 @@ def search_observations(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
     query = request.query
-    where = AssessmentFilter(
-        organisation_id=principal.organisation_id,
-        patient_ids=_patients(principal, request),
-        administered=search.date_bounds(query.all("date"), "date"),
-        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
-    )
+    where = _assessment_filter(principal, request, "date")
     ids = _ids(request)
     if ids is not None:
         where.ids = sorted({observation_id.rpartition("-")[0] for observation_id in ids})
