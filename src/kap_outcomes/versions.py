@@ -44,6 +44,18 @@ class VersionColumns(SQLModel):
     version_reason: str | None = Field(default=None, max_length=500)
 
 
+def first_version(status: str, *, at: datetime, by: str) -> dict[str, Any]:
+    """The version columns of a record's first version: version 1, recorded ``at`` by the
+    token ``by``, with no reason (only a correction gives one)."""
+    return {
+        "version": 1,
+        "status": status,
+        "version_at": at,
+        "recorded_by": by,
+        "version_reason": None,
+    }
+
+
 @dataclass(frozen=True)
 class Versioned(Generic[C, R]):
     """The current table ``current`` and its history ``revision`` (``parent_key`` names the

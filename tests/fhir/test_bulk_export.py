@@ -340,6 +340,19 @@ def test_refused_kick_offs_store_nothing(
     assert count_rows("bulk_exports", tenant.org_id) == 0
 
 
+def test_an_unsupported_kick_off_parameter_is_named_cut_short(tenant: Any, count_rows: Any) -> None:
+    name = "_x" + "y" * 98  # a 100-character name: shown as its first 64 and "..."
+    resp = tenant.client.get(
+        "/fhir/R4/$export", params={name: "1"}, headers=tenant.headers() | KICK_OFF
+    )
+    assert resp.status_code == 400, resp.text
+    issue = check(resp.json())["issue"][0]
+    shown = "_x" + "y" * 62 + "..."
+    assert (issue["code"], issue["expression"]) == ("not-supported", [shown])
+    assert "$export parameter" in issue["diagnostics"] and "y" * 63 not in issue["diagnostics"]
+    assert count_rows("bulk_exports", tenant.org_id) == 0
+
+
 def test_a_post_kick_off_is_not_supported(tenant: Any, count_rows: Any) -> None:
     for path in ("$export", "Patient/$export"):
         resp = tenant.client.post(

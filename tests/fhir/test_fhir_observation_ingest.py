@@ -255,6 +255,30 @@ def test_a_panel_whose_members_are_elsewhere_is_refused(tenant: Any, count_rows:
     assert count_rows("assessments", tenant.org_id) == 0
 
 
+@pytest.mark.parametrize("key", ["component", "hasMember"])
+def test_members_not_an_array_or_too_many_are_refused(
+    tenant: Any, count_rows: Any, key: str
+) -> None:
+    subject = {"reference": f"Patient/{tenant.patient()}"}
+    panel = total("44249-1", {}, subject)
+    panel[key] = {"reference": "#t"}
+    resp = post(tenant, OBS, panel)
+    assert resp.status_code == 422, resp.text
+    issue = check(resp.json())["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("structure", [f"Observation.{key}"])
+    member = (
+        {"reference": "#t"}
+        if key == "hasMember"
+        else {"code": {"coding": [{"system": LOINC, "code": "44261-6"}]}, "valueInteger": 7}
+    )
+    panel[key] = [member] * 65  # more than a panel of these instruments could ever hold
+    resp = post(tenant, OBS, panel)
+    assert resp.status_code == 422, resp.text
+    issue = check(resp.json())["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("too-costly", ["Observation"])
+    assert count_rows("assessments", tenant.org_id) == 0
+
+
 def test_item9_alone_is_a_form_with_item9_only(tenant: Any) -> None:
     value = mrn()
     patient_with_mrn(tenant, value)

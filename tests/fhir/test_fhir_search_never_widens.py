@@ -191,6 +191,15 @@ def test_strict_mode_refuses_an_unknown_or_unsupported_parameter(
         assert issue["expression"] == [name]
 
 
+def test_strict_mode_names_a_long_unknown_parameter_cut_short(tenant: Any) -> None:
+    name = "x" * 100
+    resp = search(tenant, "Observation", {name: "1"}, {"Prefer": "handling=strict"})
+    assert resp.status_code == 400, resp.text
+    issue = check(resp.json())["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("not-supported", ["x" * 64 + "..."])
+    assert "search parameter" in issue["diagnostics"] and "x" * 65 not in issue["diagnostics"]
+
+
 def test_strict_mode_accepts_every_parameter_the_capability_statement_lists(
     tenant: Any, two_patients: Any
 ) -> None:

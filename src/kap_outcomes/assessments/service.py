@@ -32,6 +32,7 @@ from kap_outcomes.events.models import EventType
 from kap_outcomes.events.outbox import emit
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients.service import require_patient
+from kap_outcomes.versions import first_version
 
 
 def check_items(instrument: Instrument, items: list[int | None], difficulty: int | None) -> None:
@@ -182,11 +183,7 @@ def submit_assessment(
         "recorded_at": now,
         "source": source.value,
         **scored.columns(),
-        "version": 1,
-        "status": AssessmentStatus.final.value,
-        "version_at": now,
-        "recorded_by": principal.token_id,
-        "version_reason": None,
+        **first_version(AssessmentStatus.final.value, at=now, by=principal.token_id),
     }
     repository.insert_assessment(conn, values)
     emit(

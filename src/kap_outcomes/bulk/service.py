@@ -26,7 +26,7 @@ from kap_outcomes.bulk.models import BulkExport
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import not_found, too_many_requests
 from kap_outcomes.fhir import search
-from kap_outcomes.fhir.outcome import fhir_error
+from kap_outcomes.fhir.outcome import fhir_error, unsupported_parameter
 from kap_outcomes.fhir.resources import instant
 
 EXPORT_TYPES = ("Patient", "QuestionnaireResponse", "Observation", "Condition")
@@ -101,13 +101,7 @@ def read_kickoff(
                 raise fhir_error(400, "invalid", "_since is given once", name)
             since = _instant(value, name)
         elif not lenient:
-            shown = name if len(name) <= 64 else name[:64] + "..."
-            raise fhir_error(
-                400,
-                "not-supported",
-                f"this server does not support the $export parameter {shown!r}",
-                shown,
-            )
+            raise unsupported_parameter(name, "$export parameter")
     chosen = EXPORT_TYPES if not types else tuple(t for t in EXPORT_TYPES if t in types)
     return ExportRequest(types=chosen, since=since)
 

@@ -35,6 +35,7 @@ from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.policy import service as policy_service
 from kap_outcomes.rows import as_model, found, shaped, values_of
+from kap_outcomes.versions import first_version
 
 
 def _course_public(row: Course) -> CoursePublic:
@@ -211,11 +212,7 @@ def record_session(
         "dose_route": data.dose.route.value if data.dose else None,
         "dose_amount_mg": data.dose.amount_mg if data.dose else None,
         "created_at": now,
-        "version": 1,
-        "status": SessionStatus.final.value,
-        "version_at": now,
-        "recorded_by": principal.token_id,
-        "version_reason": None,
+        **first_version(SessionStatus.final.value, at=now, by=principal.token_id),
     }
     repository.insert_session(conn, values)
     emit(

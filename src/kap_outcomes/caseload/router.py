@@ -31,11 +31,10 @@ async def get_caseload(
     The rows are what is stored: after a policy change or a burst of writes some may be behind
     for a few seconds while the worker recomputes them. `stale_count` says how many, and
     `as_of` the time before which every write is reflected."""
-    return await service.caseload(
-        db,
-        principal=principal,
+    query = service.CaseloadQuery(
         booster_status=booster_status,
         open_alerts_only=alert == "open",
         cursor=cursor,
         limit=limit,
     )
+    return await service.caseload(db, principal=principal, query=query)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -116,23 +117,26 @@ def _recomputed(
     ]
 
 
-def page(
-    conn: Connection,
-    *,
-    principal: Principal,
-    booster_status: BoosterStatus | None,
-    open_alerts_only: bool,
-    cursor: str | None,
-    limit: int,
-) -> CaseloadPage:
+@dataclass(frozen=True)
+class CaseloadQuery:
+    """Which page of the caseload: its filters, where it starts and how many rows."""
+
+    booster_status: BoosterStatus | None
+    open_alerts_only: bool
+    cursor: str | None
+    limit: int
+
+
+def page(conn: Connection, *, principal: Principal, query: CaseloadQuery) -> CaseloadPage:
     now = utcnow()  # before anything is read: the freshness the answer can vouch for
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(query.cursor) if query.cursor else None
+    limit = query.limit
     _, policy = policy_service.current_policy(conn, organisation_id=principal.organisation_id)
     rows = repository.caseload_page(
         conn,
         organisation_id=principal.organisation_id,
-        booster_status=booster_status,
-        open_alerts_only=open_alerts_only,
+        booster_status=query.booster_status,
+        open_alerts_only=query.open_alerts_only,
         after=after,
         limit=limit + 1,
     )
@@ -182,15 +186,7 @@ def _row(row: PatientSummary, external_id: str, *, now: datetime, policy: Policy
     )
 
 
-async def caseload(
-    db: Database,
-    *,
-    principal: Principal,
-    booster_status: BoosterStatus | None,
-    open_alerts_only: bool,
-    cursor: str | None,
-    limit: int,
-) -> CaseloadPage:
+async def caseload(db: Database, *, principal: Principal, query: CaseloadQuery) -> CaseloadPage:
     """The page from the stored rows, after recomputing the stale ones only when they are few.
 
     Unlike other use cases this one takes the Database: with a few stale rows it is three
@@ -198,16 +194,9 @@ async def caseload(
     computation runs inside the write transaction. With many it is one read: the rows as
     stored, ``stale_count`` saying how many are behind (the worker is on them).
     """
-    if cursor:
-        decode_cursor(cursor)  # a bad cursor is a 422 before any work
-    read_page = partial(
-        page,
-        principal=principal,
-        booster_status=booster_status,
-        open_alerts_only=open_alerts_only,
-        cursor=cursor,
-        limit=limit,
-    )
+    if query.cursor:
+        decode_cursor(query.cursor)  # a bad cursor is a 422 before any work
+    read_page = partial(page, principal=principal, query=query)
     organisation_id = principal.organisation_id
 
     def few_fresh_or_page(conn: Connection) -> list[dict[str, Any]] | CaseloadPage:

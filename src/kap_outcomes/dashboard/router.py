@@ -195,14 +195,13 @@ async def caseload_page(
     status = booster_status if booster_status in BOOSTER_FILTERS else None
     open_only = alert == "open"
     try:
-        page = await caseload_service.caseload(
-            _db(request),
-            principal=principal,
+        query = caseload_service.CaseloadQuery(
             booster_status=status,  # type: ignore[arg-type]
             open_alerts_only=open_only,
             cursor=cursor or None,
             limit=limit,
         )
+        page = await caseload_service.caseload(_db(request), principal=principal, query=query)
     except DomainError:
         return pages.render(
             request,

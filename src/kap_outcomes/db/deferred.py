@@ -38,6 +38,12 @@ def drop_deferred_since(conn: Connection, mark: tuple[int, int]) -> None:
             del pending[callback]
 
 
+def forget_deferred(conn: Connection) -> None:
+    """Forget every deferred row and after-commit callback (the transaction did not commit)."""
+    conn.info.pop(DEFERRED_KEY, None)
+    conn.info.pop(AFTER_COMMIT_KEY, None)
+
+
 def flush_deferred(conn: Connection) -> None:
     grouped: dict[HotStatement, list[Mapping[str, Any]]] = {}
     for statement, row in conn.info.pop(DEFERRED_KEY, ()):

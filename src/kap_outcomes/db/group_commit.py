@@ -12,14 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 from sqlalchemy import Connection
 
-from kap_outcomes.db.deferred import (
-    AFTER_COMMIT_KEY,
-    DEFERRED_KEY,
-    deferred_mark,
-    drop_deferred_since,
-    flush_deferred,
-    take_after_commit,
-)
+from kap_outcomes.db.batch import Job, Outcome, run_job, settle
+from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.metrics import GROUP_COMMIT_BATCH
 
@@ -27,8 +21,6 @@ if TYPE_CHECKING:
     from kap_outcomes.db.unit_of_work import Database
 
 T = TypeVar("T")
-
-_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 
 
 class GroupCommitWriter:
@@ -50,7 +42,7 @@ class GroupCommitWriter:
     def __init__(self, db: Database, max_batch: int = 64) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._drainer: asyncio.Task[None] | None = None
         self._conn: Connection | None = None
         self._commits: queue.SimpleQueue[tuple[Any, asyncio.Future[None]] | None] = (
@@ -109,52 +101,46 @@ class GroupCommitWriter:
             try:
                 raw.execute("COMMIT")
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, future, None, exc)
+                loop.call_soon_threadsafe(settle, future, None, exc)
             else:
-                loop.call_soon_threadsafe(_settle, future, None, None)
+                loop.call_soon_threadsafe(settle, future, None, None)
 
     async def _commit(self, raw: Any) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._commits.put((raw, future))
         await future
 
-    async def _run(self, batch: list[_Job]) -> None:
+    async def _run(self, batch: list[Job]) -> None:
         GROUP_COMMIT_BATCH.observe(len(batch))
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
         raw: Any = None
         try:
             conn, raw = await self._begin()
-            for fn, future in batch:
+
+            def rollback(_exc: Exception) -> None:
+                raw.execute("ROLLBACK TO SAVEPOINT job")
+
+            for job in batch:
                 raw.execute("SAVEPOINT job")
-                mark = deferred_mark(conn)
-                try:
-                    result = fn(conn)
-                except Exception as exc:
-                    raw.execute("ROLLBACK TO SAVEPOINT job")
-                    raw.execute("RELEASE SAVEPOINT job")
-                    drop_deferred_since(conn, mark)
-                    outcomes.append((future, None, exc))
-                else:
-                    raw.execute("RELEASE SAVEPOINT job")
-                    outcomes.append((future, result, None))
+                outcomes.append(run_job(conn, job, rollback))
+                raw.execute("RELEASE SAVEPOINT job")
             flush_deferred(conn)
             await self._commit(raw)
         except Exception as exc:
             self._abandon(raw)
             failure = translate(exc)
             for _, future in batch:
-                _settle(future, None, failure)
+                settle(future, None, failure)
             return
         for callback in take_after_commit(conn):
             callback()
         for future, result, error in outcomes:
-            _settle(future, result, None if error is None else translate(error))
+            settle(future, result, error)
 
     def _abandon(self, raw: Any) -> None:
         """After a failure: roll back whatever is open and start over on a new connection."""
         if self._conn is not None:
-            self._conn.info.pop(DEFERRED_KEY, None)
-            self._conn.info.pop(AFTER_COMMIT_KEY, None)
+            forget_deferred(self._conn)
         try:
             if raw is not None and raw.in_transaction:
                 raw.execute("ROLLBACK")
@@ -170,12 +156,3 @@ class GroupCommitWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away; committed data stays committed
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)

@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection
 
-from kap_outcomes.db.deferred import (
-    AFTER_COMMIT_KEY,
-    DEFERRED_KEY,
-    deferred_mark,
-    drop_deferred_since,
-    flush_deferred,
-    take_after_commit,
-)
+from kap_outcomes.db.batch import Job, Outcome, run_job, settle
+from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.metrics import GROUP_COMMIT_BATCH
 
@@ -37,9 +31,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _log = logging.getLogger("kap_outcomes")
-
-_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 _SAVEPOINT = "SAVEPOINT kap_job"
 _NEXT_SAVEPOINT = "RELEASE SAVEPOINT kap_job; SAVEPOINT kap_job"
@@ -53,7 +44,7 @@ class _ConnectionThread:
         self._db = db
         self._max_batch = max_batch
         self._conn: Connection | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -85,7 +76,7 @@ class _ConnectionThread:
                 break
         self._discard()
 
-    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+    def _run(self, batch: list[Job]) -> list[Outcome]:
         raise NotImplementedError
 
     def _connection(self) -> Connection:
@@ -103,8 +94,7 @@ class _ConnectionThread:
         with contextlib.suppress(Exception):  # a broken connection is being dropped anyway
             conn.rollback()  # ends an invalidated transaction, else nothing can be done
         with contextlib.suppress(Exception):
-            conn.info.pop(DEFERRED_KEY, None)
-            conn.info.pop(AFTER_COMMIT_KEY, None)
+            forget_deferred(conn)
         with contextlib.suppress(Exception):
             conn.invalidate()
         with contextlib.suppress(Exception):
@@ -144,10 +134,10 @@ class ServerReader(_ConnectionThread):
     def __init__(self, db: Database) -> None:
         super().__init__(db, "kap-pg-reader", max_batch=64)
 
-    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+    def _run(self, batch: list[Job]) -> list[Outcome]:
         return [self._read(fn, future) for fn, future in batch]
 
-    def _read(self, fn: Callable[[Connection], Any], future: asyncio.Future[Any]) -> _Outcome:
+    def _read(self, fn: Callable[[Connection], Any], future: asyncio.Future[Any]) -> Outcome:
         for attempt in (1, 2):
             try:
                 conn = self._connection()
@@ -182,29 +172,25 @@ class ServerGroupCommit(_ConnectionThread):
     def __init__(self, db: Database, max_batch: int = 64) -> None:
         super().__init__(db, "kap-pg-writer", max_batch=max_batch)
 
-    def _run(self, batch: list[_Job]) -> list[_Outcome]:
+    def _run(self, batch: list[Job]) -> list[Outcome]:
         GROUP_COMMIT_BATCH.observe(len(batch))
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         try:
             conn = self._connection()
             raw = conn.connection.dbapi_connection
             assert raw is not None
             single = len(batch) == 1
             raw.execute("BEGIN" if single else f"BEGIN; {_SAVEPOINT}")
-            for index, (fn, future) in enumerate(batch):
+
+            def rollback(exc: Exception) -> None:
+                if single or self._broken():
+                    raise exc  # the batch fails: no SAVEPOINT to go back to, or no connection
+                raw.execute(_ROLLBACK_JOB)
+
+            for index, job in enumerate(batch):
                 if index:
                     raw.execute(_NEXT_SAVEPOINT)
-                mark = deferred_mark(conn)
-                try:
-                    result = fn(conn)
-                except Exception as exc:
-                    if single or self._broken():
-                        raise
-                    raw.execute(_ROLLBACK_JOB)
-                    drop_deferred_since(conn, mark)
-                    outcomes.append((future, None, translate(exc)))
-                else:
-                    outcomes.append((future, result, None))
+                outcomes.append(run_job(conn, job, rollback))
             flush_deferred(conn)
             raw.execute("COMMIT")
             conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
@@ -229,15 +215,14 @@ class ServerGroupCommit(_ConnectionThread):
             assert raw is not None
             raw.execute("ROLLBACK")
             conn.rollback()
-            conn.info.pop(DEFERRED_KEY, None)
-            conn.info.pop(AFTER_COMMIT_KEY, None)
+            forget_deferred(conn)
         except Exception:
             self._discard()
 
 
-def _settle_all(outcomes: list[_Outcome]) -> None:
+def _settle_all(outcomes: list[Outcome]) -> None:
     """Answer each waiting request on its own loop (one wake-up per loop, not per request)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for outcome in outcomes:
         by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
     for loop, settled in by_loop.items():
@@ -245,11 +230,6 @@ def _settle_all(outcomes: list[_Outcome]) -> None:
             loop.call_soon_threadsafe(_settle_many, settled)
 
 
-def _settle_many(outcomes: list[_Outcome]) -> None:
+def _settle_many(outcomes: list[Outcome]) -> None:
     for future, result, error in outcomes:
-        if future.done():  # the client went away; committed data stays committed
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+        settle(future, result, error)

@@ -16,12 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import create_engine
 
-from kap_outcomes.db.deferred import (
-    AFTER_COMMIT_KEY,
-    DEFERRED_KEY,
-    flush_deferred,
-    take_after_commit,
-)
+from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.db.group_commit import GroupCommitWriter
 from kap_outcomes.db.server_commit import ServerGroupCommit, ServerReader
@@ -76,8 +71,7 @@ class Database:
                 except BaseException:
                     # what a failed unit of work deferred must not reach the connection's
                     # next transaction (``conn.info`` outlives the checkout)
-                    conn.info.pop(DEFERRED_KEY, None)
-                    conn.info.pop(AFTER_COMMIT_KEY, None)
+                    forget_deferred(conn)
                     raise
                 callbacks = take_after_commit(conn)
             for callback in callbacks:

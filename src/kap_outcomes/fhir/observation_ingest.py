@@ -272,6 +272,16 @@ class _Parsed:
     """hasMember references, as written."""
 
 
+def _members(obs: dict[str, Any], key: str, where: str, what: str) -> list[Any]:
+    """``obs[key]``: an array (absent: empty) of at most ``MAX_MEMBERS`` ``what``."""
+    value = obs.get(key) or []
+    if not isinstance(value, list):
+        raise _invalid("structure", f"{key} must be an array", f"{where}.{key}")
+    if len(value) > MAX_MEMBERS:
+        raise fhir_error(422, "too-costly", f"more than {MAX_MEMBERS} {what}", where)
+    return value
+
+
 def _observation(obs: Any, where: str) -> _Parsed:
     if not isinstance(obs, dict) or obs.get("resourceType") != "Observation":
         raise _invalid("structure", "an Observation is expected here", where)
@@ -286,12 +296,7 @@ def _observation(obs: Any, where: str) -> _Parsed:
     own = _reading(obs, code, where)
     if own is not None:
         readings.append(own)
-    components = obs.get("component") or []
-    if not isinstance(components, list):
-        raise _invalid("structure", "component must be an array", f"{where}.component")
-    if len(components) > MAX_MEMBERS:
-        raise fhir_error(422, "too-costly", f"more than {MAX_MEMBERS} components", where)
-    for index, component in enumerate(components):
+    for index, component in enumerate(_members(obs, "component", where, "components")):
         place = f"{where}.component[{index}]"
         if not isinstance(component, dict):
             raise _invalid("structure", "a component must be an object", place)
@@ -300,12 +305,7 @@ def _observation(obs: Any, where: str) -> _Parsed:
             raise _invalid("structure", "a component cannot be a panel", place)
         readings.append(member)
     members: list[str] = []
-    has_member = obs.get("hasMember") or []
-    if not isinstance(has_member, list):
-        raise _invalid("structure", "hasMember must be an array", f"{where}.hasMember")
-    if len(has_member) > MAX_MEMBERS:
-        raise fhir_error(422, "too-costly", f"more than {MAX_MEMBERS} members", where)
-    for index, reference in enumerate(has_member):
+    for index, reference in enumerate(_members(obs, "hasMember", where, "members")):
         target = reference.get("reference") if isinstance(reference, dict) else None
         if not isinstance(target, str):
             raise _invalid(

@@ -57,6 +57,15 @@ def fhir_error(status: int, code: str, detail: str, expression: str | None = Non
     )
 
 
+def unsupported_parameter(name: str, kind: str, where: str = "") -> FhirError:
+    """A 400 for a parameter this server does not support: "this server does not support the
+    {kind} 'name'{where}", the name (as expression too) cut to 64 characters."""
+    shown = name if len(name) <= 64 else name[:64] + "..."
+    return fhir_error(
+        400, "not-supported", f"this server does not support the {kind} {shown!r}{where}", shown
+    )
+
+
 def operation_outcome(issues: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": list(issues)}
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from kap_outcomes.fhir.outcome import FhirError, fhir_error
+from kap_outcomes.fhir.outcome import FhirError, fhir_error, unsupported_parameter
 
 T = TypeVar("T")
 
@@ -100,13 +100,7 @@ def read_query(params: Sequence[tuple[str, str]], supported: Supported, *, stric
     for name, value in params:
         if not supported.understands(name):
             if strict:
-                shown = name if len(name) <= 64 else name[:64] + "..."
-                raise fhir_error(
-                    400,
-                    "not-supported",
-                    f"this server does not support the search parameter {shown!r} here",
-                    shown,
-                )
+                raise unsupported_parameter(name, "search parameter", " here")
             continue
         if not value.strip():
             raise bad_parameter(name, "a search parameter needs a value")

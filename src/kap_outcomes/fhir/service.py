@@ -108,7 +108,11 @@ def _searchset(
     )
 
 
-def _visible(principal: Principal, row: Assessment | None) -> Assessment:
+def _visible(conn: Connection, principal: Principal, assessment_id: str) -> Assessment:
+    """The assessment, if this principal may see it (audited as its patient's), else a 404."""
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
+    )
     if row is None or (principal.is_patient and row.patient_id != principal.patient_id):
         raise not_found("Resource")
     audit.concerns(row.patient_id)
@@ -318,12 +322,7 @@ def _qr(conn: Connection, row: Assessment) -> dict[str, Any]:
 def read_questionnaire_response(
     conn: Connection, *, principal: Principal, response_id: str
 ) -> dict[str, Any]:
-    row = _visible(
-        principal,
-        repository.get_assessment(
-            conn, organisation_id=principal.organisation_id, assessment_id=response_id
-        ),
-    )
+    row = _visible(conn, principal, response_id)
     if not resources.is_form(row):
         raise fhir_error(
             404,
@@ -361,17 +360,26 @@ def _page(
     return out, None
 
 
+def _assessment_filter(
+    principal: Principal, request: SearchRequest, date: str, *, forms_only: bool = False
+) -> AssessmentFilter:
+    """What every search of assessments starts from: this organisation, the patients asked
+    for (a patient: only itself), the resource's ``date`` parameter and ``_lastUpdated``."""
+    query = request.query
+    return AssessmentFilter(
+        organisation_id=principal.organisation_id,
+        patient_ids=_patients(principal, request),
+        administered=search.date_bounds(query.all(date), date),
+        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
+        forms_only=forms_only,
+    )
+
+
 def search_questionnaire_responses(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
     query = request.query
-    where = AssessmentFilter(
-        organisation_id=principal.organisation_id,
-        patient_ids=_patients(principal, request),
-        administered=search.date_bounds(query.all("authored"), "authored"),
-        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
-        forms_only=True,
-    )
+    where = _assessment_filter(principal, request, "authored", forms_only=True)
     ids = _ids(request)
     if ids is not None:
         where.ids = sorted(ids)
@@ -445,10 +453,7 @@ def read_observation(
     conn: Connection, *, principal: Principal, observation_id: str
 ) -> dict[str, Any]:
     assessment_id, _, kind = observation_id.rpartition("-")
-    row = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=assessment_id
-    )
-    row = _visible(principal, row)
+    row = _visible(conn, principal, assessment_id)
     if kind not in resources.served_kinds(row):
         raise not_found("Observation")
     return resources.observation(row, kind)
@@ -512,12 +517,7 @@ def search_observations(
     conn: Connection, *, principal: Principal, request: SearchRequest
 ) -> dict[str, Any]:
     query = request.query
-    where = AssessmentFilter(
-        organisation_id=principal.organisation_id,
-        patient_ids=_patients(principal, request),
-        administered=search.date_bounds(query.all("date"), "date"),
-        updated=search.date_bounds(query.all("_lastUpdated"), "_lastUpdated"),
-    )
+    where = _assessment_filter(principal, request, "date")
     ids = _ids(request)
     if ids is not None:
         where.ids = sorted({observation_id.rpartition("-")[0] for observation_id in ids})
@@ -640,24 +640,75 @@ def _resolve_subject(
     return found[0]
 
 
-def _to_create(form: ingest.IngestedForm) -> AssessmentCreate:
+def _assessment_create(fields: dict[str, Any], where: Callable[[str], str]) -> AssessmentCreate:
+    """The /v1 body of an ingested administration; a value it refuses is a 422 at
+    ``where(field)``."""
     try:
-        return AssessmentCreate.model_validate(
-            {
-                "instrument": form.instrument,
-                "items": form.items,
-                "difficulty": form.difficulty,
-                "administered_at": form.authored,
-                "source": Source.ehr,
-            }
-        )
+        return AssessmentCreate.model_validate({**fields, "source": Source.ehr})
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         field = str(first["loc"][0]) if first["loc"] else ""
-        expression = "QuestionnaireResponse." + (
-            "authored" if field == "administered_at" else "item"
+        raise fhir_error(422, "value", str(first["msg"]), where(field)) from None
+
+
+def _submit(
+    conn: Connection,
+    *,
+    principal: Principal,
+    patient_id: str,
+    data: AssessmentCreate,
+    identifiers: list[tuple[str, str]],
+    where: str,
+) -> Assessment:
+    """Store an ingested administration through the same service as /v1 (the scoring's
+    checks a 422 at ``where``), with its identifiers; returns the stored row."""
+    try:
+        created = assessments_service.submit_assessment(
+            conn, principal=principal, patient_id=patient_id, data=data
         )
-        raise fhir_error(422, "value", str(first["msg"]), expression) from None
+    except DomainError as exc:
+        if exc.status == 422 and exc.errors:  # the scoring's checks: point at the item/score
+            raise fhir_error(422, "value", exc.errors[0].detail, where) from None
+        raise
+    for system, value in identifiers:
+        repository.insert_identifier(
+            conn,
+            {
+                "id": new_id(),
+                "organisation_id": principal.organisation_id,
+                "assessment_id": created.id,
+                "system": system,
+                "value": value,
+                "created_at": utcnow(),
+            },
+        )
+    row = repository.get_assessment(
+        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    )
+    assert row is not None  # stored just above
+    return row
+
+
+def _single_match(conn: Connection, *, principal: Principal, condition: str) -> str | None:
+    """The one resource an If-None-Exist names, if any; several are a 412."""
+    matches = _conditional_matches(conn, principal=principal, condition=condition)
+    if len(matches) > 1:
+        raise fhir_error(412, "duplicate", "several resources match If-None-Exist", "If-None-Exist")
+    return matches[0] if matches else None
+
+
+def _to_create(form: ingest.IngestedForm) -> AssessmentCreate:
+    return _assessment_create(
+        {
+            "instrument": form.instrument,
+            "items": form.items,
+            "difficulty": form.difficulty,
+            "administered_at": form.authored,
+        },
+        lambda field: (
+            "QuestionnaireResponse." + ("authored" if field == "administered_at" else "item")
+        ),
+    )
 
 
 def create_questionnaire_response(
@@ -671,18 +722,9 @@ def create_questionnaire_response(
     makes it idempotent under an Idempotency-Key)."""
     form = ingest.read_form(document)
     if if_none_exist is not None:
-        matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
-        if len(matches) > 1:
-            raise fhir_error(
-                412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
-            )
-        if matches:
-            row = _visible(
-                principal,
-                repository.get_assessment(
-                    conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
-                ),
-            )
+        match = _single_match(conn, principal=principal, condition=if_none_exist)
+        if match is not None:
+            row = _visible(conn, principal, match)
             if not resources.is_form(row):
                 raise fhir_error(
                     409,
@@ -699,33 +741,14 @@ def create_questionnaire_response(
     if identifier is None and if_none_exist is not None:
         system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
         identifier = (system or "", value)
-
-    try:
-        created = assessments_service.submit_assessment(
-            conn, principal=principal, patient_id=patient_id, data=data
-        )
-    except DomainError as exc:
-        if exc.status == 422 and exc.errors:  # the scoring's range checks: point at the item
-            raise fhir_error(
-                422, "value", exc.errors[0].detail, "QuestionnaireResponse.item"
-            ) from None
-        raise
-    if identifier is not None:
-        repository.insert_identifier(
-            conn,
-            {
-                "id": new_id(),
-                "organisation_id": principal.organisation_id,
-                "assessment_id": created.id,
-                "system": identifier[0],
-                "value": identifier[1],
-                "created_at": utcnow(),
-            },
-        )
-    stored = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    stored = _submit(
+        conn,
+        principal=principal,
+        patient_id=patient_id,
+        data=data,
+        identifiers=[] if identifier is None else [identifier],
+        where="QuestionnaireResponse.item",
     )
-    assert stored is not None  # stored just above
     return _created(resources.questionnaire_response(stored, identifier))
 
 
@@ -737,21 +760,17 @@ def _created(resource: dict[str, Any], status_code: int = 201) -> Outcome:
 
 
 def _score_create(score: observation_ingest.Score) -> AssessmentCreate:
-    try:
-        return AssessmentCreate.model_validate(
-            {
-                "instrument": score.instrument,
-                "items": score.items,
-                "total": score.total,
-                "item9": score.item9,
-                "difficulty": score.difficulty,
-                "administered_at": score.effective,
-                "source": Source.ehr,
-            }
-        )
-    except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        raise fhir_error(422, "value", str(first["msg"]), f"{score.where}.effective") from None
+    return _assessment_create(
+        {
+            "instrument": score.instrument,
+            "items": score.items,
+            "total": score.total,
+            "item9": score.item9,
+            "difficulty": score.difficulty,
+            "administered_at": score.effective,
+        },
+        lambda _field: f"{score.where}.effective",
+    )
 
 
 def _primary(row: Assessment, code: str | None = None) -> dict[str, Any]:
@@ -774,31 +793,14 @@ def _store_score(
         conn, principal=principal, subject=score.subject, where=f"{score.where}.subject"
     )
     audit.concerns(patient_id)
-    try:
-        created = assessments_service.submit_assessment(
-            conn, principal=principal, patient_id=patient_id, data=data
-        )
-    except DomainError as exc:
-        if exc.status == 422 and exc.errors:  # the scoring's checks: point at the score
-            raise fhir_error(422, "value", exc.errors[0].detail, score.where) from None
-        raise
-    for system, value in score.identifiers:
-        repository.insert_identifier(
-            conn,
-            {
-                "id": new_id(),
-                "organisation_id": principal.organisation_id,
-                "assessment_id": created.id,
-                "system": system,
-                "value": value,
-                "created_at": utcnow(),
-            },
-        )
-    row = repository.get_assessment(
-        conn, organisation_id=principal.organisation_id, assessment_id=created.id
+    return _submit(
+        conn,
+        principal=principal,
+        patient_id=patient_id,
+        data=data,
+        identifiers=score.identifiers,
+        where=score.where,
     )
-    assert row is not None  # stored just above
-    return row
 
 
 def create_observation(
@@ -813,16 +815,9 @@ def create_observation(
     score = observation_ingest.read_observation(document)
     code = next(iter(code for _, code in score.entries), None)
     if if_none_exist is not None:
-        matches = _conditional_matches(conn, principal=principal, condition=if_none_exist)
-        if len(matches) > 1:
-            raise fhir_error(
-                412, "duplicate", "several resources match If-None-Exist", "If-None-Exist"
-            )
-        if matches:
-            row = repository.get_assessment(
-                conn, organisation_id=principal.organisation_id, assessment_id=matches[0]
-            )
-            return _created(_primary(_visible(principal, row), code), 200)
+        match = _single_match(conn, principal=principal, condition=if_none_exist)
+        if match is not None:
+            return _created(_primary(_visible(conn, principal, match), code), 200)
         if not score.identifiers:
             system, value = search.token(if_none_exist.partition("=")[2], "If-None-Exist")
             score = replace(score, identifiers=[(system or "", value)])
