@@ -4,8 +4,9 @@ The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DAT
 is set. The schema is migrated once per run; tests stay independent because every test works
 in an organisation of its own (the same tenant scoping that production relies on).
 
-Under pytest-xdist (``-n 2 --dist loadgroup``, see docs/architecture.md) every worker is a session of its own: a
-SQLite file in its own basetemp, or on PostgreSQL a database of its own beside the one named
+Under pytest-xdist (``-n 2 --dist loadgroup``, see docs/architecture.md) every worker is a
+session of its own: a SQLite file in its own basetemp, or on PostgreSQL a database of its own
+beside the one named
 (``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and dropped when it ends.
 """
 
