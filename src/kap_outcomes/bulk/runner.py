@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy import Connection
 
 from kap_outcomes.bulk import repository
+from kap_outcomes.bulk.models import BulkExport
 from kap_outcomes.bulk.service import EXPORT_TYPES, expiry, export_folder
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, utcnow
@@ -63,7 +64,7 @@ class Job:
     attempts: int
 
     @classmethod
-    def of(cls, row: Any) -> Job:
+    def of(cls, row: BulkExport) -> Job:
         return cls(
             id=row.id,
             organisation_id=row.organisation_id,
@@ -214,7 +215,7 @@ def _unmapped(conn: Connection, sqlite: bool) -> Iterator[None]:
 
 
 def run_claimed(
-    db: Database, settings: Settings, *, row: Any, owner: str, stop: threading.Event
+    db: Database, settings: Settings, *, row: BulkExport, owner: str, stop: threading.Event
 ) -> None:
     """Write a claimed export and record how it ended (in the calling thread)."""
     job = Job.of(row)
@@ -287,7 +288,7 @@ def _fail(db: Database, settings: Settings, job: Job, owner: str, error: str) ->
     )
 
 
-def claim_next(db: Database, settings: Settings, owner: str) -> Any | None:
+def claim_next(db: Database, settings: Settings, owner: str) -> BulkExport | None:
     now = utcnow()
     return db.run_write(
         partial(
@@ -346,7 +347,7 @@ class ExportRunner:
         self._task = asyncio.create_task(self._run(row), name="kap-bulk-export")
         return True
 
-    async def _run(self, row: Any) -> None:
+    async def _run(self, row: BulkExport) -> None:
         try:
             await anyio.to_thread.run_sync(
                 partial(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, or_, select, update
 
 from kap_outcomes.auth.models import ApiToken
 from kap_outcomes.dashboard.models import DashboardSession, SigninCode
-from kap_outcomes.rows import table_of
+from kap_outcomes.rows import first, table_of
 
 _codes = table_of(SigninCode)
 _sessions = table_of(DashboardSession)
@@ -20,10 +20,10 @@ def insert_code(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(_codes).values(**values))
 
 
-def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> Any | None:
+def redeem_code(conn: Connection, *, code_hash: str, at: datetime) -> SigninCode | None:
     """Mark the code used, if it is unused and unexpired; the row, or None. One UPDATE, so
     two browsers racing with the same link cannot both win."""
-    row = conn.execute(select(_codes).where(_codes.c.code_hash == code_hash)).first()
+    row = first(conn, SigninCode, select(_codes).where(_codes.c.code_hash == code_hash))
     if row is None:
         return None
     done = conn.execute(
@@ -38,11 +38,19 @@ def insert_session(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(_sessions).values(**values))
 
 
-def live_session(conn: Connection, *, id_hash: str, at: datetime) -> Any | None:
+class LiveSession(NamedTuple):
+    id_hash: str
+    organisation_id: str
+    role: str
+    actor: str
+    expires_at: datetime
+
+
+def live_session(conn: Connection, *, id_hash: str, at: datetime) -> LiveSession | None:
     """The session if unexpired and not signed out, and its token (if any) still valid."""
     s = _sessions.c
     query = (
-        select(s.id_hash, s.organisation_id, s.role, s.actor, s.expires_at)
+        select(*(_sessions.c[name] for name in LiveSession._fields))
         .select_from(_sessions.outerjoin(_tokens, _tokens.c.id == s.token_id))
         .where(
             s.id_hash == id_hash,
@@ -55,7 +63,8 @@ def live_session(conn: Connection, *, id_hash: str, at: datetime) -> Any | None:
             ),
         )
     )
-    return conn.execute(query).first()
+    row = conn.execute(query).first()
+    return None if row is None else LiveSession._make(row)
 
 
 def revoke_session(conn: Connection, *, id_hash: str, at: datetime) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,16 +14,23 @@ from kap_outcomes.rows import table_of
 records = table_of(IdempotencyRecord)
 
 
-def find(conn: Connection, *, token_id: str, key: str) -> Any | None:
-    return conn.execute(
-        select(
-            records.c.id,
-            records.c.fingerprint,
-            records.c.status_code,
-            records.c.response_body,
-            records.c.created_at,
-        ).where(records.c.token_id == token_id, records.c.key == key)
+class Kept(NamedTuple):
+    """What a key's record holds for a replay."""
+
+    id: str
+    fingerprint: str
+    status_code: int | None
+    response_body: str | None
+    created_at: datetime
+
+
+def find(conn: Connection, *, token_id: str, key: str) -> Kept | None:
+    row = conn.execute(
+        select(*(records.c[name] for name in Kept._fields)).where(
+            records.c.token_id == token_id, records.c.key == key
+        )
     ).first()
+    return None if row is None else Kept._make(row)
 
 
 def claim(conn: Connection, values: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, true
+from sqlalchemy import ColumnElement, Connection, Subquery, and_, func, select, true
 
 from kap_outcomes.assessments.models import Assessment, AssessmentStatus
 from kap_outcomes.care.models import DOSE_KINDS, CareSession, Course
@@ -27,7 +27,7 @@ STREAM_ROWS = 2000
 """Rows fetched at a time from a report's largest statement."""
 
 
-def _cohort(organisation_id: str, first_from: datetime, first_before: datetime) -> Any:
+def _cohort(organisation_id: str, first_from: datetime, first_before: datetime) -> Subquery:
     """(course_id, first_dose_at) of the courses whose first dose is in [from, before)."""
     s = _sessions.c
     return (
@@ -43,7 +43,7 @@ def _cohort(organisation_id: str, first_from: datetime, first_before: datetime) 
     )
 
 
-def _valid(instrument: str) -> Any:
+def _valid(instrument: str) -> ColumnElement[bool]:
     a = _assessments.c
     return and_(
         a.instrument == instrument,

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, tuple_, update
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.rows import after_key, before_key, every, first, owned, table_of
@@ -105,7 +105,7 @@ def attempts_of(conn: Connection, delivery_ids: Sequence[str]) -> list[WebhookAt
     return every(conn, WebhookAttempt, query.order_by(attempts.c.delivery_id, attempts.c.attempt))
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime) -> Select[str]:
     d = deliveries.c
     return (
         select(d.id)
