@@ -191,7 +191,7 @@ async def main_async(args: argparse.Namespace, clinician: str, admin: str) -> di
                 flush=True,
             )
         if args.profile:
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.thread_time)  # CPU of the loop thread
             profiler.enable()
             sent += args.requests
             await load(app, path, headers, args.requests, args.concurrency, wait)
