@@ -14,6 +14,18 @@ processes (``serve --workers N`` and ``uvicorn --workers N``).
 
 ``--webhook alert.opened`` (comma-separated event types) runs the real server with one
 webhook subscribed to those types, delivered to a receiver in this process.
+``--item9-every N`` sends, as every N-th request of both servers, the same PHQ-9 with item 9
+answered 1: on the real server each of those opens a safety alert (an ``alert.opened``
+event). Without it no request opens an alert, so a webhook on ``alert.opened`` receives
+nothing. ``--worker-process`` serves with ``KAP_WORKER_EMBEDDED=false`` and runs
+``kap-outcomes worker`` beside the server (the deliveries leave the server's process).
+
+The configurations of issue #11's goal (the ratio with one webhook within 10 % of the ratio
+without), each to be compared with the same command without ``--webhook``:
+
+    python -m bench.ingest --webhook assessment.submitted          # every ingest delivered
+    python -m bench.ingest --item9-every 10 --webhook alert.opened  # 1 in 10 opens an alert
+    python -m bench.ingest --worker-process --webhook assessment.submitted
 """
 
 from __future__ import annotations
@@ -44,12 +56,30 @@ BODY = {
     "source": "clinician",
 }
 
+ITEM9_BODY = {**BODY, "items": [1, 2, 1, 0, 1, 2, 1, 0, 1]}
+"""The same PHQ-9 with item 9 answered 1 ("several days"): it opens a safety alert."""
+
 LUA = """
 wrk.method = "POST"
 wrk.body = [[{body}]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
 """
+
+LUA_ITEM9 = """
+local item9 = [[{item9}]]
+local every = {every}
+local n = 0
+request = function()
+  n = n + 1
+  if n % every == 0 then
+    return wrk.format(nil, nil, nil, item9)
+  end
+  return wrk.format()
+end
+"""
+"""Appended to ``LUA`` with ``--item9-every``: every N-th request (one wrk thread, so one
+counter over all connections) carries the item-9 body."""
 
 
 def free_port() -> int:
@@ -71,6 +101,11 @@ def wait_up(url: str) -> None:
 
 
 def run_wrk(url: str, script: Path, seconds: int, connections: int) -> float:
+    return run_wrk_counted(url, script, seconds, connections)[0]
+
+
+def run_wrk_counted(url: str, script: Path, seconds: int, connections: int) -> tuple[float, int]:
+    """Requests per second and the number of requests of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         check=True,
@@ -81,9 +116,10 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> float:
     if non2xx:
         raise RuntimeError(f"errors during the run:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match:
+    total = re.search(r"(\d+) requests in", out)
+    if not match or not total:
         raise RuntimeError(out)
-    return float(match.group(1))
+    return float(match.group(1)), int(total.group(1))
 
 
 def subscribe(exe: list[str], env: dict[str, str], port: int, types: str) -> ArrivalLog:
@@ -115,6 +151,17 @@ def main() -> None:
     parser.add_argument("--webhook", help="subscribe one webhook to these event types")
     parser.add_argument("--database-url", help="an empty database (default: a SQLite file)")
     parser.add_argument("--workers", type=int, default=1, help="processes of each server")
+    parser.add_argument(
+        "--item9-every",
+        type=int,
+        default=0,
+        help="every N-th request answers item 9 and opens an alert (0: none does)",
+    )
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="KAP_WORKER_EMBEDDED=false on the server, `kap-outcomes worker` beside it",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -127,6 +174,8 @@ def main() -> None:
         "KAP_RATE_LIMIT_PER_MINUTE": str(10**9),
         "KAP_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
+    if args.worker_process:
+        env["KAP_WORKER_EMBEDDED"] = "false"
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
     if args.database_url:
         subprocess.run([*exe, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -167,6 +216,13 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    worker = (
+        subprocess.Popen(
+            [*exe, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if args.worker_process
+        else None
+    )
     try:
         wait_up(f"http://127.0.0.1:{real_port}/healthz")
         wait_up(f"http://127.0.0.1:{base_port}/docs")
@@ -189,8 +245,12 @@ def main() -> None:
             ).content
         )
         script = work / "post.lua"
-        script.write_text(LUA.format(body=json.dumps(BODY), token=token))
+        lua = LUA.format(body=json.dumps(BODY), token=token)
+        if args.item9_every:
+            lua += LUA_ITEM9.format(item9=json.dumps(ITEM9_BODY), every=args.item9_every)
+        script.write_text(lua)
         path = f"/v1/patients/{patient}/assessments"
+        real_requests = 0
         real_rps: list[float] = []
         base_rps: list[float] = []
         for i in range(args.rounds):
@@ -198,12 +258,15 @@ def main() -> None:
             if i % 2:
                 order.reverse()
             for name, port in order:
-                rps = run_wrk(
+                rps, requests = run_wrk_counted(
                     f"http://127.0.0.1:{port}{path}", script, args.seconds, args.connections
                 )
                 (real_rps if name == "real" else base_rps).append(rps)
+                real_requests += requests if name == "real" else 0
                 print(f"round {i + 1} {name}: {rps:,.0f} req/s", flush=True)
         real_med, base_med = statistics.median(real_rps), statistics.median(base_rps)
+        if receiver is not None:  # the deliveries of the last round are under way
+            time.sleep(2)
         print(
             json.dumps(
                 {
@@ -217,15 +280,19 @@ def main() -> None:
                     "webhook": args.webhook,
                     "database": env["KAP_DATABASE_URL"].split(":", 1)[0],
                     "workers": args.workers,
+                    "worker": "process" if worker is not None else "embedded",
+                    "item9_every": args.item9_every,
+                    "real_requests": real_requests,
                     "deliveries_received": receiver.count if receiver else None,
                 },
                 indent=2,
             )
         )
     finally:
-        for proc in (real, base):
+        procs = [p for p in (real, base, worker) if p is not None]
+        for proc in procs:
             proc.send_signal(signal.SIGINT)
-        for proc in (real, base):
+        for proc in procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -10,7 +10,10 @@ event arrived (same clock). Reports p50, p99 and max.
     python -m bench.webhooks [--database-url postgresql+psycopg://…] [--seconds 20]
 
 Without ``--database-url`` a fresh SQLite file; a PostgreSQL URL must name an empty
-database of its own (it is migrated here).
+database of its own (it is migrated here). ``--worker-process`` serves with
+``KAP_WORKER_EMBEDDED=false`` and runs ``kap-outcomes worker`` beside the server: the worker
+then learns of new events by polling (``KAP_WORKER_POLL_INTERVAL_S``, 0.5 s by default)
+rather than from the server's bell.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--probe-interval", type=float, default=0.1)
     parser.add_argument("--types", default="alert.opened", help="what the webhook subscribes to")
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="KAP_WORKER_EMBEDDED=false on the server, `kap-outcomes worker` beside it",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -66,6 +74,8 @@ def main() -> None:
         "KAP_RATE_LIMIT_PER_MINUTE": str(10**9),
         "KAP_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
+    if args.worker_process:
+        env["KAP_WORKER_EMBEDDED"] = "false"
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
     cli(exe, env, "db", "upgrade")
     token = cli(exe, env, "token", "create", "--org", "bench", "--role", "clinician")
@@ -77,6 +87,13 @@ def main() -> None:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )
+    worker = (
+        subprocess.Popen(
+            [*exe, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if args.worker_process
+        else None
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -139,16 +156,20 @@ def main() -> None:
                     "deliveries_received": receiver.count,
                     "seconds": args.seconds,
                     "connections": args.connections,
+                    "worker": "process" if worker is not None else "embedded",
                 },
                 indent=2,
             )
         )
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for proc in (server, worker):
+            if proc is None:
+                continue
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         receiver.close()
         shutil.rmtree(work, ignore_errors=True)
 

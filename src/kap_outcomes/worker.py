@@ -42,6 +42,11 @@ under a stream of submissions is better done for many events at once than for ea
 _SUCCEEDED = WEBHOOK_ATTEMPTS.labels("succeeded")
 _FAILED = WEBHOOK_ATTEMPTS.labels("failed")
 
+RECORD_GATHER_S = 0.05
+"""How long attempts gather before a batch of them is stored: under a stream of deliveries one
+transaction records every attempt of that time rather than the few that ended during the
+previous transaction (a delivery is recorded later, never sent later; its lease covers it)."""
+
 RETENTION_INTERVAL_S = 60.0
 """How often the worker looks for events past the retention (then deletes them a batch per
 round until none are left)."""
@@ -56,8 +61,8 @@ class Worker:
     send finished. Events past the retention are deleted a batch per round (looked for once a
     minute). Due deliveries (retries, and those left over when every slot was busy)
     are looked for once per poll interval, or at once when some are known to be waiting.
-    Attempts are recorded in batches: every attempt that ended while the previous batch was
-    being stored goes into the next transaction.
+    Attempts are recorded in batches: every attempt that ended within ``RECORD_GATHER_S`` (or
+    while the previous batch was being stored) goes into the next transaction.
     """
 
     def __init__(self, db: Database, settings: Settings) -> None:
@@ -250,9 +255,12 @@ class Worker:
             self._recording = asyncio.create_task(self._record())
 
     async def _record(self) -> None:
-        """Store the attempts made so far, one transaction per batch, until none are left."""
+        """Store the attempts made so far, one transaction per batch (what ended within
+        ``RECORD_GATHER_S``), until none are left."""
         try:
             while self._attempted:
+                if not self._stopping:
+                    await asyncio.sleep(RECORD_GATHER_S)
                 batch, self._attempted = self._attempted, []
                 try:
                     await self.db.write(

@@ -130,16 +130,19 @@ def claim(conn: Connection, *, owner: str, lease_until: datetime, limit: int) ->
 def load_work(conn: Connection, *, ids: Sequence[str]) -> list[Work]:
     now = utcnow()
     out = []
+    bodies: dict[str, str] = {}  # the body of an event, built once for all its endpoints
     for row in repository.leased_work(conn, ids=ids):
-        event = EventPublic(
-            id=row.event_id,
-            type=row.type,
-            occurred_at=row.occurred_at,
-            organisation_id=row.organisation_id,
-            patient_id=row.patient_id,
-            resource=ResourceRef(type=row.resource_type, id=row.resource_id),
-            data=row.data,
-        )
+        body = bodies.get(row.event_id)
+        if body is None:
+            body = bodies[row.event_id] = EventPublic(
+                id=row.event_id,
+                type=row.type,
+                occurred_at=row.occurred_at,
+                organisation_id=row.organisation_id,
+                patient_id=row.patient_id,
+                resource=ResourceRef(type=row.resource_type, id=row.resource_id),
+                data=row.data,
+            ).model_dump_json()
         secrets = [row.secret]
         if row.previous_secret and row.previous_secret_until and row.previous_secret_until > now:
             secrets.append(row.previous_secret)
@@ -150,7 +153,7 @@ def load_work(conn: Connection, *, ids: Sequence[str]) -> list[Work]:
                 url=row.url,
                 secrets=tuple(secrets),
                 event_id=row.event_id,
-                body=event.model_dump_json(),
+                body=body,
                 attempts=row.attempts,
                 retry_step=row.retry_step,
             )
@@ -259,18 +262,7 @@ def _finish_successes(
             groups.setdefault(key, []).append(a.work.delivery_id)
     finished: set[str] = set()
     for (attempt, status_code), ids in groups.items():
-        finished |= repository.finish_attempts(
-            conn,
-            delivery_ids=ids,
-            owner=owner,
-            values={
-                "status": repository.SUCCEEDED,
-                "completed_at": now,
-                "attempts": attempt,
-                "last_status_code": status_code,
-                "last_error": None,
-                "lease_owner": None,
-                "lease_until": None,
-            },
+        finished |= repository.finish_successes(
+            conn, delivery_ids=ids, owner=owner, attempt=attempt, status_code=status_code, at=now
         )
     return finished

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -81,8 +82,10 @@ class Target:
         return name if self.port == default else f"{name}:{self.port}"
 
 
+@lru_cache(maxsize=1024)
 def parse_url(url: str) -> Target:
-    """The parts of a webhook URL, or ``Refused`` with the reason."""
+    """The parts of a webhook URL, or ``Refused`` with the reason (a pure function of the
+    URL, remembered: every delivery to an endpoint parses the same one)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -107,6 +110,7 @@ def parse_url(url: str) -> Target:
     )
 
 
+@lru_cache(maxsize=1024)
 def literal_ip(host: str) -> IPAddress | None:
     try:
         return ip_address(host)
@@ -228,10 +232,14 @@ async def post(
 _USER_AGENT = f"kap-outcomes-webhooks/{__version__}"
 
 
+@lru_cache(maxsize=16)
 def _client_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """aiohttp's own limit: the connection (a pool slot and the connect) within 5 s. The whole
+    attempt, reading included, is bounded by the ``asyncio.timeout`` around it in ``post``
+    (a second total timer of aiohttp's would measure the same thing again)."""
     import aiohttp
 
-    return aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 5.0), sock_read=timeout_s)
+    return aiohttp.ClientTimeout(total=None, connect=min(timeout_s, 5.0))
 
 
 def _timeouts(timeout_s: float) -> dict[str, float]:

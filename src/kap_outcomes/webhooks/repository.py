@@ -6,7 +6,19 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from kap_outcomes.events.models import Event
 from kap_outcomes.rows import after_key, before_key, every, first, owned, table_of
@@ -76,9 +88,12 @@ def enabled_endpoints(conn: Connection, *, organisation_ids: Collection[str]) ->
 # --- deliveries ---------------------------------------------------------------------------
 
 
+_INSERT_DELIVERIES = insert(deliveries)
+
+
 def insert_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(deliveries), list(rows))
+        conn.execute(_INSERT_DELIVERIES, list(rows))
 
 
 def get_delivery(conn: Connection, *, endpoint_id: str, delivery_id: str) -> WebhookDelivery | None:
@@ -143,40 +158,69 @@ def claim(conn: Connection, *, owner: str, now: datetime, until: datetime, limit
     return ids
 
 
+def _leased_work() -> Select[Any]:
+    d, e, ev = deliveries.c, endpoints.c, _events.c
+    return (
+        select(
+            d.id,
+            d.attempts,
+            d.retry_step,
+            d.endpoint_id,
+            e.url,
+            e.secret,
+            e.previous_secret,
+            e.previous_secret_until,
+            ev.id.label("event_id"),
+            ev.type,
+            ev.occurred_at,
+            ev.organisation_id,
+            ev.patient_id,
+            ev.resource_type,
+            ev.resource_id,
+            ev.data,
+        )
+        .select_from(
+            deliveries.join(endpoints, e.id == d.endpoint_id).join(_events, ev.id == d.event_id)
+        )
+        .where(d.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+# the statements every delivery passes through, built once (only their parameters change)
+_LEASED_WORK = _leased_work()
+_INSERT_ATTEMPTS = insert(attempts)
+_FINISH_SUCCESSES = (
+    update(deliveries)
+    .where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True)),
+        deliveries.c.lease_owner == bindparam("owner"),
+    )
+    .values(
+        status=SUCCEEDED,
+        completed_at=bindparam("at"),
+        attempts=bindparam("attempt"),
+        last_status_code=bindparam("code"),
+        last_error=None,
+        lease_owner=None,
+        lease_until=None,
+    )
+    .returning(deliveries.c.id)
+)
+_ENDPOINT_SUCCEEDED = (
+    update(endpoints)
+    .where(endpoints.c.id == bindparam("endpoint"))
+    .values(consecutive_failures=0, last_success_at=bindparam("at"))
+)
+
+
 def leased_work(conn: Connection, *, ids: Sequence[str]) -> list[Any]:
     """What sending a leased delivery needs: the delivery, its endpoint and its event."""
-    d, e, ev = deliveries.c, endpoints.c, _events.c
-    return list(
-        conn.execute(
-            select(
-                d.id,
-                d.attempts,
-                d.retry_step,
-                d.endpoint_id,
-                e.url,
-                e.secret,
-                e.previous_secret,
-                e.previous_secret_until,
-                ev.id.label("event_id"),
-                ev.type,
-                ev.occurred_at,
-                ev.organisation_id,
-                ev.patient_id,
-                ev.resource_type,
-                ev.resource_id,
-                ev.data,
-            )
-            .select_from(
-                deliveries.join(endpoints, e.id == d.endpoint_id).join(_events, ev.id == d.event_id)
-            )
-            .where(d.id.in_(list(ids)))
-        ).all()
-    )
+    return list(conn.execute(_LEASED_WORK, {"ids": list(ids)}).all())
 
 
 def record_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(attempts), list(rows))
+        conn.execute(_INSERT_ATTEMPTS, list(rows))
 
 
 def finish_attempt(
@@ -192,18 +236,29 @@ def finish_attempt(
     )
 
 
-def finish_attempts(
-    conn: Connection, *, delivery_ids: Sequence[str], owner: str, values: dict[str, Any]
+def finish_successes(
+    conn: Connection,
+    *,
+    delivery_ids: Sequence[str],
+    owner: str,
+    attempt: int,
+    status_code: int | None,
+    at: datetime,
 ) -> set[str]:
-    """``finish_attempt`` for many deliveries with the same outcome, in one statement: the
-    ids of those whose lease was still this worker's (the only ones changed)."""
+    """Mark deliveries whose attempt number ``attempt`` succeeded with ``status_code`` as
+    succeeded, in one statement: the ids of those whose lease was still this worker's (the
+    only ones changed)."""
     if not delivery_ids:
         return set()
     rows = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.lease_owner == owner)
-        .values(values)
-        .returning(deliveries.c.id)
+        _FINISH_SUCCESSES,
+        {
+            "ids": list(delivery_ids),
+            "owner": owner,
+            "at": at,
+            "attempt": attempt,
+            "code": status_code,
+        },
     ).all()
     return {row[0] for row in rows}
 
@@ -222,11 +277,7 @@ def update_delivery(conn: Connection, *, delivery_id: str, values: dict[str, Any
 
 
 def endpoint_succeeded(conn: Connection, *, endpoint_id: str, at: datetime) -> None:
-    conn.execute(
-        update(endpoints)
-        .where(endpoints.c.id == endpoint_id)
-        .values(consecutive_failures=0, last_success_at=at)
-    )
+    conn.execute(_ENDPOINT_SUCCEEDED, {"endpoint": endpoint_id, "at": at})
 
 
 def endpoint_failed(
