@@ -84,7 +84,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if XDIST_WORKER or not config.pluginmanager.hasplugin("xdist"):
         return
     asked = option.numprocesses is not None or option.dist != "no" or option.tx
-    unsuited = option.usepdb or option.trace or option.capture == "no" or option.collectonly
+    debugging = getattr(option, "usepdb", False) or getattr(option, "trace", False)
+    unsuited = debugging or option.capture == "no" or option.collectonly
     whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
     if whole_suite and not (asked or unsuited) and (os.cpu_count() or 1) >= DEFAULT_WORKERS:
         option.numprocesses = DEFAULT_WORKERS
@@ -118,13 +119,26 @@ SLOW_FIRST = {
 }
 """Seconds a module took in a serial run (main at a357819, SQLite): only the order of a
 distributed run reads it. xdist hands each worker the next group in collection order, so the
-long process-starting modules go first and spread over both workers while the ~1,600 quick
-tests fill the gaps at the end. A stale figure costs balance, never a result."""
+long process-starting groups go first and spread over both workers while the tests that go out
+one by one (Schemathesis, the ~1,600 quick ones) fill the gaps. A stale figure costs balance,
+never a result."""
 
 
 def _slow_first(items: list[pytest.Item]) -> None:
-    """Stable sort, heaviest module first: a module's tests stay together and in order."""
-    items.sort(key=lambda item: -SLOW_FIRST.get(item.nodeid.split("::", 1)[0], 0))
+    """Stable sort: first the xdist groups (a group runs whole on one worker, so it must not
+    be the last thing to start), heaviest first; then the other slow modules, whose tests go
+    out one by one; then the rest. A module's tests stay together and in order."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    grouped = {module(item) for item in items if "@" in item.nodeid}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        seconds = SLOW_FIRST.get(module(item), 0)
+        return (0 if module(item) in grouped else 1 if seconds else 2, -seconds)
+
+    items.sort(key=rank)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
