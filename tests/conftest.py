@@ -4,10 +4,12 @@ The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DAT
 is set. The schema is migrated once per run; tests stay independent because every test works
 in an organisation of its own (the same tenant scoping that production relies on).
 
-Under pytest-xdist (``-n 2 --dist loadgroup``, see docs/architecture.md) every worker is a
-session of its own: a SQLite file in its own basetemp, or on PostgreSQL a database of its own
-beside the one named
-(``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and dropped when it ends.
+The whole suite (``pytest`` with no paths, as ``make test`` runs it) runs on two
+pytest-xdist workers (``-n 2 --dist loadgroup``), the slowest modules first; naming paths,
+``-n 0`` or ``-p no:xdist`` runs serially (see docs/architecture.md, "Tests"). Every worker is
+a session of its own: a SQLite file in its own basetemp, or on PostgreSQL a database of its own
+beside the one named (``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and
+dropped when it ends.
 """
 
 from __future__ import annotations
@@ -68,7 +70,78 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+DEFAULT_WORKERS = 2
+"""Workers of a whole-suite run (measured on a 2-core machine, docs/architecture.md)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The whole suite (no paths named) runs on ``DEFAULT_WORKERS`` xdist workers unless the
+    command line says how to run (``-n``, ``--dist``, ``--tx``), or asks for what xdist cannot
+    do (``--pdb``, ``--trace``, ``-s``), or xdist is off (``-p no:xdist``). Runs before
+    xdist's own hook, which then sets the workers up as for ``-n 2 --dist loadgroup``."""
+    option = config.option
+    if XDIST_WORKER or not config.pluginmanager.hasplugin("xdist"):
+        return
+    asked = option.numprocesses is not None or option.dist != "no" or option.tx
+    debugging = getattr(option, "usepdb", False) or getattr(option, "trace", False)
+    unsuited = debugging or option.capture == "no" or option.collectonly
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if whole_suite and not (asked or unsuited) and (os.cpu_count() or 1) >= DEFAULT_WORKERS:
+        option.numprocesses = DEFAULT_WORKERS
+        option.dist = "loadgroup"
+    if option.dist == "loadgroup":
+        # the groups go out in collection order (slowest first, below), not re-sorted by xdist
+        # by their number of tests
+        option.loadscopereorder = False
+
+
+SLOW_FIRST = {
+    "tests/test_schemathesis.py": 105,
+    "tests/test_generated_clients.py": 24,
+    "tests/test_outage.py": 15,
+    "tests/test_browser_dashboard.py": 14,
+    "tests/events/test_processes.py": 12,
+    "tests/test_backup.py": 10,
+    "tests/test_config_errors.py": 10,
+    "tests/test_smart_http.py": 10,
+    "tests/api/test_demo.py": 10,
+    "tests/test_metrics.py": 9,
+    "tests/test_public_links.py": 8,
+    "tests/test_browser_cors.py": 8,
+    "tests/test_schema_at_head.py": 8,
+    "tests/test_durability.py": 7,
+    "tests/test_multi_instance.py": 6,
+    "tests/test_server_process.py": 5,
+    "tests/events/test_signal_watch.py": 5,
+    "tests/test_scope_matrix.py": 5,
+    "tests/test_setup_race.py": 5,
+}
+"""Seconds a module took in a serial run (main at a357819, SQLite): only the order of a
+distributed run reads it. xdist hands each worker the next group in collection order, so the
+long process-starting groups go first and spread over both workers while the tests that go out
+one by one (Schemathesis, the ~1,600 quick ones) fill the gaps. A stale figure costs balance,
+never a result."""
+
+
+def _slow_first(items: list[pytest.Item]) -> None:
+    """Stable sort: first the xdist groups (a group runs whole on one worker, so it must not
+    be the last thing to start), heaviest first; then the other slow modules, whose tests go
+    out one by one; then the rest. A module's tests stay together and in order."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    grouped = {module(item) for item in items if "@" in item.nodeid}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        seconds = SLOW_FIRST.get(module(item), 0)
+        return (0 if module(item) in grouped else 1 if seconds else 2, -seconds)
+
+    items.sort(key=rank)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Schemathesis names its items ``test_x[GET /v1/…]`` but gives them all the node id
     ``test_x``: each gets its name as its id here, or xdist, which tells the tests it shares
     out by id, would run one of them."""
@@ -84,6 +157,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         groups = sorted({m.args[0] for m in item.iter_markers("xdist_group") if m.args})
         if groups and "@" not in item.nodeid and item.config.getoption("dist", "no") == "loadgroup":
             item._id = item.parent.id.child(f"{item.name}@{'_'.join(groups)}")  # type: ignore[union-attr]
+    if config.getoption("dist", "no") == "loadgroup":
+        _slow_first(items)
 
 
 def _admin(statement: str) -> None:

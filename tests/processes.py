@@ -73,7 +73,7 @@ class ServiceProcess:
         env: dict[str, str],
         cwd: Path,
         *,
-        ready_timeout: float = 30,
+        ready_timeout: float = 120,  # a wait for a condition: long only on a loaded machine
         port: int | None = None,
         workers: int = 1,
     ) -> None:

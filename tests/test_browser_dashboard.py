@@ -34,6 +34,7 @@ from kap_outcomes.migrate import upgrade
 from .conftest import PG_URL, ROOT
 from .processes import ServiceProcess, service_env
 from .test_browser_cors import CHROMIUM, LAUNCH_ARGS, _need_browser
+from .toolcache import cached
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
@@ -45,27 +46,29 @@ AXE_PACKAGE = ROOT / "tests" / "browser"
 LEVEL_RANK = {"emergency": 0, "urgent": 1, "review": 2}
 
 
-def _axe_script(workdir: Path) -> Path:
-    """axe.min.js installed by ``npm ci`` from tests/browser's lock file (skipped locally
-    without npm; CI must have it)."""
+def _axe_script() -> Path:
+    """axe.min.js installed by ``npm ci`` from tests/browser's lock file, once per lock file
+    (tests/toolcache.py); skipped locally without npm, CI must have it."""
     if shutil.which("npm") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("npm not found: CI must have it")
         pytest.skip("npm not found (axe-core comes from npm)")
-    work = workdir / "axe"
-    work.mkdir()
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(AXE_PACKAGE / name, work / name)
-    done = subprocess.run(
-        ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return work / "node_modules" / "axe-core" / "axe.min.js"
+    lock = [AXE_PACKAGE / "package.json", AXE_PACKAGE / "package-lock.json"]
+
+    def install(work: Path) -> None:
+        for path in lock:
+            shutil.copy(path, work / path.name)
+        done = subprocess.run(
+            ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    return cached("axe", lock, "", install) / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
@@ -86,7 +89,7 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     sync_api = _need_browser()
     workdir = tmp_path_factory.mktemp("dashboard-browser")
-    axe = _axe_script(workdir)
+    axe = _axe_script()
     url = f"sqlite:///{workdir / 'kap.db'}"
     upgrade(url)
     service = ServiceProcess(service_env(url), workdir)

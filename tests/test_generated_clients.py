@@ -10,7 +10,9 @@
 
 Once per suite run (not again on PostgreSQL: the database is not what this tests). Without
 node and npm the TypeScript half is skipped locally and fails in CI (``CI=true``), where they
-always are. npm and pip keep their download caches, so a second run installs from disk.
+always are. The pinned tools (node_modules, the generator's venv) are installed once and
+reused by later runs (tests/toolcache.py); generating, compiling, installing the generated
+package and running both flows happen on every run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,7 @@ from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, ROOT
 from .processes import ServiceProcess, service_env
+from .toolcache import cached
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on the SQLite pass"),
@@ -96,6 +100,20 @@ def _check_flow(said: list[str]) -> None:
     assert said[3].startswith("problem 404 ") and len(said[3]) > len("problem 404 ")
 
 
+def _typescript_tools() -> Path:
+    """node_modules of clients/typescript's lock file, installed once (tests/toolcache.py)."""
+    source = CLIENTS / "typescript"
+    lock = [source / "package.json", source / "package-lock.json"]
+
+    def install(target: Path) -> None:
+        for path in lock:
+            shutil.copy(path, target / path.name)
+        _run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=target)
+
+    node = _run("node", "--version", cwd=ROOT)
+    return cached("typescript-client", lock, node, install) / "node_modules"
+
+
 def test_typescript_client_type_checks_strictly_and_runs(
     tmp_path: Path, live: tuple[str, str]
 ) -> None:
@@ -104,7 +122,7 @@ def test_typescript_client_type_checks_strictly_and_runs(
     work.mkdir()
     for name in ("package.json", "package-lock.json", "tsconfig.json", "flow.ts"):
         shutil.copy(CLIENTS / "typescript" / name, work / name)
-    _run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=work)
+    (work / "node_modules").symlink_to(_typescript_tools(), target_is_directory=True)
     bin_dir = work / "node_modules" / ".bin"
     _run(
         bin_dir / "openapi-typescript",
@@ -121,26 +139,39 @@ def test_typescript_client_type_checks_strictly_and_runs(
     _check_flow(json.loads(out.strip().splitlines()[-1]))
 
 
+def _pip(python: Path, *args: str | Path, cwd: Path) -> str:
+    """This venv's pip, run for another interpreter (``pip --python``): the venvs here need
+    no pip of their own, which spares a pip bootstrap per venv."""
+    return _run(sys.executable, "-m", "pip", "--python", python, *args, cwd=cwd)
+
+
+def _generator() -> Path:
+    """A venv with clients/python/requirements.txt (the generator and what the generated
+    client needs at run time) and setuptools (which builds the generated package), installed
+    once (tests/toolcache.py)."""
+    requirements = CLIENTS / "python" / "requirements.txt"
+
+    def install(target: Path) -> None:
+        venv.create(target, with_pip=False)
+        python = target / "bin" / "python"
+        _pip(python, "install", "--quiet", "-r", requirements, "setuptools", cwd=target)
+
+    return cached("python-client", [requirements], f"{sys.version} setuptools", install)
+
+
+def _site_packages(env_dir: Path) -> Path:
+    (found,) = env_dir.glob("lib/python*/site-packages")
+    return found
+
+
 def test_python_client_generates_without_warnings_and_runs(
     tmp_path: Path, live: tuple[str, str]
 ) -> None:
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    _run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "-r",
-        CLIENTS / "python" / "requirements.txt",
-        cwd=tmp_path,
-    )
+    tools = _generator()
     generated = tmp_path / "generated"
     generated.mkdir()
     out = _run(
-        env_dir / "bin" / "openapi-python-client",
+        tools / "bin" / "openapi-python-client",
         "generate",
         "--path",
         SPEC,
@@ -151,6 +182,13 @@ def test_python_client_generates_without_warnings_and_runs(
         cwd=generated,
     )
     assert "Warning" not in out and "warning" not in out, out
-    _run(python, "-m", "pip", "install", "--quiet", generated / "kap-outcomes-client", cwd=tmp_path)
+    # the generated package is installed by pip into a venv of this test's own, which sees the
+    # generator's packages (a .pth line) and nothing of the project's venv
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    (_site_packages(env_dir) / "generator.pth").write_text(f"{_site_packages(tools)}\n")
+    python = env_dir / "bin" / "python"
+    package = generated / "kap-outcomes-client"
+    _pip(python, "install", "--quiet", "--no-build-isolation", package, cwd=tmp_path)
     said = _run(python, CLIENTS / "python" / "flow.py", *live, cwd=tmp_path, timeout=60)
     _check_flow(json.loads(said.strip().splitlines()[-1]))
