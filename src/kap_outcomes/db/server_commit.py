@@ -154,16 +154,33 @@ class ServerReader(_ConnectionThread):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class _Unguarded(Exception):
+    """A job failed outside any SAVEPOINT: its transaction can only be rolled back whole."""
+
+    def __init__(self, index: int, error: Exception, outcome: Outcome) -> None:
+        super().__init__(index)
+        self.index = index
+        self.error = error
+        self.outcome = outcome
+
+
 class ServerGroupCommit(_ConnectionThread):
     """Group commit for PostgreSQL: the writes that arrive together share one transaction.
 
     Every write of this process is queued here. The thread takes whatever is waiting (up to
-    ``max_batch``), opens one transaction, runs each use case in a SAVEPOINT of its own (so one
-    that fails rolls back alone; a batch of one needs none), inserts the deferred rows, commits
-    once, and only then answers the waiting requests: a 201 is never sent for uncommitted
-    data. While it works, the next batch gathers. A batch costs ``BEGIN`` and ``COMMIT`` once
-    instead of per request, and one round trip per use case for its SAVEPOINT (the release of
-    the previous one travels with it).
+    ``max_batch``), opens one transaction, runs the use cases one after the other, inserts the
+    deferred rows, commits once, and only then answers the waiting requests: a 201 is never
+    sent for uncommitted data. While it works, the next batch gathers. A batch costs ``BEGIN``
+    and ``COMMIT`` once instead of per request, and the deferred rows travel with the
+    ``COMMIT`` in one round trip (psycopg's pipeline mode).
+
+    SAVEPOINTs cost a round trip each, so a batch takes none until a use case fails. Then the
+    transaction is rolled back whole and run again: the use cases before the failing one
+    again (they succeeded, so they need no SAVEPOINT), the failing one not again (its error is
+    its answer), and each one after it in a SAVEPOINT of its own, so that a further failure
+    rolls back alone, as before. Should one of those that succeeded fail on the second run
+    (another process changed the data in between), the batch runs a third time with every use
+    case in a SAVEPOINT. A batch of one needs none: its failure is the batch's.
 
     Use cases see one another's rows within a batch, as SQLite's group commit lets them;
     row locks they take are held until the batch commits.
@@ -174,26 +191,23 @@ class ServerGroupCommit(_ConnectionThread):
 
     def _run(self, batch: list[Job]) -> list[Outcome]:
         GROUP_COMMIT_BATCH.observe(len(batch))
-        outcomes: list[Outcome] = []
+        guard_from = len(batch)  # the first run: no SAVEPOINT at all
+        known: Outcome | None = None
         try:
             conn = self._connection()
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            single = len(batch) == 1
-            raw.execute("BEGIN" if single else f"BEGIN; {_SAVEPOINT}")
-
-            def rollback(exc: Exception) -> None:
-                if single or self._broken():
-                    raise exc  # the batch fails: no SAVEPOINT to go back to, or no connection
-                raw.execute(_ROLLBACK_JOB)
-
-            for index, job in enumerate(batch):
-                if index:
-                    raw.execute(_NEXT_SAVEPOINT)
-                outcomes.append(run_job(conn, job, rollback))
-            flush_deferred(conn)
-            raw.execute("COMMIT")
-            conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
+            while True:
+                try:
+                    outcomes = self._transaction(conn, batch, guard_from, known)
+                    break
+                except _Unguarded as failed:
+                    if len(batch) == 1 or self._broken():
+                        raise failed.error from None  # the batch fails, as the job did
+                    self._abandon()
+                    conn = self._connection()
+                    if guard_from == len(batch):  # the first failure
+                        guard_from, known = failed.index, failed.outcome
+                    else:  # one that had succeeded failed on the second run
+                        guard_from, known = 0, None
         except Exception as exc:
             self._abandon()
             failure = translate(exc)
@@ -203,6 +217,41 @@ class ServerGroupCommit(_ConnectionThread):
                 callback()
             except Exception:  # committed is committed: the requests still get their answer
                 _log.exception("an after-commit callback failed")
+        return outcomes
+
+    def _transaction(
+        self, conn: Connection, batch: list[Job], guard_from: int, known: Outcome | None
+    ) -> list[Outcome]:
+        """One run of the batch: the jobs before ``guard_from`` without a SAVEPOINT (a failure
+        raises ``_Unguarded``), the one at ``guard_from`` answered with ``known`` if given
+        (else run in a SAVEPOINT too), each later one in a SAVEPOINT; then the commit."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("BEGIN")
+        outcomes: list[Outcome] = []
+        savepoint = _SAVEPOINT
+
+        def unguarded(exc: Exception) -> None:
+            raise _Unguarded(len(outcomes), exc, (batch[len(outcomes)][1], None, translate(exc)))
+
+        def rollback(exc: Exception) -> None:
+            if self._broken():
+                raise exc  # the batch fails: no connection to go back on
+            raw.execute(_ROLLBACK_JOB)
+
+        for index, job in enumerate(batch):
+            if index < guard_from:
+                outcomes.append(run_job(conn, job, unguarded))
+            elif index == guard_from and known is not None:
+                outcomes.append(known)
+            else:
+                raw.execute(savepoint)
+                savepoint = _NEXT_SAVEPOINT
+                outcomes.append(run_job(conn, job, rollback))
+        with raw.pipeline():  # the deferred rows and the COMMIT: one round trip
+            flush_deferred(conn)
+            raw.execute("COMMIT")
+        conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
         return outcomes
 
     def _abandon(self) -> None:
