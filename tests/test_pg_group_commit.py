@@ -220,3 +220,39 @@ def test_a_write_that_fails_only_when_run_again_still_commits(
     stored = _stored(database_url, table)
     assert sorted(stored) == [1, 3, 100]
     assert stored[1] == stored[3]
+
+
+def test_core_reads_and_row_counts_inside_a_batch(
+    db: Database, table: str, database_url: str
+) -> None:
+    """Jobs of one batch read through Core what earlier jobs wrote, and see row counts."""
+
+    def count_rows(conn: Connection) -> tuple[int, int]:
+        rows = conn.execute(text(f"SELECT n FROM {table} WHERE n < 100 ORDER BY n")).all()
+        touched = conn.execute(text(f"UPDATE {table} SET tx = tx WHERE n < 100")).rowcount
+        return len(rows), touched
+
+    jobs = [_insert(table, 1), _insert(table, 2), count_rows, _insert(table, 3), count_rows]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results == [1, 2, (2, 2), 3, (3, 3)]
+
+
+def test_a_driver_level_insert_that_fails_later_is_still_pinned_on_its_job(
+    db: Database, table: str, database_url: str
+) -> None:
+    """A statement run on the driver's cursor whose result nobody reads (as the hot inserts
+    are) may report its failure only at a later statement; the failing job still fails alone."""
+
+    def duplicate(conn: Connection) -> str:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.cursor().execute(f"INSERT INTO {table} (n, tx) VALUES (1, 0)")  # n=1 exists
+        return "sent"
+
+    jobs = [_insert(table, 1), duplicate, _insert(table, 3)]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], Exception)
+    stored = _stored(database_url, table)
+    assert sorted(stored) == [1, 3, 100]
+    assert stored[1] == stored[3] and stored[1] != 0

@@ -18,7 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection
+import psycopg
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError
 
 from kap_outcomes.db.batch import Job, Outcome, run_job, settle
 from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
@@ -155,13 +157,59 @@ class ServerReader(_ConnectionThread):
 
 
 class _Unguarded(Exception):
-    """A job failed outside any SAVEPOINT: its transaction can only be rolled back whole."""
+    """A job failed outside any SAVEPOINT: its transaction can only be rolled back whole.
+    ``outcome`` is the job's answer, or None when the failure cannot be pinned on one job (a
+    database error in pipeline mode may belong to a statement of an earlier job)."""
 
-    def __init__(self, index: int, error: Exception, outcome: Outcome) -> None:
+    def __init__(self, index: int, error: Exception, outcome: Outcome | None) -> None:
         super().__init__(index)
         self.index = index
         self.error = error
         self.outcome = outcome
+
+
+# the pipelines open now, by id of their driver connection (only the writer threads open one)
+_PIPELINES: dict[int, Any] = {}
+
+
+def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """Core statements inside the writer's pipeline: run, then synced at once, so that Core
+    finds their rows, row count and errors where it looks for them (psycopg gives none of these
+    before a sync). Outside a pipeline Core runs the statement itself."""
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.execute(statement, parameters)
+    pipeline.sync()
+    return True
+
+
+def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.execute(statement)
+    pipeline.sync()
+    return True
+
+
+def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.executemany(statement, parameters)
+    pipeline.sync()
+    return True
+
+
+def _sync_core_statements(engine: Any) -> None:
+    for name, fn in (
+        ("do_execute", _execute),
+        ("do_execute_no_params", _execute_no_params),
+        ("do_executemany", _executemany),
+    ):
+        if not event.contains(engine, name, fn):
+            event.listen(engine, name, fn)
 
 
 class ServerGroupCommit(_ConnectionThread):
@@ -187,27 +235,33 @@ class ServerGroupCommit(_ConnectionThread):
     """
 
     def __init__(self, db: Database, max_batch: int = 64) -> None:
+        _sync_core_statements(db.engine)
         super().__init__(db, "kap-pg-writer", max_batch=max_batch)
 
     def _run(self, batch: list[Job]) -> list[Outcome]:
         GROUP_COMMIT_BATCH.observe(len(batch))
-        guard_from = len(batch)  # the first run: no SAVEPOINT at all
+        pipelined = True  # the first run: in pipeline mode, no SAVEPOINT at all
+        guard_from = len(batch)
         known: Outcome | None = None
         try:
             conn = self._connection()
             while True:
                 try:
-                    outcomes = self._transaction(conn, batch, guard_from, known)
+                    if pipelined:
+                        outcomes = self._pipelined(conn, batch)
+                    else:
+                        outcomes = self._transaction(conn, batch, guard_from, known)
                     break
                 except _Unguarded as failed:
-                    if len(batch) == 1 or self._broken():
+                    if self._broken() or (len(batch) == 1 and failed.outcome is not None):
                         raise failed.error from None  # the batch fails, as the job did
                     self._abandon()
                     conn = self._connection()
-                    if guard_from == len(batch):  # the first failure
+                    if pipelined and failed.outcome is not None:  # pinned on one job
                         guard_from, known = failed.index, failed.outcome
-                    else:  # one that had succeeded failed on the second run
+                    else:  # not pinned, or one that had succeeded failed on the second run
                         guard_from, known = 0, None
+                    pipelined = False
         except Exception as exc:
             self._abandon()
             failure = translate(exc)
@@ -219,12 +273,46 @@ class ServerGroupCommit(_ConnectionThread):
                 _log.exception("an after-commit callback failed")
         return outcomes
 
+    def _pipelined(self, conn: Connection, batch: list[Job]) -> list[Outcome]:
+        """The first run of a batch, in psycopg's pipeline mode: a statement whose result
+        nobody reads (``BEGIN``, an insert, the deferred rows, ``COMMIT``) travels with the
+        next one that is read, so a job that reads once and writes once costs one round trip.
+        A failure raises ``_Unguarded``, pinned on its job only if it is no database error."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        outcomes: list[Outcome] = []
+
+        def unguarded(exc: Exception) -> None:
+            index = len(outcomes)
+            pinned = not isinstance(exc, psycopg.Error | DBAPIError)
+            answer = (batch[index][1], None, translate(exc)) if pinned else None
+            raise _Unguarded(index, exc, answer)
+
+        try:
+            with raw.pipeline() as pipeline:
+                _PIPELINES[id(raw)] = pipeline
+                try:
+                    raw.execute("BEGIN")
+                    for job in batch:
+                        outcomes.append(run_job(conn, job, unguarded))
+                    flush_deferred(conn)
+                    raw.execute("COMMIT")
+                finally:
+                    del _PIPELINES[id(raw)]
+        except _Unguarded:
+            raise
+        except Exception as exc:  # at the final sync: an insert or a deferred row failed
+            raise _Unguarded(len(outcomes), exc, None) from exc
+        conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
+        return outcomes
+
     def _transaction(
         self, conn: Connection, batch: list[Job], guard_from: int, known: Outcome | None
     ) -> list[Outcome]:
-        """One run of the batch: the jobs before ``guard_from`` without a SAVEPOINT (a failure
-        raises ``_Unguarded``), the one at ``guard_from`` answered with ``known`` if given
-        (else run in a SAVEPOINT too), each later one in a SAVEPOINT; then the commit."""
+        """A later run of the batch (after a failure), statement by statement: the jobs before
+        ``guard_from`` without a SAVEPOINT (a failure raises ``_Unguarded``), the one at
+        ``guard_from`` answered with ``known`` if given (else run in a SAVEPOINT too), each
+        later one in a SAVEPOINT; then the commit."""
         raw = conn.connection.dbapi_connection
         assert raw is not None
         raw.execute("BEGIN")
