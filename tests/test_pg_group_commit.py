@@ -147,3 +147,112 @@ def test_killed_connections_are_replaced(db: Database, table: str, database_url:
     assert second == 2
     assert writer_again != writer_pid
     assert sorted(_stored(database_url, table)) == [2]
+
+
+def _counted(job: Any, calls: list[int], fail_on: set[int]) -> Any:
+    """``job``, recording each call and failing (before touching the database) on the calls
+    numbered in ``fail_on`` (1 = the first)."""
+
+    def counted(conn: Connection) -> Any:
+        calls.append(1)
+        if len(calls) in fail_on:
+            raise ValueError(f"call {len(calls)} fails")
+        return job(conn)
+
+    return counted
+
+
+def _batch_behind_a_slow_write(db: Database, table: str, jobs: list[Any]) -> list[Any]:
+    """Runs ``jobs`` as one batch: they queue while the writer holds a slow first write."""
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(db.write(_insert(table, 100, hold=0.3)))
+        await asyncio.sleep(0.05)  # the writer is inside the slow write now
+        rest = [db.write(job) for job in jobs]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    return asyncio.run(scenario())[1:]
+
+
+def test_several_failures_in_one_batch_each_roll_back_alone(
+    db: Database, table: str, database_url: str
+) -> None:
+    jobs = [_insert(table, n, fail=n in (2, 5)) for n in range(1, 7)]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert [isinstance(r, ValueError) for r in results] == [False, True, False, False, True, False]
+    stored = _stored(database_url, table)
+    assert sorted(stored) == [1, 3, 4, 6, 100]
+    assert len({stored[n] for n in (1, 3, 4, 6)}) == 1  # one transaction for the survivors
+
+
+def test_a_failing_write_in_a_batch_is_not_run_twice(
+    db: Database, table: str, database_url: str
+) -> None:
+    calls: list[int] = []
+    jobs = [
+        _insert(table, 1),
+        _counted(_insert(table, 2, fail=True), calls, set()),
+        _insert(table, 3),
+    ]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], ValueError)
+    assert len(calls) == 1  # its error was its answer: nothing of it ran again
+    assert sorted(_stored(database_url, table)) == [1, 3, 100]
+
+
+def test_a_write_that_fails_only_when_run_again_still_commits(
+    db: Database, table: str, database_url: str
+) -> None:
+    """Job 1 succeeds, job 2 fails; the batch runs again and job 1 fails this time (as if
+    another process had changed the data in between); it runs a third time, every job in a
+    SAVEPOINT, and job 1 succeeds again: the outcome is the one a run with SAVEPOINTs gives."""
+    calls: list[int] = []
+    jobs = [
+        _counted(_insert(table, 1), calls, fail_on={2}),
+        _insert(table, 2, fail=True),
+        _insert(table, 3),
+    ]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], ValueError)
+    assert len(calls) == 3
+    stored = _stored(database_url, table)
+    assert sorted(stored) == [1, 3, 100]
+    assert stored[1] == stored[3]
+
+
+def test_core_reads_and_row_counts_inside_a_batch(
+    db: Database, table: str, database_url: str
+) -> None:
+    """Jobs of one batch read through Core what earlier jobs wrote, and see row counts."""
+
+    def count_rows(conn: Connection) -> tuple[int, int]:
+        rows = conn.execute(text(f"SELECT n FROM {table} WHERE n < 100 ORDER BY n")).all()
+        touched = conn.execute(text(f"UPDATE {table} SET tx = tx WHERE n < 100")).rowcount
+        return len(rows), touched
+
+    jobs = [_insert(table, 1), _insert(table, 2), count_rows, _insert(table, 3), count_rows]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results == [1, 2, (2, 2), 3, (3, 3)]
+
+
+def test_a_driver_level_insert_that_fails_later_is_still_pinned_on_its_job(
+    db: Database, table: str, database_url: str
+) -> None:
+    """A statement run on the driver's cursor whose result nobody reads (as the hot inserts
+    are) may report its failure only at a later statement; the failing job still fails alone."""
+
+    def duplicate(conn: Connection) -> str:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.cursor().execute(f"INSERT INTO {table} (n, tx) VALUES (1, 0)")  # n=1 exists
+        return "sent"
+
+    jobs = [_insert(table, 1), duplicate, _insert(table, 3)]
+    results = _batch_behind_a_slow_write(db, table, jobs)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], Exception)
+    stored = _stored(database_url, table)
+    assert sorted(stored) == [1, 3, 100]
+    assert stored[1] == stored[3] and stored[1] != 0

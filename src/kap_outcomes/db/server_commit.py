@@ -18,7 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection
+import psycopg
+from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError
 
 from kap_outcomes.db.batch import Job, Outcome, run_job, settle
 from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
@@ -154,46 +156,112 @@ class ServerReader(_ConnectionThread):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class _Unguarded(Exception):
+    """A job failed outside any SAVEPOINT: its transaction can only be rolled back whole.
+    ``outcome`` is the job's answer, or None when the failure cannot be pinned on one job (a
+    database error in pipeline mode may belong to a statement of an earlier job)."""
+
+    def __init__(self, index: int, error: Exception, outcome: Outcome | None) -> None:
+        super().__init__(index)
+        self.index = index
+        self.error = error
+        self.outcome = outcome
+
+
+# the pipelines open now, by id of their driver connection (only the writer threads open one)
+_PIPELINES: dict[int, Any] = {}
+
+
+def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """Core statements inside the writer's pipeline: run, then synced at once, so that Core
+    finds their rows, row count and errors where it looks for them (psycopg gives none of these
+    before a sync). Outside a pipeline Core runs the statement itself."""
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.execute(statement, parameters)
+    pipeline.sync()
+    return True
+
+
+def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.execute(statement)
+    pipeline.sync()
+    return True
+
+
+def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    pipeline = _PIPELINES.get(id(cursor.connection))
+    if pipeline is None:
+        return False
+    cursor.executemany(statement, parameters)
+    pipeline.sync()
+    return True
+
+
+def _sync_core_statements(engine: Any) -> None:
+    for name, fn in (
+        ("do_execute", _execute),
+        ("do_execute_no_params", _execute_no_params),
+        ("do_executemany", _executemany),
+    ):
+        if not event.contains(engine, name, fn):
+            event.listen(engine, name, fn)
+
+
 class ServerGroupCommit(_ConnectionThread):
     """Group commit for PostgreSQL: the writes that arrive together share one transaction.
 
     Every write of this process is queued here. The thread takes whatever is waiting (up to
-    ``max_batch``), opens one transaction, runs each use case in a SAVEPOINT of its own (so one
-    that fails rolls back alone; a batch of one needs none), inserts the deferred rows, commits
-    once, and only then answers the waiting requests: a 201 is never sent for uncommitted
-    data. While it works, the next batch gathers. A batch costs ``BEGIN`` and ``COMMIT`` once
-    instead of per request, and one round trip per use case for its SAVEPOINT (the release of
-    the previous one travels with it).
+    ``max_batch``), opens one transaction, runs the use cases one after the other, inserts the
+    deferred rows, commits once, and only then answers the waiting requests: a 201 is never
+    sent for uncommitted data. While it works, the next batch gathers. A batch costs ``BEGIN``
+    and ``COMMIT`` once instead of per request, and the deferred rows travel with the
+    ``COMMIT`` in one round trip (psycopg's pipeline mode).
+
+    SAVEPOINTs cost a round trip each, so a batch takes none until a use case fails. Then the
+    transaction is rolled back whole and run again: the use cases before the failing one
+    again (they succeeded, so they need no SAVEPOINT), the failing one not again (its error is
+    its answer), and each one after it in a SAVEPOINT of its own, so that a further failure
+    rolls back alone, as before. Should one of those that succeeded fail on the second run
+    (another process changed the data in between), the batch runs a third time with every use
+    case in a SAVEPOINT. A batch of one needs none: its failure is the batch's.
 
     Use cases see one another's rows within a batch, as SQLite's group commit lets them;
     row locks they take are held until the batch commits.
     """
 
     def __init__(self, db: Database, max_batch: int = 64) -> None:
+        _sync_core_statements(db.engine)
         super().__init__(db, "kap-pg-writer", max_batch=max_batch)
 
     def _run(self, batch: list[Job]) -> list[Outcome]:
         GROUP_COMMIT_BATCH.observe(len(batch))
-        outcomes: list[Outcome] = []
+        pipelined = True  # the first run: in pipeline mode, no SAVEPOINT at all
+        guard_from = len(batch)
+        known: Outcome | None = None
         try:
             conn = self._connection()
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            single = len(batch) == 1
-            raw.execute("BEGIN" if single else f"BEGIN; {_SAVEPOINT}")
-
-            def rollback(exc: Exception) -> None:
-                if single or self._broken():
-                    raise exc  # the batch fails: no SAVEPOINT to go back to, or no connection
-                raw.execute(_ROLLBACK_JOB)
-
-            for index, job in enumerate(batch):
-                if index:
-                    raw.execute(_NEXT_SAVEPOINT)
-                outcomes.append(run_job(conn, job, rollback))
-            flush_deferred(conn)
-            raw.execute("COMMIT")
-            conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
+            while True:
+                try:
+                    if pipelined:
+                        outcomes = self._pipelined(conn, batch)
+                    else:
+                        outcomes = self._transaction(conn, batch, guard_from, known)
+                    break
+                except _Unguarded as failed:
+                    if self._broken() or (len(batch) == 1 and failed.outcome is not None):
+                        raise failed.error from None  # the batch fails, as the job did
+                    self._abandon()
+                    conn = self._connection()
+                    if pipelined and failed.outcome is not None:  # pinned on one job
+                        guard_from, known = failed.index, failed.outcome
+                    else:  # not pinned, or one that had succeeded failed on the second run
+                        guard_from, known = 0, None
+                    pipelined = False
         except Exception as exc:
             self._abandon()
             failure = translate(exc)
@@ -203,6 +271,75 @@ class ServerGroupCommit(_ConnectionThread):
                 callback()
             except Exception:  # committed is committed: the requests still get their answer
                 _log.exception("an after-commit callback failed")
+        return outcomes
+
+    def _pipelined(self, conn: Connection, batch: list[Job]) -> list[Outcome]:
+        """The first run of a batch, in psycopg's pipeline mode: a statement whose result
+        nobody reads (``BEGIN``, an insert, the deferred rows, ``COMMIT``) travels with the
+        next one that is read, so a job that reads once and writes once costs one round trip.
+        A failure raises ``_Unguarded``, pinned on its job only if it is no database error."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        outcomes: list[Outcome] = []
+
+        def unguarded(exc: Exception) -> None:
+            index = len(outcomes)
+            pinned = not isinstance(exc, psycopg.Error | DBAPIError)
+            answer = (batch[index][1], None, translate(exc)) if pinned else None
+            raise _Unguarded(index, exc, answer)
+
+        try:
+            with raw.pipeline() as pipeline:
+                _PIPELINES[id(raw)] = pipeline
+                try:
+                    raw.execute("BEGIN")
+                    for job in batch:
+                        outcomes.append(run_job(conn, job, unguarded))
+                    flush_deferred(conn)
+                    raw.execute("COMMIT")
+                finally:
+                    del _PIPELINES[id(raw)]
+        except _Unguarded:
+            raise
+        except Exception as exc:  # at the final sync: an insert or a deferred row failed
+            raise _Unguarded(len(outcomes), exc, None) from exc
+        conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
+        return outcomes
+
+    def _transaction(
+        self, conn: Connection, batch: list[Job], guard_from: int, known: Outcome | None
+    ) -> list[Outcome]:
+        """A later run of the batch (after a failure), statement by statement: the jobs before
+        ``guard_from`` without a SAVEPOINT (a failure raises ``_Unguarded``), the one at
+        ``guard_from`` answered with ``known`` if given (else run in a SAVEPOINT too), each
+        later one in a SAVEPOINT; then the commit."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("BEGIN")
+        outcomes: list[Outcome] = []
+        savepoint = _SAVEPOINT
+
+        def unguarded(exc: Exception) -> None:
+            raise _Unguarded(len(outcomes), exc, (batch[len(outcomes)][1], None, translate(exc)))
+
+        def rollback(exc: Exception) -> None:
+            if self._broken():
+                raise exc  # the batch fails: no connection to go back on
+            raw.execute(_ROLLBACK_JOB)
+
+        for index, job in enumerate(batch):
+            if index < guard_from:
+                outcomes.append(run_job(conn, job, unguarded))
+            elif index == guard_from and known is not None:
+                outcomes.append(known)
+            else:
+                raw.execute(savepoint)
+                savepoint = _NEXT_SAVEPOINT
+                outcomes.append(run_job(conn, job, rollback))
+        with raw.pipeline():  # the deferred rows and the COMMIT: one round trip
+            flush_deferred(conn)
+            raw.execute("COMMIT")
+        conn.rollback()  # SQLAlchemy's bookkeeping of the autobegun transaction
         return outcomes
 
     def _abandon(self) -> None:
