@@ -96,7 +96,6 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         type=EventType.patient_created,
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
-        resource_type="patient",
         resource_id=patient_id,
         at=now,
     )

@@ -91,7 +91,6 @@ def replace_policy(
         type=EventType.policy_changed,
         organisation_id=principal.organisation_id,
         patient_id=None,
-        resource_type="policy",
         resource_id=version_name(current + 1),
         data={"policy_version": version_name(current + 1)},
         at=now,
