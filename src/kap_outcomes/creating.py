@@ -50,6 +50,7 @@ from kap_outcomes.idempotency.service import (
     idempotent,
     is_valid_key,
 )
+from kap_outcomes.preconditions import etag
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,6 +59,20 @@ CreatedHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
 """The headers of a created resource's answer (``Location``, maybe ``ETag``) from its JSON."""
 
 KEY_HEADER = "Idempotency-Key"
+
+
+def located(path: str, *, versioned: bool = False) -> CreatedHeaders:
+    """The headers of a resource created at ``path``, a template of its fields
+    (``/v1/patients/{id}``); ``versioned``: its ``ETag`` too (what ``If-Match`` of a
+    correction needs)."""
+
+    def headers(created: Mapping[str, Any]) -> dict[str, str]:
+        answered = {"Location": path.format_map(created)}
+        if versioned:
+            answered["ETag"] = etag(created["version"])
+        return answered
+
+    return headers
 
 
 class FhirResource(BaseModel):

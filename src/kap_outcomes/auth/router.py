@@ -26,7 +26,7 @@ from kap_outcomes.auth.models import (
 )
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.calling import AdminCaller, Caller, caller_of
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.errors import forbidden
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems
 from kap_outcomes.pagination import Page
@@ -42,12 +42,8 @@ async def create_token(new: Annotated[Creation[TokenCreate], Depends(CREATE_TOKE
     """Issue a token of this organisation; its secret is in this response only."""
     return await new.respond(
         partial(admin_use_cases.create_token, principal=new.principal, data=new.data),
-        token_location,
+        located("/v1/tokens/{id}"),
     )
-
-
-def token_location(token: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/tokens/{token['id']}"}
 
 
 @router.get("/v1/tokens")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
 from kap_outcomes.calling import StaffCaller
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
 from kap_outcomes.pagination import Page
 from kap_outcomes.patients import service
@@ -46,12 +45,8 @@ async def create_patient(
 ) -> Response:
     return await new.respond(
         partial(service.create_patient, principal=new.principal, data=new.data),
-        patient_location,
+        located("/v1/patients/{id}"),
     )
-
-
-def patient_location(patient: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/patients/{patient['id']}"}
 
 
 @router.get("")

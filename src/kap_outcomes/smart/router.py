@@ -3,7 +3,6 @@ and the discovery document (both public)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import ResourceId, problems
 from kap_outcomes.links import FHIR_PATH
 from kap_outcomes.pagination import Page
@@ -75,12 +74,8 @@ async def register_client(
     scope = await service.check_registration(new.data, _remote(new.request))
     return await new.respond(
         partial(service.insert_client, principal=new.principal, data=new.data, scope=scope),
-        client_location,
+        located("/v1/clients/{client_id}"),
     )
-
-
-def client_location(client: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/clients/{client['client_id']}"}
 
 
 @clients_router.get("")

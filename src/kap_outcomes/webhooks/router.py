@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
 from kap_outcomes.calling import AdminCaller
 from kap_outcomes.config import Settings
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
 from kap_outcomes.pagination import Page
 from kap_outcomes.preconditions import etag
@@ -57,12 +56,8 @@ async def create_webhook(
             data=new.data,
             policy=_policy(new.request),
         ),
-        webhook_location,
+        located("/v1/webhooks/{id}"),
     )
-
-
-def webhook_location(webhook: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/webhooks/{webhook['id']}"}
 
 
 @router.get("")
