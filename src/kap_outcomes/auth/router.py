@@ -28,7 +28,7 @@ from kap_outcomes.auth.service import Principal
 from kap_outcomes.calling import AdminCaller, Caller, caller_of
 from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.errors import forbidden
-from kap_outcomes.http import Cursor, Limit, ResourceId, problems
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, settings_of
 from kap_outcomes.pagination import Page
 
 router = APIRouter(tags=["auth"], route_class=AuditedRoute)
@@ -87,7 +87,7 @@ CREATE_ENROLLMENT: Create[Any] = Create(
 )
 async def create_enrollment(new: Annotated[Creation[Any], Depends(CREATE_ENROLLMENT)]) -> Response:
     """A single-use code for the patient's app, valid for a few minutes."""
-    ttl = timedelta(minutes=new.request.app.state.settings.enrollment_code_minutes)
+    ttl = timedelta(minutes=settings_of(new.request).enrollment_code_minutes)
     patient_id = new.ids["patient_id"]
 
     def location(issued: Mapping[str, Any]) -> dict[str, str]:
