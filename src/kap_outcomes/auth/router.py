@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth import admin as admin_use_cases
 from kap_outcomes.auth import enrollment
-from kap_outcomes.auth.dependencies import DbDep, admin_principal, current_principal
+from kap_outcomes.auth.dependencies import admin_principal, current_principal
 from kap_outcomes.auth.models import (
     Enrolled,
     EnrollmentIssued,
@@ -111,13 +111,17 @@ async def get_enrollment(
     )
 
 
+ENROLL: Create[EnrollRequest] = Create(EnrollRequest, auth=None, replayable=False)
+
+
 @router.post(
     "/v1/auth/enroll",
     status_code=201,
+    response_model=Enrolled,
     responses=problems((400, "Unknown, used or expired code")),
 )
-async def enroll(data: EnrollRequest, db: DbDep, response: Response) -> Enrolled:
+async def enroll(new: Annotated[Creation[EnrollRequest], Depends(ENROLL)]) -> Response:
     """Exchange an enrollment code for the app's own patient token (no token needed)."""
-    enrolled = await db.write(partial(enrollment.enroll, code=data.code))
-    response.headers["Location"] = f"/v1/tokens/{enrolled.token_id}"
-    return enrolled
+    return await new.respond(
+        partial(enrollment.enroll, code=new.data.code), located("/v1/tokens/{token_id}")
+    )
