@@ -163,7 +163,6 @@ def refuse_duplicate_dose(
             ),
             status=409,
             slug="duplicate-session",
-            title="Duplicate session",
             extensions={"duplicate_of": first.id},
         )
 
