@@ -1,18 +1,20 @@
 """The one way a route creates something: :class:`Create`, a FastAPI dependency.
 
-Every creating route (``/v1`` and FHIR, the ingest route included) declares one::
+Every creating route (``/v1`` and FHIR, the ingest route included, and the one create
+without a caller: a patient's app redeeming an enrollment code) declares one::
 
     SUBMIT = Create(AssessmentCreate, auth=current_principal, path_ids=("patient_id",))
 
     @router.post("/patients/{patient_id}/assessments", status_code=201, ...)
     async def submit_assessment(new: Annotated[Creation[AssessmentCreate], Depends(SUBMIT)]):
-        return await new.respond(partial(service.submit, ...), assessment_headers)
+        return await new.respond(partial(service.submit, ...), located("/v1/assessments/{id}"))
 
 and so reads, in one place and in one order: the caller (``auth``, a dependency:
-``app.dependency_overrides`` reaches it), then the id path parameters, the ``Idempotency-Key``
-and the JSON body, every problem of the three in one 422 list (FastAPI's own order: path,
-header, body), the same items on every route (an OperationOutcome with the same issues under
-/fhir). :meth:`Creation.respond` runs the unit of work, under the key when there is one
+``app.dependency_overrides`` reaches it, as it reaches the database, ``get_db``), then the id
+path parameters, the ``Idempotency-Key`` and the JSON body, every problem of the three in one
+422 list (FastAPI's own order: path, header, body), the same items on every route (an
+OperationOutcome with the same issues under /fhir). :meth:`Creation.respond` runs the unit of
+work, under the key when there is one
 (:mod:`kap_outcomes.idempotency.service`), and answers 201 with the created resource's
 headers. The route class (``AuditedRoute``) audits it like any request and, the tree of this
 dependency holding nothing FastAPI must validate, calls it without FastAPI's per-request
