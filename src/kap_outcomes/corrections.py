@@ -123,7 +123,6 @@ class Corrections(Generic[V]):
             type=self.retracted if values["status"] == RETRACTED else self.amended,
             organisation_id=principal.organisation_id,
             patient_id=current.patient_id,
-            resource_type=self.noun,
             resource_id=current.id,
             data=data,
             at=at,

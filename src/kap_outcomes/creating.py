@@ -1,18 +1,20 @@
 """The one way a route creates something: :class:`Create`, a FastAPI dependency.
 
-Every creating route (``/v1`` and FHIR, the ingest route included) declares one::
+Every creating route (``/v1`` and FHIR, the ingest route included, and the one create
+without a caller: a patient's app redeeming an enrollment code) declares one::
 
     SUBMIT = Create(AssessmentCreate, auth=current_principal, path_ids=("patient_id",))
 
     @router.post("/patients/{patient_id}/assessments", status_code=201, ...)
     async def submit_assessment(new: Annotated[Creation[AssessmentCreate], Depends(SUBMIT)]):
-        return await new.respond(partial(service.submit, ...), assessment_headers)
+        return await new.respond(partial(service.submit, ...), located("/v1/assessments/{id}"))
 
 and so reads, in one place and in one order: the caller (``auth``, a dependency:
-``app.dependency_overrides`` reaches it), then the id path parameters, the ``Idempotency-Key``
-and the JSON body, every problem of the three in one 422 list (FastAPI's own order: path,
-header, body), the same items on every route (an OperationOutcome with the same issues under
-/fhir). :meth:`Creation.respond` runs the unit of work, under the key when there is one
+``app.dependency_overrides`` reaches it, as it reaches the database, ``get_db``), then the id
+path parameters, the ``Idempotency-Key`` and the JSON body, every problem of the three in one
+422 list (FastAPI's own order: path, header, body), the same items on every route (an
+OperationOutcome with the same issues under /fhir). :meth:`Creation.respond` runs the unit of
+work, under the key when there is one
 (:mod:`kap_outcomes.idempotency.service`), and answers 201 with the created resource's
 headers. The route class (``AuditedRoute``) audits it like any request and, the tree of this
 dependency holding nothing FastAPI must validate, calls it without FastAPI's per-request
@@ -33,7 +35,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 from sqlalchemy import Connection
 
-from kap_outcomes.auth.dependencies import current_principal
+from kap_outcomes.auth.dependencies import current_principal, get_db
 from kap_outcomes.auth.principal import Principal
 from kap_outcomes.db import Database
 from kap_outcomes.http import (
@@ -50,6 +52,7 @@ from kap_outcomes.idempotency.service import (
     idempotent,
     is_valid_key,
 )
+from kap_outcomes.preconditions import etag
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,6 +61,20 @@ CreatedHeaders = Callable[[Mapping[str, Any]], dict[str, str]]
 """The headers of a created resource's answer (``Location``, maybe ``ETag``) from its JSON."""
 
 KEY_HEADER = "Idempotency-Key"
+
+
+def located(path: str, *, versioned: bool = False) -> CreatedHeaders:
+    """The headers of a resource created at ``path``, a template of its fields
+    (``/v1/patients/{id}``); ``versioned``: its ``ETag`` too (what ``If-Match`` of a
+    correction needs)."""
+
+    def headers(created: Mapping[str, Any]) -> dict[str, str]:
+        answered = {"Location": path.format_map(created)}
+        if versioned:
+            answered["ETag"] = etag(created["version"])
+        return answered
+
+    return headers
 
 
 class FhirResource(BaseModel):
@@ -98,11 +115,19 @@ class Creation(Generic[M]):
     """A create request read by :class:`Create`: who, what, under which key."""
 
     request: Request
-    principal: Principal
+    db: Database
+    caller: Principal | None
+    """None on the one create that has no caller (``auth=None``: an enrollment code)."""
     data: M
     key: str | None
     ids: dict[str, str] = field(default_factory=dict)
     replayable: bool = True
+
+    @property
+    def principal(self) -> Principal:
+        if self.caller is None:
+            raise RuntimeError("this create has no caller (auth=None)")
+        return self.caller
 
     async def respond(
         self,
@@ -118,7 +143,7 @@ class Creation(Generic[M]):
         ``condition`` (a conditional create's ``If-None-Exist``) is part of what makes two
         requests under one key the same request.
         """
-        db: Database = self.request.app.state.db
+        db = self.db
         if self.key is None:  # the common case: one serialization, no lookup
             created = await db.write(create)
             outcome = answer(created, status_code)
@@ -161,39 +186,55 @@ class Create(Generic[M]):
     ``replayable=False`` for a create whose answer holds a secret shown once (a token, a
     webhook's signing secret): there is nothing to replay, so the route takes no
     ``Idempotency-Key`` (and does not document one). ``body=None``: a create that takes
-    no body (the request's path says everything).
+    no body (the request's path says everything). ``auth=None``: a create without a caller
+    (the patient's app redeeming an enrollment code); it is not replayable, as there is no
+    caller to own a key.
     """
 
     def __init__(
         self,
         body: type[M] | None,
         *,
-        auth: Auth = current_principal,
+        auth: Auth | None = current_principal,
         path_ids: Sequence[str] = (),
         replayable: bool = True,
         document_body: bool = True,
     ) -> None:
+        if auth is None and replayable:
+            raise ValueError("a create without a caller has no one to own its Idempotency-Key")
         self.body = body
         self.auth = auth
         self.path_ids = tuple(path_ids)
         self.replayable = replayable
-        self.__signature__ = inspect.Signature(
-            [
-                inspect.Parameter(
-                    "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
-                ),
+        parameters = [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            inspect.Parameter(
+                "db",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=Database,
+                default=Depends(get_db),
+            ),
+        ]
+        if auth is not None:
+            parameters.append(
                 inspect.Parameter(
                     "principal",
                     inspect.Parameter.POSITIONAL_OR_KEYWORD,
                     annotation=Principal,
                     default=Depends(auth),
-                ),
-            ]
-        )
-        parameters = [path_id_parameter(name) for name in self.path_ids]
+                )
+            )
+        self.__signature__ = inspect.Signature(parameters)
+        documented = [path_id_parameter(name) for name in self.path_ids]
         if replayable:
-            parameters.append(IDEMPOTENCY_KEY_PARAMETER)
-        self.openapi_extra: dict[str, Any] = {"parameters": parameters}
+            documented.append(IDEMPOTENCY_KEY_PARAMETER)
+        # (an operation with a caller lists its parameters even when there are none, as the
+        # committed document always has)
+        self.openapi_extra: dict[str, Any] = (
+            {"parameters": documented} if documented or auth is not None else {}
+        )
         if body is not None and document_body:
             MANUAL_BODIES[body.__name__] = body
             schema = {"$ref": f"#/components/schemas/{body.__name__}"}
@@ -202,7 +243,9 @@ class Create(Generic[M]):
                 "content": {"application/json": {"schema": schema}},
             }
 
-    async def __call__(self, request: Request, principal: Principal) -> Creation[M]:
+    async def __call__(
+        self, request: Request, db: Database, principal: Principal | None = None
+    ) -> Creation[M]:
         errors: list[dict[str, Any]] = []
         ids: dict[str, str] = {}
         for name in self.path_ids:
@@ -232,7 +275,8 @@ class Create(Generic[M]):
             raise RequestValidationError(errors)
         return Creation(
             request=request,
-            principal=principal,
+            db=db,
+            caller=principal,
             data=data,
             key=key,
             ids=ids,

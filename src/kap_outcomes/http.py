@@ -21,10 +21,15 @@ Cursor = Annotated[
 ]
 
 
+def settings_of(request: Request) -> Settings:
+    """The app's settings (``create_app`` keeps them on ``app.state``)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def fhir_base(request: Request) -> str:
     """``<KAP_PUBLIC_BASE_URL>/fhir/R4``, whatever host the request named."""
-    settings: Settings = request.app.state.settings
-    return public_base(settings) + FHIR_PATH
+    return public_base(settings_of(request)) + FHIR_PATH
 
 
 ResourceId = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN)]

@@ -33,7 +33,6 @@ def content_too_large(limit: int) -> DomainError:
         detail=f"The body is larger than {limit} bytes.",
         status=413,
         slug="content-too-large",
-        title="Content too large",
     )
 
 

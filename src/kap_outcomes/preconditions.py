@@ -19,7 +19,6 @@ def precondition_required(noun: str = "assessment", detail: str | None = None) -
         detail=detail or f"Send If-Match with the {noun}'s ETag (read it with GET first).",
         status=428,
         slug="precondition-required",
-        title="Precondition required",
     )
 
 
@@ -28,7 +27,6 @@ def precondition_failed(noun: str = "assessment", detail: str | None = None) -> 
         detail=detail or f"The {noun} changed since that ETag; read it again, then correct it.",
         status=412,
         slug="precondition-failed",
-        title="Precondition failed",
     )
 
 

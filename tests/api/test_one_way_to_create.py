@@ -175,3 +175,58 @@ def test_dependency_overrides_reach_the_ingest_route(tenant: Any, db: Any) -> No
     history = tenant.get(f"/v1/assessments/{resp.json()['id']}/history").json()
     assert history["versions"][0]["recorded_by"] == integration_id
     assert tenant.client.post(path, json=PHQ9).status_code == 401  # and gone again
+
+
+@pytest.mark.parametrize(
+    ("case", "content"),
+    [("malformed body", b"{nope"), ("no object", b"[1, 2]"), ("empty body", b"")],
+)
+def test_the_caller_less_create_reads_its_body_like_every_other(
+    tenant: Any, case: str, content: bytes
+) -> None:
+    """``POST /v1/auth/enroll`` (a patient's app with an enrollment code, no token) goes
+    through the same Create: the same bad body gives the same error items as the ingest
+    route's. It takes no Idempotency-Key (its answer holds a token shown once, as
+    ``POST /v1/tokens``), so a bad one is not among its problems."""
+    ingest = _post(tenant, f"/v1/patients/{tenant.patient()}/assessments", content)
+    enroll = tenant.client.post(
+        "/v1/auth/enroll", content=content, headers=JSON | {"Idempotency-Key": BAD_KEY}
+    )
+    assert (ingest.status_code, enroll.status_code) == (422, 422), (case, enroll.text)
+    assert enroll.headers["content-type"].startswith("application/problem+json")
+    assert _items(enroll) == _items(ingest), case
+    bad_field = tenant.client.post("/v1/auth/enroll", json={"code": "", "extra": 1})
+    assert bad_field.status_code == 422
+    assert sorted(where for _, where in _items(bad_field)) == ["code", "extra"]
+
+
+def test_the_caller_less_create_answers_and_audits_as_a_create(
+    tenant: Any, count_rows: Any
+) -> None:
+    """201 with the new token's Location; a used code is a 400 and creates nothing more; the
+    enrollment is audited as the token it issued."""
+    patient_id = tenant.patient()
+    issued = tenant.client.post(
+        f"/v1/patients/{patient_id}/enrollments", headers=tenant.headers(Role.clinician)
+    )
+    code = issued.json()["code"]
+    enrolled = tenant.client.post(
+        "/v1/auth/enroll", json={"code": code}, headers={"X-Request-ID": "enroll-once"}
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    token_id = enrolled.json()["token_id"]
+    assert enrolled.headers["Location"] == f"/v1/tokens/{token_id}"
+    tokens = count_rows("api_tokens", tenant.org_id)
+    again = tenant.client.post("/v1/auth/enroll", json={"code": code})
+    assert again.status_code == 400
+    assert count_rows("api_tokens", tenant.org_id) == tokens
+    audited = tenant.client.get(
+        "/v1/audit-events", params={"actor": token_id}, headers=tenant.headers(Role.admin)
+    ).json()["data"]
+    write = next(e for e in audited if e["request_id"] == "enroll-once")
+    assert (write["action"], write["status"], write["role"], write["patient_id"]) == (
+        "POST /v1/auth/enroll",
+        201,
+        "patient",
+        patient_id,
+    )

@@ -161,7 +161,6 @@ def _emit(conn: Connection, kind: EventType, alert: Mapping[str, Any]) -> None:
         type=kind,
         organisation_id=alert["organisation_id"],
         patient_id=alert["patient_id"],
-        resource_type="alert",
         resource_id=alert["id"],
         data={
             "assessment_id": alert["assessment_id"],

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -20,10 +19,9 @@ from kap_outcomes.assessments.models import (
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.calling import AnyCaller, PrincipalRead, StaffChange
 from kap_outcomes.clinical.instruments import Instrument
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
 from kap_outcomes.pagination import Page
-from kap_outcomes.preconditions import etag
 from kap_outcomes.timing import Timestamp
 
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=AuditedRoute)
@@ -49,16 +47,8 @@ async def submit_assessment(
             patient_id=new.ids["patient_id"],
             data=new.data,
         ),
-        assessment_headers,
+        located("/v1/assessments/{id}", versioned=True),
     )
-
-
-def assessment_headers(assessment: Mapping[str, Any]) -> dict[str, str]:
-    """A created assessment's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
-    return {
-        "Location": f"/v1/assessments/{assessment['id']}",
-        "ETag": etag(assessment["version"]),
-    }
 
 
 @router.get("/patients/{patient_id}/assessments")

@@ -191,7 +191,6 @@ def submit_assessment(
         type=EventType.assessment_submitted,
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
-        resource_type="assessment",
         resource_id=assessment_id,
         data={
             "instrument": data.instrument.value,

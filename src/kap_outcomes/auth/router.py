@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth import admin as admin_use_cases
 from kap_outcomes.auth import enrollment
-from kap_outcomes.auth.dependencies import DbDep, admin_principal, current_principal
+from kap_outcomes.auth.dependencies import admin_principal, current_principal
 from kap_outcomes.auth.models import (
     Enrolled,
     EnrollmentIssued,
@@ -26,9 +26,9 @@ from kap_outcomes.auth.models import (
 )
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.calling import AdminCaller, Caller, caller_of
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.errors import forbidden
-from kap_outcomes.http import Cursor, Limit, ResourceId, problems
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, settings_of
 from kap_outcomes.pagination import Page
 
 router = APIRouter(tags=["auth"], route_class=AuditedRoute)
@@ -42,12 +42,8 @@ async def create_token(new: Annotated[Creation[TokenCreate], Depends(CREATE_TOKE
     """Issue a token of this organisation; its secret is in this response only."""
     return await new.respond(
         partial(admin_use_cases.create_token, principal=new.principal, data=new.data),
-        token_location,
+        located("/v1/tokens/{id}"),
     )
-
-
-def token_location(token: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/tokens/{token['id']}"}
 
 
 @router.get("/v1/tokens")
@@ -91,7 +87,7 @@ CREATE_ENROLLMENT: Create[Any] = Create(
 )
 async def create_enrollment(new: Annotated[Creation[Any], Depends(CREATE_ENROLLMENT)]) -> Response:
     """A single-use code for the patient's app, valid for a few minutes."""
-    ttl = timedelta(minutes=new.request.app.state.settings.enrollment_code_minutes)
+    ttl = timedelta(minutes=settings_of(new.request).enrollment_code_minutes)
     patient_id = new.ids["patient_id"]
 
     def location(issued: Mapping[str, Any]) -> dict[str, str]:
@@ -115,13 +111,17 @@ async def get_enrollment(
     )
 
 
+ENROLL: Create[EnrollRequest] = Create(EnrollRequest, auth=None, replayable=False)
+
+
 @router.post(
     "/v1/auth/enroll",
     status_code=201,
+    response_model=Enrolled,
     responses=problems((400, "Unknown, used or expired code")),
 )
-async def enroll(data: EnrollRequest, db: DbDep, response: Response) -> Enrolled:
+async def enroll(new: Annotated[Creation[EnrollRequest], Depends(ENROLL)]) -> Response:
     """Exchange an enrollment code for the app's own patient token (no token needed)."""
-    enrolled = await db.write(partial(enrollment.enroll, code=data.code))
-    response.headers["Location"] = f"/v1/tokens/{enrolled.token_id}"
-    return enrolled
+    return await new.respond(
+        partial(enrollment.enroll, code=new.data.code), located("/v1/tokens/{token_id}")
+    )

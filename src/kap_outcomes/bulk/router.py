@@ -23,7 +23,6 @@ from kap_outcomes.auth.dependencies import staff_principal
 from kap_outcomes.bulk import service
 from kap_outcomes.bulk.runner import remove_files
 from kap_outcomes.calling import Caller, StaffCaller
-from kap_outcomes.config import Settings
 from kap_outcomes.creating import Create, Creation, FhirResource
 from kap_outcomes.errors import not_found
 from kap_outcomes.fhir import search
@@ -36,7 +35,7 @@ from kap_outcomes.fhir.router import (
     Prefer,
     resource_schema,
 )
-from kap_outcomes.http import DOCUMENTED_SCHEMAS, fhir_base, problems, with_headers
+from kap_outcomes.http import DOCUMENTED_SCHEMAS, fhir_base, problems, settings_of, with_headers
 
 router = APIRouter(
     prefix=BASE,
@@ -164,11 +163,6 @@ class NdjsonResponse(StreamingResponse):
     media_type = service.NDJSON_MEDIA_TYPE
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 @dataclass(frozen=True, slots=True)
 class KickOff:
     """A ``$export`` kick-off at any level: queue the export, answer 202 with its status URL."""
@@ -266,7 +260,7 @@ async def fhir_export_cancel(
 ) -> FhirResponse:
     """Cancel an export (a running one stops), or delete a finished one and its files."""
     deleted = await staff.write(service.cancel, export_id=export_id)
-    await anyio.to_thread.run_sync(remove_files, _settings(request).export_dir, deleted)
+    await anyio.to_thread.run_sync(remove_files, settings_of(request).export_dir, deleted)
     body = operation_outcome(
         [
             {
@@ -291,7 +285,7 @@ async def fhir_export_file(
         service.output_file,
         export_id=export_id,
         resource_type=file_name.removesuffix(".ndjson"),
-        root=_settings(request).export_dir,
+        root=settings_of(request).export_dir,
     )
     try:
         handle = await anyio.to_thread.run_sync(path.open, "rb")

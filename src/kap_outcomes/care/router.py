@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -22,24 +21,11 @@ from kap_outcomes.care.models import (
     SessionPublic,
     SessionRetract,
 )
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
 from kap_outcomes.pagination import Page
-from kap_outcomes.preconditions import etag
 
 router = APIRouter(prefix="/v1/patients/{patient_id}", tags=["care"], route_class=AuditedRoute)
-
-
-def course_location(course: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/patients/{course['patient_id']}/courses/{course['id']}"}
-
-
-def session_location(session: Mapping[str, Any]) -> dict[str, str]:
-    """A created session's address and ``ETag`` (what ``If-Match`` of a correction needs)."""
-    return {
-        "Location": f"/v1/patients/{session['patient_id']}/sessions/{session['id']}",
-        "ETag": etag(session.get("version", 1)),
-    }
 
 
 OPEN_COURSE = Create(CourseCreate, auth=staff_principal, path_ids=("patient_id",))
@@ -57,7 +43,7 @@ async def open_course(
             patient_id=new.ids["patient_id"],
             data=new.data,
         ),
-        course_location,
+        located("/v1/patients/{patient_id}/courses/{id}"),
     )
 
 
@@ -96,7 +82,7 @@ async def record_session(
             patient_id=new.ids["patient_id"],
             data=new.data,
         ),
-        session_location,
+        located("/v1/patients/{patient_id}/sessions/{id}", versioned=True),
     )
 
 

@@ -92,7 +92,6 @@ def _open_course(
         type=EventType.course_opened,
         organisation_id=organisation_id,
         patient_id=patient_id,
-        resource_type="course",
         resource_id=str(values["id"]),
         data={"induction_doses": induction_doses},
         at=now,
@@ -164,7 +163,6 @@ def refuse_duplicate_dose(
             ),
             status=409,
             slug="duplicate-session",
-            title="Duplicate session",
             extensions={"duplicate_of": first.id},
         )
 
@@ -220,7 +218,6 @@ def record_session(
         type=EventType.session_recorded,
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
-        resource_type="session",
         resource_id=str(values["id"]),
         data={"kind": data.kind.value, "course_id": course_id},
         at=now,

@@ -23,6 +23,7 @@ from kap_outcomes import __version__
 from kap_outcomes.charts import svg
 from kap_outcomes.config import Settings
 from kap_outcomes.dashboard import sessions, wording
+from kap_outcomes.http import settings_of
 
 ASSETS_PATH = "/assets"
 PAGE_POLICY = (
@@ -55,8 +56,7 @@ def public_origin(settings: Settings) -> str:
 
 def base_path(request: Request) -> str:
     """The path prefix of KAP_PUBLIC_BASE_URL (empty when served at the root)."""
-    settings: Settings = request.app.state.settings
-    return urlsplit(settings.public_base_url).path.rstrip("/")
+    return urlsplit(settings_of(request).public_base_url).path.rstrip("/")
 
 
 def url(request: Request, path: str) -> str:

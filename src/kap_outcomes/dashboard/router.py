@@ -23,12 +23,11 @@ from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.audit.service import CURRENT as CURRENT_AUDIT
 from kap_outcomes.auth.service import Principal
 from kap_outcomes.caseload import service as caseload_service
-from kap_outcomes.config import Settings
 from kap_outcomes.dashboard import pages, sessions, views
 from kap_outcomes.db import Database
 from kap_outcomes.errors import DomainError
 from kap_outcomes.events import service as events_service
-from kap_outcomes.http import ResourceId
+from kap_outcomes.http import ResourceId, settings_of
 
 router = APIRouter(route_class=AuditedRoute, include_in_schema=False)
 
@@ -47,11 +46,6 @@ LIVE_TYPES = "alert.opened,alert.acknowledged,alert.resolved,signal.changed,asse
 def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def _principal(request: Request) -> Principal | None:
@@ -88,7 +82,7 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    own = {pages.public_origin(_settings(request))}
+    own = {pages.public_origin(settings_of(request))}
     host = request.headers.get("host")
     if host:
         own.add(f"{request.url.scheme}://{host}")
@@ -138,7 +132,7 @@ async def _sign_in(request: Request, exchange: Callable[[Any], sessions.NewSessi
         max_age=int(_session_ttl(request).total_seconds()),
         expires=new.expires_at,
         path=pages.cookie_path(request),
-        secure=pages.public_origin(_settings(request)).startswith("https://"),
+        secure=pages.public_origin(settings_of(request)).startswith("https://"),
         httponly=True,
         samesite="strict",
     )
@@ -146,7 +140,7 @@ async def _sign_in(request: Request, exchange: Callable[[Any], sessions.NewSessi
 
 
 def _session_ttl(request: Request) -> timedelta:
-    return timedelta(minutes=_settings(request).dashboard_session_minutes)
+    return timedelta(minutes=settings_of(request).dashboard_session_minutes)
 
 
 @router.get("/signin")
@@ -349,7 +343,7 @@ async def live(
         _db(request),
         principal=principal,
         query=query,
-        max_s=_settings(request).events_stream_max_s,
+        max_s=settings_of(request).events_stream_max_s,
     )
     return StreamingResponse(
         stream,

@@ -69,13 +69,17 @@ def emit(
     type: EventType,
     organisation_id: str,
     patient_id: str | None,
-    resource_type: str,
     resource_id: str,
+    resource_type: str | None = None,
     data: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> Recorded:
-    """Append one event to the log, in the caller's transaction, and tell the subscribers."""
+    """Append one event to the log, in the caller's transaction, and tell the subscribers.
+
+    ``resource_type`` is the noun of the type (``session`` for ``session.recorded``) unless
+    given."""
     _load_consumers()
+    resource_type = resource_type or type.value.partition(".")[0]
     event = Recorded(
         id=new_id(),
         type=type,

@@ -9,11 +9,10 @@ from fastapi.responses import StreamingResponse
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import DbDep, PrincipalDep
-from kap_outcomes.config import Settings
 from kap_outcomes.events import service
 from kap_outcomes.events.models import EventPage, EventType
 from kap_outcomes.events.repository import START
-from kap_outcomes.http import ID_PATTERN, Limit
+from kap_outcomes.http import ID_PATTERN, Limit, settings_of
 
 router = APIRouter(prefix="/v1/events", tags=["events"], route_class=AuditedRoute)
 
@@ -77,7 +76,7 @@ async def list_events(
     else:
         position = service.decode_cursor(after) if after else START
     query = service.FeedQuery(position, service.parse_types(types), patient_id, limit)
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     if streaming:
         service.visible(principal, query)  # a refusal is a problem document, not a stream
         return StreamingResponse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -37,28 +38,9 @@ def get(conn: Connection, *, organisation_id: str, patient_id: str) -> Patient |
     return owned(conn, Patient, id=patient_id, organisation_id=organisation_id)
 
 
-def insert_patient(
-    conn: Connection,
-    *,
-    organisation_id: str,
-    patient_id: str,
-    external_id: str,
-    at: datetime,
-    age_group: str | None = None,
-    conditions: str | None = None,
-) -> bool:
+def insert_patient(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert; False when the external id is taken in this organisation."""
-    return unless_taken(
-        conn,
-        insert(patients).values(
-            id=patient_id,
-            organisation_id=organisation_id,
-            external_id=external_id,
-            age_group=age_group,
-            conditions=conditions,
-            created_at=at,
-        ),
-    )
+    return unless_taken(conn, insert(patients).values(values))
 
 
 def update_facts(conn: Connection, *, patient_id: str, values: dict[str, str | None]) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, PrincipalDep, StaffDep, staff_principal
-from kap_outcomes.calling import StaffCaller
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.auth.dependencies import staff_principal
+from kap_outcomes.calling import AnyCaller, StaffCaller
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
 from kap_outcomes.pagination import Page
 from kap_outcomes.patients import service
@@ -46,12 +45,8 @@ async def create_patient(
 ) -> Response:
     return await new.respond(
         partial(service.create_patient, principal=new.principal, data=new.data),
-        patient_location,
+        located("/v1/patients/{id}"),
     )
-
-
-def patient_location(patient: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/patients/{patient['id']}"}
 
 
 @router.get("")
@@ -70,11 +65,9 @@ async def list_patients(
 
 @router.get("/{patient_id}", responses=problems(ok=with_headers("ETag")))
 async def get_patient(
-    patient_id: ResourceId, principal: PrincipalDep, db: DbDep, response: Response
+    patient_id: ResourceId, caller: AnyCaller, response: Response
 ) -> PatientPublic:
-    patient = await db.read(
-        partial(service.get_patient, principal=principal, patient_id=patient_id)
-    )
+    patient = await caller.read(service.get_patient, patient_id=patient_id)
     response.headers["ETag"] = service.etag(patient)
     return patient
 
@@ -91,21 +84,14 @@ async def get_patient(
 async def update_patient(
     patient_id: ResourceId,
     data: PatientUpdate,
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     response: Response,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
 ) -> PatientPublic:
     """Set `identifiers` (the whole list), `age_group` and/or `conditions` (CMS159); needs
     If-Match with the ETag of GET /v1/patients/{patient_id}: missing is 428, stale is 412."""
-    patient = await db.write(
-        partial(
-            service.update_patient,
-            principal=principal,
-            patient_id=patient_id,
-            data=data,
-            if_match=if_match,
-        )
+    patient = await staff.write(
+        service.update_patient, patient_id=patient_id, data=data, if_match=if_match
     )
     response.headers["ETag"] = service.etag(patient)
     return patient

@@ -72,15 +72,15 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
     patient_id = new_id()
     audit.concerns(patient_id)
     now = utcnow()
-    if not repository.insert_patient(
-        conn,
-        organisation_id=principal.organisation_id,
-        patient_id=patient_id,
-        external_id=data.external_id,
-        at=now,
-        age_group=data.age_group,
-        conditions=conditions_to_column(data.conditions),
-    ):
+    values = {
+        "id": patient_id,
+        "organisation_id": principal.organisation_id,
+        "external_id": data.external_id,
+        "age_group": data.age_group,
+        "conditions": conditions_to_column(data.conditions),
+        "created_at": now,
+    }
+    if not repository.insert_patient(conn, values):
         raise conflict("A patient with this external_id exists in this organisation.")
     pairs = _pairs(data.identifiers)
     if pairs and not repository.replace_identifiers(
@@ -96,7 +96,6 @@ def create_patient(conn: Connection, *, principal: Principal, data: PatientCreat
         type=EventType.patient_created,
         organisation_id=principal.organisation_id,
         patient_id=patient_id,
-        resource_type="patient",
         resource_id=patient_id,
         at=now,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -18,25 +17,6 @@ def latest(conn: Connection, *, organisation_id: str) -> PolicyVersion | None:
     return first(conn, PolicyVersion, query.order_by(policy_versions.c.version.desc()).limit(1))
 
 
-def insert_version(
-    conn: Connection,
-    *,
-    version_id: str,
-    organisation_id: str,
-    version: int,
-    document: dict[str, Any],
-    at: datetime,
-    by: str,
-) -> bool:
+def insert_version(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert; False when that version number was taken by a concurrent writer."""
-    return unless_taken(
-        conn,
-        insert(policy_versions).values(
-            id=version_id,
-            organisation_id=organisation_id,
-            version=version,
-            document=document,
-            created_at=at,
-            created_by=by,
-        ),
-    )
+    return unless_taken(conn, insert(policy_versions).values(values))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 from pydantic import WithJsonSchema
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import AdminDep, DbDep
+from kap_outcomes.calling import AdminCaller
 from kap_outcomes.http import DOCUMENTED_SCHEMAS, problems, with_headers
 from kap_outcomes.policy import service
 from kap_outcomes.policy.models import PolicyDocument, PolicyPublic
@@ -45,17 +44,16 @@ DOCUMENTED_SCHEMAS["PolicyChange"] = _policy_change()
 
 
 @router.get("", responses=problems(ok=with_headers("ETag")))
-async def get_policy(principal: AdminDep, db: DbDep, response: Response) -> PolicyPublic:
+async def get_policy(admin: AdminCaller, response: Response) -> PolicyPublic:
     """The policy in force: version 0 (`default`, the documented values) until one is stored."""
-    policy = await db.read(partial(service.get_policy, principal=principal))
+    policy = await admin.read(service.get_policy)
     response.headers["ETag"] = service.etag(policy.version)
     return policy
 
 
 @router.put("", responses=_PRECONDITIONS)
 async def replace_policy(
-    principal: AdminDep,
-    db: DbDep,
+    admin: AdminCaller,
     response: Response,
     document: Annotated[
         dict[str, Any],
@@ -68,8 +66,6 @@ async def replace_policy(
     ] = None,
 ) -> PolicyPublic:
     """Store a new version of the whole policy (old versions are kept)."""
-    policy = await db.write(
-        partial(service.replace_policy, principal=principal, document=document, if_match=if_match)
-    )
+    policy = await admin.write(service.replace_policy, document=document, if_match=if_match)
     response.headers["ETag"] = service.etag(policy.version)
     return policy

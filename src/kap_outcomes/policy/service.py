@@ -77,12 +77,14 @@ def replace_policy(
     now = utcnow()
     stored = repository.insert_version(
         conn,
-        version_id=new_id(),
-        organisation_id=principal.organisation_id,
-        version=current + 1,
-        document=_to_dict(policy),
-        at=now,
-        by=principal.token_id,
+        {
+            "id": new_id(),
+            "organisation_id": principal.organisation_id,
+            "version": current + 1,
+            "document": _to_dict(policy),
+            "created_at": now,
+            "created_by": principal.token_id,
+        },
     )
     if not stored:  # another admin stored this version number first
         raise _stale()
@@ -91,7 +93,6 @@ def replace_policy(
         type=EventType.policy_changed,
         organisation_id=principal.organisation_id,
         patient_id=None,
-        resource_type="policy",
         resource_id=version_name(current + 1),
         data={"policy_version": version_name(current + 1)},
         at=now,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
-from kap_outcomes.auth.dependencies import DbDep, StaffDep
+from kap_outcomes.calling import StaffCaller
 from kap_outcomes.reports import service
 from kap_outcomes.reports.models import Cms159Report, GroupBy, OutcomesReport, ReportInstrument
 
@@ -50,8 +49,7 @@ def wants_csv(accept: str | None) -> bool:
     responses=_CSV_RESPONSE,
 )
 async def get_outcomes(
-    principal: StaffDep,
-    db: DbDep,
+    staff: StaffCaller,
     period_from: Annotated[date, Query(alias="from", description="First dose on or after.")],
     period_to: Annotated[date, Query(alias="to", description="First dose on or before.")],
     instrument: ReportInstrument = ReportInstrument.phq9,
@@ -60,15 +58,12 @@ async def get_outcomes(
 ) -> Response:
     """Cohort outcomes of the courses whose first dose falls in [from, to] (clinical-rules
     section 7). `Accept: text/csv` gives the same report as CSV."""
-    report = await db.read(
-        partial(
-            service.outcomes_report,
-            principal=principal,
-            instrument=instrument,
-            period_from=period_from,
-            period_to=period_to,
-            group_by=group_by,
-        )
+    report = await staff.read(
+        service.outcomes_report,
+        instrument=instrument,
+        period_from=period_from,
+        period_to=period_to,
+        group_by=group_by,
     )
     if wants_csv(accept):
         return Response(service.outcomes_csv(report), media_type="text/csv; charset=utf-8")
@@ -76,15 +71,6 @@ async def get_outcomes(
 
 
 @router.get("/cms159")
-async def get_cms159(
-    principal: StaffDep, db: DbDep, period_start: date, period_end: date
-) -> Cms159Report:
+async def get_cms159(staff: StaffCaller, period_start: date, period_end: date) -> Cms159Report:
     """CMS159 Depression Remission at Twelve Months for the measurement period."""
-    return await db.read(
-        partial(
-            service.cms159_report,
-            principal=principal,
-            period_start=period_start,
-            period_end=period_end,
-        )
-    )
+    return await staff.read(service.cms159_report, period_start=period_start, period_end=period_end)

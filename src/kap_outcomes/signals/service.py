@@ -233,17 +233,7 @@ def get_trend(
     change = None
     if baseline is not None and latest is not None:
         metrics = change_metrics(instrument.value, baseline.total, latest.total, policy)
-        change = ChangePublic(
-            points=metrics.points,
-            percent=metrics.percent,
-            mcid_met=metrics.mcid_met,
-            reliable_improvement=metrics.reliable_improvement,
-            reliable_deterioration=metrics.reliable_deterioration,
-            response=metrics.response,
-            remission=metrics.remission,
-            minimal=metrics.minimal,
-            non_caseness=metrics.non_caseness,
-        )
+        change = ChangePublic.model_validate(metrics, from_attributes=True)
     line = trend(instrument.value, _points(rows), policy)
     smoothed = ewma([r.total for r in rows], policy.ewma_alpha)
     recovery, reliable_recovery = _episode(data, policy)
@@ -254,11 +244,7 @@ def get_trend(
         change=change,
         recovery=recovery,
         reliable_recovery=reliable_recovery,
-        trend=TrendLine(
-            label=line.label,
-            slope_per_week=line.slope_per_week,
-            projected_change=line.projected_change,
-        ),
+        trend=TrendLine.model_validate(line, from_attributes=True),
         points=[
             TrendPoint(
                 assessment_id=r.id,

@@ -128,7 +128,6 @@ def insufficient_scope(needs: tuple[Scope, ...] | None) -> DomainError:
         detail=detail,
         status=403,
         slug="insufficient-scope",
-        title="Insufficient scope",
         headers={"WWW-Authenticate": header},
     )
 

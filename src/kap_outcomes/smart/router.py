@@ -3,7 +3,6 @@ and the discovery document (both public)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -12,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
-from kap_outcomes.creating import Create, Creation
+from kap_outcomes.calling import AdminCaller
+from kap_outcomes.creating import Create, Creation, located
 from kap_outcomes.http import ResourceId, problems
 from kap_outcomes.links import FHIR_PATH
 from kap_outcomes.pagination import Page
@@ -75,24 +75,20 @@ async def register_client(
     scope = await service.check_registration(new.data, _remote(new.request))
     return await new.respond(
         partial(service.insert_client, principal=new.principal, data=new.data, scope=scope),
-        client_location,
+        located("/v1/clients/{client_id}"),
     )
 
 
-def client_location(client: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/clients/{client['client_id']}"}
-
-
 @clients_router.get("")
-async def list_clients(principal: AdminDep, db: DbDep) -> Page[ClientPublic]:
+async def list_clients(admin: AdminCaller) -> Page[ClientPublic]:
     """Every backend of the organisation, newest first, revoked ones included."""
-    return await db.read(partial(service.list_clients, principal=principal))
+    return await admin.read(service.list_clients)
 
 
 @clients_router.get("/{client_id}")
-async def get_client(client_id: ResourceId, principal: AdminDep, db: DbDep) -> ClientPublic:
+async def get_client(client_id: ResourceId, admin: AdminCaller) -> ClientPublic:
     """A registered backend (what a client's ``Location`` names), with the kids of its keys."""
-    return await db.read(partial(service.get_client, principal=principal, client_id=client_id))
+    return await admin.read(service.get_client, client_id=client_id)
 
 
 @clients_router.patch("/{client_id}", responses=problems(409))
@@ -107,36 +103,27 @@ async def update_client(
 
 
 @clients_router.delete("/{client_id}", status_code=204)
-async def revoke_client(client_id: ResourceId, principal: AdminDep, db: DbDep) -> Response:
+async def revoke_client(client_id: ResourceId, admin: AdminCaller) -> Response:
     """Revoke the backend: no more tokens, and its access tokens stop working at once. It
     stays listed, revoked."""
-    await db.write(partial(service.revoke_client, principal=principal, client_id=client_id))
+    await admin.write(service.revoke_client, client_id=client_id)
     return Response(status_code=204)
 
 
 @clients_router.post("/{client_id}/keys", responses=problems(409))
-async def add_client_key(
-    client_id: ResourceId, key: PublicKey, principal: AdminDep, db: DbDep
-) -> ClientPublic:
+async def add_client_key(client_id: ResourceId, key: PublicKey, admin: AdminCaller) -> ClientPublic:
     """Add a public key beside the others: assertions signed with either verify, so a
     backend moves to its new key without downtime, then the old one is removed."""
-    return await db.write(
-        partial(
-            service.add_key,
-            principal=principal,
-            client_id=client_id,
-            key=key.model_dump(exclude_none=True),
-        )
+    return await admin.write(
+        service.add_key, client_id=client_id, key=key.model_dump(exclude_none=True)
     )
 
 
 @clients_router.delete("/{client_id}/keys/{kid}", status_code=204, responses=problems(409))
-async def remove_client_key(
-    client_id: ResourceId, kid: KeyId, principal: AdminDep, db: DbDep
-) -> Response:
+async def remove_client_key(client_id: ResourceId, kid: KeyId, admin: AdminCaller) -> Response:
     """Remove a key: assertions it signs are refused from now on (access tokens already
     issued run out within 5 minutes). The last key cannot be removed."""
-    await db.write(partial(service.remove_key, principal=principal, client_id=client_id, kid=kid))
+    await admin.write(service.remove_key, client_id=client_id, kid=kid)
     return Response(status_code=204)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -12,9 +11,8 @@ from fastapi.responses import Response
 from kap_outcomes.audit.route import AuditedRoute
 from kap_outcomes.auth.dependencies import AdminDep, DbDep, admin_principal
 from kap_outcomes.calling import AdminCaller
-from kap_outcomes.config import Settings
-from kap_outcomes.creating import Create, Creation
-from kap_outcomes.http import Cursor, Limit, ResourceId, problems, with_headers
+from kap_outcomes.creating import Create, Creation, located
+from kap_outcomes.http import Cursor, Limit, ResourceId, problems, settings_of, with_headers
 from kap_outcomes.pagination import Page
 from kap_outcomes.preconditions import etag
 from kap_outcomes.webhooks import service
@@ -37,8 +35,7 @@ PRECONDITIONS: dict[int | str, dict[str, Any]] = problems(412, 428, ok=with_head
 
 
 def _policy(request: Request) -> EgressPolicy:
-    settings: Settings = request.app.state.settings
-    return EgressPolicy(tuple(settings.webhook_allowed_networks))
+    return EgressPolicy(tuple(settings_of(request).webhook_allowed_networks))
 
 
 CREATE_WEBHOOK = Create(WebhookCreate, auth=admin_principal, replayable=False)
@@ -57,12 +54,8 @@ async def create_webhook(
             data=new.data,
             policy=_policy(new.request),
         ),
-        webhook_location,
+        located("/v1/webhooks/{id}"),
     )
-
-
-def webhook_location(webhook: Mapping[str, Any]) -> dict[str, str]:
-    return {"Location": f"/v1/webhooks/{webhook['id']}"}
 
 
 @router.get("")
