@@ -172,34 +172,28 @@ class _Unguarded(Exception):
 _PIPELINES: dict[int, Any] = {}
 
 
-def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+def _synced(cursor: Any, run: Callable[[], object]) -> bool:
     """Core statements inside the writer's pipeline: run, then synced at once, so that Core
     finds their rows, row count and errors where it looks for them (psycopg gives none of these
-    before a sync). Outside a pipeline Core runs the statement itself."""
+    before a sync). Outside a pipeline (False) Core runs the statement itself."""
     pipeline = _PIPELINES.get(id(cursor.connection))
     if pipeline is None:
         return False
-    cursor.execute(statement, parameters)
+    run()
     pipeline.sync()
     return True
+
+
+def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    return _synced(cursor, lambda: cursor.execute(statement, parameters))
 
 
 def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-    pipeline = _PIPELINES.get(id(cursor.connection))
-    if pipeline is None:
-        return False
-    cursor.execute(statement)
-    pipeline.sync()
-    return True
+    return _synced(cursor, lambda: cursor.execute(statement))
 
 
 def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    pipeline = _PIPELINES.get(id(cursor.connection))
-    if pipeline is None:
-        return False
-    cursor.executemany(statement, parameters)
-    pipeline.sync()
-    return True
+    return _synced(cursor, lambda: cursor.executemany(statement, parameters))
 
 
 def _sync_core_statements(engine: Any) -> None:
