@@ -147,6 +147,9 @@ class ServiceProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        # one client for every readiness poll: httpx.get makes a client (and its TLS context)
+        # per call, some 20 ms of CPU each, 20 times a second while the service starts
+        self._probe = httpx.Client(timeout=2)
         argv = [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             [*argv, "--workers", str(workers)] if workers > 1 else argv,
@@ -156,16 +159,20 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for(self._ready, timeout=ready_timeout, what="the service to become ready")
+            self.wait_ready(timeout=ready_timeout)
         except BaseException:
             self.stop(signal.SIGKILL)
             raise
+
+    def wait_ready(self, *, timeout: float = 30) -> None:
+        """Until /readyz is 200; fails the test if the process exits meanwhile."""
+        wait_for(self._ready, timeout=timeout, what="the service to become ready")
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
             pytest.fail(f"the service exited with {self.proc.returncode}:\n{self.output()}")
         try:
-            return httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200
+            return self._probe.get(f"{self.base}/readyz").status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -192,6 +199,7 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        self._probe.close()
 
 
 class ThrowawayPostgres:

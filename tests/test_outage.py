@@ -68,12 +68,7 @@ def postgres(cluster: ThrowawayPostgres, shared_server: ServiceProcess) -> Throw
     """The cluster running and answering, the shared server ready on it, whatever the test
     before left them in."""
     cluster.restore()
-    wait_for(
-        lambda: _readyz(shared_server) == 200,
-        timeout=30,
-        what="the shared server to be ready",
-        step=0.1,
-    )
+    shared_server.wait_ready()
     return cluster
 
 
@@ -84,13 +79,6 @@ def server(postgres: ThrowawayPostgres, shared_server: ServiceProcess) -> Iterat
     since = len(shared_server.log())
     yield shared_server
     assert "Traceback" not in shared_server.log(since=since), shared_server.output(since=since)
-
-
-def _readyz(server: ServiceProcess) -> int:
-    try:
-        return httpx.get(f"{server.base}/readyz", timeout=10).status_code
-    except httpx.HTTPError:
-        return 0
 
 
 def _token(url: str) -> str:
