@@ -139,7 +139,8 @@ class ServiceProcess:
         env: dict[str, str],
         cwd: Path,
         *,
-        ready_timeout: float = 30,
+        ready_timeout: float = 90,  # a hang detector: a start takes ~2 s of CPU, far more wall
+        # time on a machine that runs several suites at once
         port: int | None = None,
         workers: int = 1,
     ) -> None:
@@ -164,7 +165,7 @@ class ServiceProcess:
             self.stop(signal.SIGKILL)
             raise
 
-    def wait_ready(self, *, timeout: float = 30) -> None:
+    def wait_ready(self, *, timeout: float = 90) -> None:
         """Until /readyz is 200; fails the test if the process exits meanwhile."""
         wait_for(self._ready, timeout=timeout, what="the service to become ready")
 

@@ -158,7 +158,6 @@ def test_production_refuses_the_default_public_base_url(tmp_path: Path) -> None:
         service = ServiceProcess(
             env | {"KAP_PUBLIC_BASE_URL": "https://outcomes.example.org"},
             tmp_path,
-            ready_timeout=90,  # it starts beside the three refusals
         )
         try:
             resp = httpx.get(f"{service.base}/fhir/R4/metadata", headers={"Host": "evil.example"})
