@@ -1,4 +1,5 @@
-"""Real processes for the resilience tests: the service (`kap-outcomes serve`) and a
+"""Real processes for the resilience tests: the service (`kap-outcomes serve`), one-shot
+`kap-outcomes` commands (several at once where they do not depend on each other), and a
 throwaway PostgreSQL cluster of a test's own, which a test may stop and start at will."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +66,71 @@ def service_env(database_url: str) -> dict[str, str]:
     return env
 
 
+KAP_CLI = (sys.executable, "-m", "kap_outcomes.cli")
+"""The `kap-outcomes` command, as a fresh interpreter runs it."""
+
+
+def start_cli(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """``kap-outcomes ARGS`` started, its stdout and stderr kept apart (read by `finish`)."""
+    return subprocess.Popen(
+        [*KAP_CLI, *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(
+    proc: subprocess.Popen[str], *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Wait for a command `start_cli` started; what `subprocess.run` would have returned."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_cli_together(
+    runs: Sequence[tuple[Sequence[str], dict[str, str], Path]], *, timeout: float = 120
+) -> list[subprocess.CompletedProcess[str]]:
+    """Several independent ``kap-outcomes`` commands (args, env, cwd) run at the same time,
+    each a process of its own: the wall time of the slowest, not of the sum. In order."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for args, env, cwd in runs:
+            procs.append(start_cli(args, env=env, cwd=cwd))
+        return [finish(proc, timeout=timeout) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def issue_token(database_url: str, org: str, role: str = "clinician") -> str:
+    """A token issued straight into a migrated database (what `token create` does, without
+    a process of its own: for tests whose subject is not that command)."""
+    from kap_outcomes.auth.models import Role
+    from kap_outcomes.auth.service import ensure_organisation
+    from kap_outcomes.auth.service import issue_token as issue
+    from kap_outcomes.db import Database, make_engine
+
+    db = Database(make_engine(database_url))
+    try:
+        return db.run_write(
+            lambda conn: issue(
+                conn, organisation_id=ensure_organisation(conn, org), role=Role(role)
+            )[1]
+        )
+    finally:
+        db.dispose()
+
+
 class ServiceProcess:
     """``python -m kap_outcomes.cli serve`` on a free port, its output in a log file."""
 
@@ -73,7 +139,8 @@ class ServiceProcess:
         env: dict[str, str],
         cwd: Path,
         *,
-        ready_timeout: float = 120,  # a wait for a condition: long only on a loaded machine
+        ready_timeout: float = 120,  # a hang detector: a start takes ~2 s of CPU, far more wall
+        # time on a machine that runs several suites at once
         port: int | None = None,
         workers: int = 1,
     ) -> None:
@@ -81,6 +148,9 @@ class ServiceProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        # one client for every readiness poll: httpx.get makes a client (and its TLS context)
+        # per call, some 20 ms of CPU each, 20 times a second while the service starts
+        self._probe = httpx.Client(timeout=2)
         argv = [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
             [*argv, "--workers", str(workers)] if workers > 1 else argv,
@@ -90,16 +160,20 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for(self._ready, timeout=ready_timeout, what="the service to become ready")
+            self.wait_ready(timeout=ready_timeout)
         except BaseException:
             self.stop(signal.SIGKILL)
             raise
+
+    def wait_ready(self, *, timeout: float = 90) -> None:
+        """Until /readyz is 200; fails the test if the process exits meanwhile."""
+        wait_for(self._ready, timeout=timeout, what="the service to become ready")
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
             pytest.fail(f"the service exited with {self.proc.returncode}:\n{self.output()}")
         try:
-            return httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200
+            return self._probe.get(f"{self.base}/readyz").status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -107,10 +181,15 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def output(self) -> str:
+    def output(self, *, since: int = 0) -> str:
+        """The end of what the process wrote (after the first ``since`` characters)."""
+        return self.log(since=since)[-4000:]
+
+    def log(self, *, since: int = 0) -> str:
+        """Everything the process wrote (after the first ``since`` characters)."""
         if not self._log.closed:
             self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.log_path.read_text(errors="replace")[since:]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -121,6 +200,7 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        self._probe.close()
 
 
 class ThrowawayPostgres:
@@ -189,6 +269,13 @@ class ThrowawayPostgres:
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def restore(self) -> None:
+        """Running and answering again, whatever a test left it in (stopped, frozen)."""
+        if getattr(self, "_frozen", False):
+            self.thaw()
+        if not (self.data / "postmaster.pid").exists():
+            self.start()
 
     def _processes(self) -> list[int]:
         """The postmaster, then its children (backends, checkpointer, walwriter …)."""

@@ -20,12 +20,15 @@ import httpx
 import pytest
 
 from kap_outcomes.backup import backup
+from kap_outcomes.migrate import upgrade
 
 from .conftest import ROOT
-from .processes import ServiceProcess, service_env, wait_for
+from .processes import ServiceProcess, issue_token, service_env, wait_for
 from .test_server_process import _cli
 
 CLIENTS = 4
+ACKED_BEFORE_BACKUP = 500
+"""Acknowledged writes before the backup begins: a few hundred pages, copied a page a step."""
 
 
 def _writer(base: str, headers: dict[str, str], patient: str, acked: list, stop) -> None:
@@ -41,9 +44,8 @@ def _writer(base: str, headers: dict[str, str], patient: str, acked: list, stop)
 def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Path) -> None:
     live = tmp_path / "live.db"
     env = service_env(f"sqlite:///{live}")
-    token = _cli("token", "create", "--org", "c", "--role", "clinician", env=env, cwd=tmp_path)
-    headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
-    server = ServiceProcess(env, tmp_path)
+    server = ServiceProcess(env, tmp_path)  # it migrates the new file
+    headers = {"Authorization": f"Bearer {issue_token(env['KAP_DATABASE_URL'], 'c')}"}
     acked: list[tuple[float, str]] = []
     stop = threading.Event()
     try:
@@ -56,11 +58,15 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
         ]
         for t in threads:
             t.start()
-        wait_for(lambda: len(acked) > 1500, timeout=120, what="1,500 acknowledged writes")
+        wait_for(
+            lambda: len(acked) > ACKED_BEFORE_BACKUP,
+            timeout=120,
+            what=f"{ACKED_BEFORE_BACKUP} acknowledged writes",
+        )
 
         began = time.monotonic()
         copy = tmp_path / "backup.db"
-        pages = backup(env["KAP_DATABASE_URL"], copy, pages_per_step=4)
+        pages = backup(env["KAP_DATABASE_URL"], copy, pages_per_step=1)
         ended = time.monotonic()
         time.sleep(0.2)
         stop.set()
@@ -69,7 +75,7 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
     finally:
         stop.set()
         server.stop()
-    assert pages > 50  # many steps of 4 pages
+    assert pages > 50  # many steps of a page each
     during = [i for at, i in acked if began < at < ended]
     assert during, "no write was acknowledged while the backup ran: not an online backup"
 
@@ -97,7 +103,7 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
 
 def test_the_command_copies_and_never_overwrites(tmp_path: Path) -> None:
     env = service_env(f"sqlite:///{tmp_path / 'live.db'}")
-    _cli("db", "upgrade", env=env, cwd=tmp_path)
+    upgrade(env["KAP_DATABASE_URL"])  # a database to copy; the command under test is backup
     out = _cli("db", "backup", str(tmp_path / "one.db"), env=env, cwd=tmp_path)
     assert out.startswith("backed up ") and (tmp_path / "one.db").is_file()
     with sqlite3.connect(tmp_path / "one.db") as conn:

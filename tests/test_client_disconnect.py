@@ -8,8 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from .processes import ServiceProcess, service_env, wait_for
-from .test_server_process import _cli
+from .processes import ServiceProcess, issue_token, service_env, wait_for
 
 
 def _send_and_leave(port: int, request: bytes, linger: float) -> None:
@@ -19,11 +18,10 @@ def _send_and_leave(port: int, request: bytes, linger: float) -> None:
 
 
 def test_a_client_that_leaves_mid_request_is_one_quiet_line(tmp_path: Path) -> None:
-    env = service_env(f"sqlite:///{tmp_path / 'kap.db'}")
-    token = _cli("token", "create", "--org", "c", "--role", "clinician", env=env, cwd=tmp_path)
-    auth = f"Authorization: Bearer {token.strip().splitlines()[-1]}\r\n".encode()
-    server = ServiceProcess(env, tmp_path)
+    url = f"sqlite:///{tmp_path / 'kap.db'}"
+    server = ServiceProcess(service_env(url), tmp_path)  # it migrates the new file
     try:
+        auth = f"Authorization: Bearer {issue_token(url, 'c')}\r\n".encode()
         # half a body, then gone
         _send_and_leave(
             server.port,
@@ -36,18 +34,23 @@ def test_a_client_that_leaves_mid_request_is_one_quiet_line(tmp_path: Path) -> N
             _send_and_leave(
                 server.port, b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n" + auth + b"\r\n", 0
             )
+        # the access line of each of the three requests (each request's own errors, if it
+        # had any, come before it)
         wait_for(
-            lambda: (
-                server.output().count('"route":"/v1/patients"') >= 1
-                and '"status":499' in server.output()
+            lambda: all(
+                line in server.log()
+                for line in (
+                    '"method":"POST","route":"-","status":499',
+                    '"route":"/v1/caseload"',
+                    '"route":"/v1/patients"',
+                )
             ),
-            timeout=10,
+            timeout=30,
             what="the access lines",
         )
-        time.sleep(0.5)
     finally:
         server.stop()
-    log = server.output()
+    log = server.log()
     assert '"method":"POST","route":"-","status":499' in log, log
     assert "Traceback" not in log and "unhandled error" not in log, log
     assert '"status":500' not in log, log

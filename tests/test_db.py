@@ -45,14 +45,15 @@ def _app_and_token(tmp_path, busy_timeout_ms: int) -> tuple[str, Settings, str]:
     return url, Settings(database_url=url, sqlite_busy_timeout_ms=busy_timeout_ms), token
 
 
-def _hold_write_lock(path: str, seconds: float) -> threading.Thread:
+def _hold_write_lock(path: str, release: threading.Event, seconds: float) -> threading.Thread:
+    """Another connection holds the write lock until ``release`` is set, or ``seconds``."""
     ready = threading.Event()
 
     def hold() -> None:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         ready.set()
-        time.sleep(seconds)
+        release.wait(seconds)
         other.execute("ROLLBACK")
         other.close()
 
@@ -66,7 +67,7 @@ def _hold_write_lock(path: str, seconds: float) -> threading.Thread:
 def test_a_write_waits_for_another_process_lock_then_succeeds(tmp_path) -> None:
     url, settings, token = _app_and_token(tmp_path, busy_timeout_ms=3000)
     with TestClient(create_app(settings)) as client:
-        holder = _hold_write_lock(url.removeprefix("sqlite:///"), 0.5)
+        holder = _hold_write_lock(url.removeprefix("sqlite:///"), threading.Event(), 0.5)
         resp = client.post(
             "/v1/patients",
             json={"external_id": "waited"},
@@ -80,12 +81,15 @@ def test_a_write_waits_for_another_process_lock_then_succeeds(tmp_path) -> None:
 def test_a_lock_held_past_the_busy_timeout_is_503_with_retry_after(tmp_path) -> None:
     url, settings, token = _app_and_token(tmp_path, busy_timeout_ms=200)
     with TestClient(create_app(settings)) as client:
-        holder = _hold_write_lock(url.removeprefix("sqlite:///"), 1.5)
+        # held for as long as the request runs: released only once its answer is back
+        release = threading.Event()
+        holder = _hold_write_lock(url.removeprefix("sqlite:///"), release, 30)
         resp = client.post(
             "/v1/patients",
             json={"external_id": "gave-up"},
             headers={"Authorization": f"Bearer {token}"},
         )
+        release.set()
         holder.join()
         assert resp.status_code == 503
         assert resp.headers["content-type"] == "application/problem+json"

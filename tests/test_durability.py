@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from .conftest import PG_URL
-from .processes import ServiceProcess, service_env, wait_for
-from .test_server_process import _cli
+from .processes import ServiceProcess, issue_token, service_env, wait_for
 
 CLIENTS = 6
 ACKED_BEFORE_KILL = 150
@@ -79,11 +78,10 @@ def client_loop(base: str, headers: dict[str, str], patient_id: str, stream: Str
 
 @pytest.mark.skipif(bool(PG_URL), reason="SQLite durability (the group-commit writer)")
 def test_every_acknowledged_assessment_survives_sigkill(tmp_path: Path) -> None:
-    env = service_env(f"sqlite:///{tmp_path / 'kap.db'}")
-    token = _cli("token", "create", "--org", "clinic", "--role", "clinician", env=env, cwd=tmp_path)
-    headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
-
-    server = ServiceProcess(env, tmp_path)
+    url = f"sqlite:///{tmp_path / 'kap.db'}"
+    env = service_env(url)
+    server = ServiceProcess(env, tmp_path)  # it migrates the new file
+    headers = {"Authorization": f"Bearer {issue_token(url, 'clinic')}"}
     stream = Stream()
     threads: list[threading.Thread] = []
     try:

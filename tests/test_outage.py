@@ -3,6 +3,10 @@
 A PostgreSQL cluster of the test's own (initdb in a temporary directory, a free port) is
 stopped under a running server process and started again; the process is never restarted.
 Runs on every backend: it brings its own database.
+
+The module's tests share one cluster and one server process (each its own organisation and
+patients): every test starts with the cluster running and the server ready, whatever the test
+before it did to them, and the process must come through all of their outages on its own.
 """
 
 from __future__ import annotations
@@ -20,13 +24,11 @@ import httpx
 import psycopg
 import pytest
 
-from kap_outcomes.auth.models import Role
-from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.errors import DomainError
 from kap_outcomes.migrate import upgrade
 
-from .processes import ServiceProcess, ThrowawayPostgres, service_env, wait_for
+from .processes import ServiceProcess, ThrowawayPostgres, issue_token, service_env, wait_for
 
 QUICK = 8.0
 """Seconds an answer may take while the database is down (connect_timeout is 3 s)."""
@@ -34,26 +36,54 @@ QUICK = 8.0
 PHQ9 = {"instrument": "phq9", "items": [1, 1, 1, 1, 1, 1, 1, 1, 0]}
 
 
-@pytest.fixture
-def postgres() -> Iterator[ThrowawayPostgres]:
+# one xdist worker runs the module: its module fixtures start the cluster and the server once
+pytestmark = pytest.mark.xdist_group("test_outage")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ThrowawayPostgres]:
     pg = ThrowawayPostgres()
     try:
         pg.start()
+        upgrade(pg.url)
         yield pg
     finally:
         pg.destroy()
 
 
-def _token(url: str) -> str:
-    db = Database(make_engine(url))
+@pytest.fixture(scope="module")
+def shared_server(
+    cluster: ThrowawayPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    server = ServiceProcess(service_env(cluster.url), tmp_path_factory.mktemp("outage"))
     try:
-        return db.run_write(
-            lambda conn: issue_token(
-                conn, organisation_id=ensure_organisation(conn, "outage"), role=Role.clinician
-            )[1]
-        )
+        yield server
     finally:
-        db.dispose()
+        server.stop()
+    assert "Traceback" not in server.log(), server.output()
+
+
+@pytest.fixture
+def postgres(cluster: ThrowawayPostgres, shared_server: ServiceProcess) -> ThrowawayPostgres:
+    """The cluster running and answering, the shared server ready on it, whatever the test
+    before left them in."""
+    cluster.restore()
+    shared_server.wait_ready()
+    return cluster
+
+
+@pytest.fixture
+def server(postgres: ThrowawayPostgres, shared_server: ServiceProcess) -> Iterator[ServiceProcess]:
+    """The shared server; what it writes during the test may hold no traceback."""
+    assert shared_server.alive, shared_server.output()
+    since = len(shared_server.log())
+    yield shared_server
+    assert "Traceback" not in shared_server.log(since=since), shared_server.output(since=since)
+
+
+def _token(url: str) -> str:
+    """A clinician's token in an organisation of the test's own."""
+    return issue_token(url, f"outage-{uuid.uuid4().hex[:12]}")
 
 
 def _timed(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -74,54 +104,48 @@ def _assert_unavailable(resp: httpx.Response) -> None:
 
 
 def test_database_outage_is_503_and_recovers_without_restart(
-    postgres: ThrowawayPostgres, tmp_path: Path
+    postgres: ThrowawayPostgres, server: ServiceProcess
 ) -> None:
-    upgrade(postgres.url)
     headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
-    server = ServiceProcess(service_env(postgres.url), tmp_path)
-    try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
-            # database up
-            patient = http.post("/v1/patients", json={"external_id": f"p-{uuid.uuid4()}"})
-            assert patient.status_code == 201, patient.text
-            submit = f"/v1/patients/{patient.json()['id']}/assessments"
-            body = {**PHQ9, "administered_at": "2026-03-02T15:04:05Z"}
-            created = http.post(submit, json=body)
-            assert created.status_code == 201, created.text
-            read = f"/v1/assessments/{created.json()['id']}"
-            assert http.get(read).status_code == 200
+    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+        # database up
+        patient = http.post("/v1/patients", json={"external_id": f"p-{uuid.uuid4()}"})
+        assert patient.status_code == 201, patient.text
+        submit = f"/v1/patients/{patient.json()['id']}/assessments"
+        body = {**PHQ9, "administered_at": "2026-03-02T15:04:05Z"}
+        created = http.post(submit, json=body)
+        assert created.status_code == 201, created.text
+        read = f"/v1/assessments/{created.json()['id']}"
+        assert http.get(read).status_code == 200
 
-            # database down: 503 problems, quickly, and the process stays up
-            postgres.stop()
-            for _ in range(3):  # the pool's connections are dead, then reconnecting fails
-                _assert_unavailable(_timed(http, "POST", submit, json=body))
-                _assert_unavailable(_timed(http, "GET", read))
-                _assert_unavailable(_timed(http, "GET", "/v1/caseload"))
-            readyz = _timed(http, "GET", "/readyz")
-            assert readyz.status_code == 503, readyz.text
-            assert readyz.headers["content-type"].startswith("application/problem+json")
-            assert _timed(http, "GET", "/healthz").status_code == 200
-            assert server.alive, server.output()
+        # database down: 503 problems, quickly, and the process stays up
+        postgres.stop()
+        for _ in range(3):  # the pool's connections are dead, then reconnecting fails
+            _assert_unavailable(_timed(http, "POST", submit, json=body))
+            _assert_unavailable(_timed(http, "GET", read))
+            _assert_unavailable(_timed(http, "GET", "/v1/caseload"))
+        readyz = _timed(http, "GET", "/readyz")
+        assert readyz.status_code == 503, readyz.text
+        assert readyz.headers["content-type"].startswith("application/problem+json")
+        assert _timed(http, "GET", "/healthz").status_code == 200
+        assert server.alive, server.output()
 
-            # database back: the same process serves again by itself
-            postgres.start()
-            wait_for(
-                lambda: http.post(submit, json=body).status_code == 201,
-                timeout=20,
-                what="a submission to succeed after the database came back",
-                step=0.2,
-            )
-            assert http.get(read).status_code == 200
-            assert http.get("/readyz").status_code == 200
-            listed = http.get(f"{submit}?limit=500")
-            assert listed.status_code == 200
-            # the one before the outage and at least the one that succeeded after it;
-            # none of the 503s stored anything
-            assert len(listed.json()["data"]) == 2
-            assert server.alive, server.output()
-    finally:
-        server.stop()
-    assert "Traceback" not in server.output(), server.output()
+        # database back: the same process serves again by itself
+        postgres.start()
+        wait_for(
+            lambda: http.post(submit, json=body).status_code == 201,
+            timeout=20,
+            what="a submission to succeed after the database came back",
+            step=0.2,
+        )
+        assert http.get(read).status_code == 200
+        assert http.get("/readyz").status_code == 200
+        listed = http.get(f"{submit}?limit=500")
+        assert listed.status_code == 200
+        # the one before the outage and at least the one that succeeded after it;
+        # none of the 503s stored anything
+        assert len(listed.json()["data"]) == 2
+        assert server.alive, server.output()
 
 
 @dataclass
@@ -158,13 +182,11 @@ def _submitter(base: str, headers: dict[str, str], submit: str, traffic: Traffic
 
 
 def test_traffic_through_an_outage_is_201_or_503_and_loses_no_201(
-    postgres: ThrowawayPostgres, tmp_path: Path
+    postgres: ThrowawayPostgres, server: ServiceProcess
 ) -> None:
     """Submissions keep arriving while the database stops and starts under them: each one is
     a 201 (and stored) or a clean 503, never a 500, a dropped connection or a lost write."""
-    upgrade(postgres.url)
     headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
-    server = ServiceProcess(service_env(postgres.url), tmp_path)
     traffic = Traffic()
     threads: list[threading.Thread] = []
     try:
@@ -213,8 +235,6 @@ def test_traffic_through_an_outage_is_201_or_503_and_loses_no_201(
         traffic.stop.set()
         for t in threads:
             t.join(timeout=60)
-        server.stop()
-    assert "Traceback" not in server.output(), server.output()
 
 
 @pytest.mark.parametrize(
@@ -247,35 +267,30 @@ def test_driver_level_database_errors_are_503(error: Exception, tmp_path: Path) 
 
 
 def test_readyz_answers_quickly_while_the_database_hangs(
-    postgres: ThrowawayPostgres, tmp_path: Path
+    postgres: ThrowawayPostgres, server: ServiceProcess
 ) -> None:
     """A server that accepts connections but never answers (frozen): /readyz says 503 within
     a few seconds instead of hanging in a pooled connection's pre-ping, and 200 once it
     answers again."""
-    upgrade(postgres.url)
     headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
-    server = ServiceProcess(service_env(postgres.url), tmp_path)
-    try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
-            # the pool holds idle connections to the server
-            assert http.post("/v1/patients", json={"external_id": "p-1"}).status_code == 201
-            assert http.get("/readyz").status_code == 200
-            postgres.freeze()
-            try:
-                for _ in range(2):
-                    readyz = _timed(http, "GET", "/readyz")
-                    assert readyz.status_code == 503, readyz.text
-                    assert readyz.headers["content-type"].startswith("application/problem+json")
-                assert _timed(http, "GET", "/healthz").status_code == 200
-            finally:
-                postgres.thaw()
-            wait_for(
-                lambda: http.get("/readyz").status_code == 200,
-                timeout=20,
-                what="/readyz to recover",
-                step=0.2,
-            )
-            assert http.get("/v1/patients").status_code == 200
-            assert server.alive, server.output()
-    finally:
-        server.stop()
+    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+        # the pool holds idle connections to the server
+        assert http.post("/v1/patients", json={"external_id": "p-1"}).status_code == 201
+        assert http.get("/readyz").status_code == 200
+        postgres.freeze()
+        try:
+            for _ in range(2):
+                readyz = _timed(http, "GET", "/readyz")
+                assert readyz.status_code == 503, readyz.text
+                assert readyz.headers["content-type"].startswith("application/problem+json")
+            assert _timed(http, "GET", "/healthz").status_code == 200
+        finally:
+            postgres.thaw()
+        wait_for(
+            lambda: http.get("/readyz").status_code == 200,
+            timeout=20,
+            what="/readyz to recover",
+            step=0.2,
+        )
+        assert http.get("/v1/patients").status_code == 200
+        assert server.alive, server.output()

@@ -9,8 +9,6 @@ Production refuses to start while the address is the default.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from kap_outcomes.config import Settings
 
 from .conftest import PG_URL, TEST_SIGNING_KEY, Tenant
 from .fhir.forms import us_core_phq9
-from .processes import ServiceProcess, free_port
+from .processes import ServiceProcess, finish, free_port, start_cli
 
 PUBLIC = "https://outcomes.example.org/kap"
 FHIR_BASE = PUBLIC + "/fhir/R4"
@@ -134,21 +132,10 @@ def test_v1_answers_carry_no_client_host(public: TestClient, tenant: Tenant) -> 
     untouched(public.get(f"/v1/patients/{patient_id}/assessments", headers=headers))
 
 
-def _serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``kap-outcomes serve`` that is expected to refuse: it must exit on its own."""
-    return subprocess.run(
-        [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(free_port())],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.skipif(bool(PG_URL), reason="a start-up check; it needs no particular database")
 def test_production_refuses_the_default_public_base_url(tmp_path: Path) -> None:
+    """Each refusal is a `serve` of its own that must exit by itself; they and the configured
+    `serve` run at the same time (each a full start of the app: the check is in create_app)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
     env |= {
         "KAP_ENVIRONMENT": "production",
@@ -157,25 +144,33 @@ def test_production_refuses_the_default_public_base_url(tmp_path: Path) -> None:
         "KAP_RATE_LIMIT_PER_MINUTE": "0",
         "KAP_FAILED_AUTH_PER_MINUTE": "0",
     }
-    for unset in ({}, {"KAP_PUBLIC_BASE_URL": "http://127.0.0.1:8000"}):
-        refused = _serve(env | unset, tmp_path)
-        assert refused.returncode != 0
-        message = (refused.stdout + refused.stderr).strip()
+    serve = ("serve", "--port", str(free_port()))
+    refusing = [
+        start_cli(serve, env=env | settings, cwd=tmp_path)
+        for settings in (
+            {},  # unset: the default
+            {"KAP_PUBLIC_BASE_URL": "http://127.0.0.1:8000"},  # the default, spelt out
+            {"KAP_PUBLIC_BASE_URL": "evil.example/x y"},  # malformed
+        )
+    ]
+    try:
+        # Configured, it starts, and its links are the configured ones whatever the Host says.
+        service = ServiceProcess(
+            env | {"KAP_PUBLIC_BASE_URL": "https://outcomes.example.org"},
+            tmp_path,
+        )
+        try:
+            resp = httpx.get(f"{service.base}/fhir/R4/metadata", headers={"Host": "evil.example"})
+            assert resp.json()["implementation"]["url"] == "https://outcomes.example.org/fhir/R4"
+        finally:
+            service.stop()
+    finally:
+        refused = [finish(proc, timeout=60) for proc in refusing]
+    # The default, unset or named, is refused in one line naming the variable; a malformed
+    # address is refused the same way, without echoing it.
+    for out in refused:
+        message = (out.stdout + out.stderr).strip()
+        assert out.returncode != 0, message
         assert "Traceback" not in message, message
         assert len(message.splitlines()) == 1, message
-        assert "KAP_PUBLIC_BASE_URL" in message
-    # A malformed address is refused the same way, naming the variable, without echoing it.
-    bad = _serve(env | {"KAP_PUBLIC_BASE_URL": "evil.example/x y"}, tmp_path)
-    message = (bad.stdout + bad.stderr).strip()
-    assert bad.returncode != 0 and "Traceback" not in message, message
-    assert len(message.splitlines()) == 1 and "KAP_PUBLIC_BASE_URL" in message, message
-
-    # Configured, it starts, and its links are the configured ones whatever the Host says.
-    service = ServiceProcess(
-        env | {"KAP_PUBLIC_BASE_URL": "https://outcomes.example.org"}, tmp_path
-    )
-    try:
-        resp = httpx.get(f"{service.base}/fhir/R4/metadata", headers={"Host": "evil.example"})
-        assert resp.json()["implementation"]["url"] == "https://outcomes.example.org/fhir/R4"
-    finally:
-        service.stop()
+        assert "KAP_PUBLIC_BASE_URL" in message, message

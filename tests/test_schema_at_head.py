@@ -15,8 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kap_outcomes.migrate import downgrade, upgrade
+
 from .conftest import PG_URL
-from .processes import ServiceProcess, free_port, service_env, throwaway_database
+from .processes import (
+    ServiceProcess,
+    free_port,
+    run_cli_together,
+    service_env,
+    throwaway_database,
+)
 
 UPGRADE_HINT = "kap-outcomes db upgrade"
 
@@ -50,34 +58,38 @@ def _assert_refused_in_one_line(out: subprocess.CompletedProcess[str], *, is_at:
 
 @pytest.mark.skipif(not PG_URL, reason="on SQLite `serve` and `token create` migrate")
 def test_postgres_behind_head_is_refused_in_one_line(fresh_url: str, tmp_path: Path) -> None:
-    # an empty database: nothing migrated yet
-    for args in (("token", "create", "--org", "demo", "--role", "admin"), ("serve",)):
-        _assert_refused_in_one_line(_cli(*args, url=fresh_url, cwd=tmp_path), is_at="empty")
+    token_create = ("token", "create", "--org", "demo", "--role", "admin")
+    env = service_env(fresh_url)
 
-    # one migration behind
-    assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
-    assert _cli("db", "downgrade", "--", "-1", url=fresh_url, cwd=tmp_path).returncode == 0
-    for args in (("token", "create", "--org", "demo", "--role", "admin"), ("serve",)):
-        _assert_refused_in_one_line(_cli(*args, url=fresh_url, cwd=tmp_path), is_at="is at")
+    def both_refused(is_at: str) -> None:
+        # `token create` and `serve` on the same database: processes of their own, at once
+        refused = run_cli_together([(token_create, env, tmp_path), (("serve",), env, tmp_path)])
+        for out in refused:
+            _assert_refused_in_one_line(out, is_at=is_at)
+
+    both_refused("empty")  # an empty database: nothing migrated yet
+
+    # one migration behind (set up in this process: the commands under test are the others)
+    upgrade(fresh_url)
+    downgrade(fresh_url, "-1")
+    both_refused("is at")
 
     # after `db upgrade` both work
     assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
-    created = _cli(
-        "token", "create", "--org", "demo", "--role", "admin", url=fresh_url, cwd=tmp_path
-    )
+    created = _cli(*token_create, url=fresh_url, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("kap_")
 
 
 def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path: Path) -> None:
+    # the migrations run in this process: /readyz of the running server is under test
     if PG_URL:
-        assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+        upgrade(fresh_url)
     server = ServiceProcess(service_env(fresh_url), tmp_path)  # on SQLite it migrates
     try:
         assert httpx.get(f"{server.base}/readyz").status_code == 200
 
-        downgraded = _cli("db", "downgrade", "--", "-1", url=fresh_url, cwd=tmp_path)
-        assert downgraded.returncode == 0, downgraded.stderr
+        downgrade(fresh_url, "-1")
         behind = httpx.get(f"{server.base}/readyz")
         assert behind.status_code == 503
         assert behind.headers["content-type"] == "application/problem+json"
@@ -87,7 +99,7 @@ def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path:
         assert UPGRADE_HINT in problem["detail"]
         assert httpx.get(f"{server.base}/healthz").status_code == 200  # the process is up
 
-        assert _cli("db", "upgrade", url=fresh_url, cwd=tmp_path).returncode == 0
+        upgrade(fresh_url)
         assert httpx.get(f"{server.base}/readyz").status_code == 200
     finally:
         server.stop()
@@ -96,12 +108,14 @@ def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path:
 @pytest.mark.skipif(bool(PG_URL), reason="needs no database: runs once")
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     nothing_listens = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/kap"
-    for args in (
+    env = service_env(nothing_listens)
+    commands = [
         ("db", "upgrade"),
         ("token", "create", "--org", "demo", "--role", "admin"),
         ("serve", "--port", str(free_port())),
-    ):
-        out = _cli(*args, url=nothing_listens, cwd=tmp_path)
+    ]
+    # processes of their own, at once
+    for out in run_cli_together([(args, env, tmp_path) for args in commands]):
         assert out.returncode == 1, out.stderr
         [line] = out.stderr.strip().splitlines()
         assert line.startswith("cannot reach the database of KAP_DATABASE_URL: ")

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import PG_URL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .processes import ServiceProcess
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
@@ -35,36 +27,6 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
     return out.stdout
 
 
-class Server:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(self.port)],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not become ready")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.mark.skipif(bool(PG_URL), reason="the embedded default is SQLite")
 def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
@@ -77,7 +39,7 @@ def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_pa
     assert (tmp_path / "kap-outcomes.db").exists()
     headers = {"Authorization": f"Bearer {token}"}
 
-    server = Server(env, tmp_path)
+    server = ServiceProcess(env, tmp_path)
     try:
         pid = httpx.post(
             f"{server.base}/v1/patients", json={"external_id": "p-1"}, headers=headers
@@ -95,7 +57,7 @@ def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_pa
     finally:
         server.stop()
 
-    server = Server(env, tmp_path)
+    server = ServiceProcess(env, tmp_path)
     try:
         got = httpx.get(f"{server.base}/v1/assessments/{created.json()['id']}", headers=headers)
         assert got.status_code == 200

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-import subprocess
-import sys
-from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -15,7 +13,10 @@ from kap_outcomes.config import Settings
 from kap_outcomes.smart.tokens import SigningKeyError, TokenIssuer
 
 from .conftest import PG_URL
-from .processes import free_port, service_env
+from .processes import free_port, run_cli_together, service_env
+
+# one xdist worker runs the module: its module fixture starts the `serve` processes at once
+pytestmark = pytest.mark.xdist_group("test_signing_key")
 
 HOW_TO = "secrets.token_urlsafe"
 
@@ -70,20 +71,27 @@ def test_a_short_key_is_refused_everywhere_a_weak_one_outside_development() -> N
     assert TokenIssuer.from_settings(Settings(signing_key="abcdefghijkl" * 3)).signing_key
 
 
+SERVED_WEAK = ["abcdefghijkl" * 3, "q3Vt9ZkL"]
+
+
+@pytest.fixture(scope="module")
+def refused_serves(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CompletedProcess[str]]:
+    """`serve` in production with each weak key: processes of their own, run at once."""
+    runs = []
+    for weak in SERVED_WEAK:
+        cwd = tmp_path_factory.mktemp("weak-key")
+        env = service_env(f"sqlite:///{cwd / 'kap.db'}")
+        env |= {"KAP_ENVIRONMENT": "production", "KAP_SIGNING_KEY": weak}
+        runs.append((("serve", "--port", str(free_port())), env, cwd))
+    return dict(zip(SERVED_WEAK, run_cli_together(runs), strict=True))
+
+
 @pytest.mark.skipif(bool(PG_URL), reason="a process that stops before any database: once")
-@pytest.mark.parametrize("weak", ["abcdefghijkl" * 3, "q3Vt9ZkL"])
-def test_serve_refuses_a_weak_key_in_one_line(weak: str, tmp_path: Path) -> None:
-    env = service_env(f"sqlite:///{tmp_path / 'kap.db'}")
-    env |= {"KAP_ENVIRONMENT": "production", "KAP_SIGNING_KEY": weak}
-    done = subprocess.run(
-        [sys.executable, "-m", "kap_outcomes.cli", "serve", "--port", str(free_port())],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@pytest.mark.parametrize("weak", SERVED_WEAK)
+def test_serve_refuses_a_weak_key_in_one_line(
+    weak: str, refused_serves: dict[str, CompletedProcess[str]]
+) -> None:
+    done = refused_serves[weak]
     assert done.returncode != 0
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
