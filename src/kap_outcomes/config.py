@@ -11,8 +11,6 @@ from typing import Literal, get_origin
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "KAP_"
 
@@ -250,6 +248,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _a_database_we_speak(cls, value: str) -> str:
+        # here, not at the top: a command refused for another setting never loads SQLAlchemy
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             backend = make_url(value).get_backend_name()
         except ArgumentError:

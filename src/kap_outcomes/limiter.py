@@ -28,13 +28,14 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
-
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import FixedWindowRateLimiter
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kap_outcomes.metrics import SHARED_LIMIT_UNAVAILABLE
+
+if TYPE_CHECKING:  # imported with KAP_REDIS_URL only, by SharedStore and SharedBudget
+    from limits import RateLimitItemPerMinute
+    from limits.aio.storage import RedisStorage
+    from limits.aio.strategies import FixedWindowRateLimiter
 
 log = logging.getLogger("kap_outcomes.limits")
 
@@ -92,7 +93,10 @@ class SharedStore:
     """The Redis connection the budgets share, and whether it is answering."""
 
     def __init__(self, url: str, key_prefix: str) -> None:
-        self.storage = RedisStorage(
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import FixedWindowRateLimiter
+
+        self.storage: RedisStorage = RedisStorage(
             f"async+{url}",
             implementation="redispy",
             key_prefix=key_prefix,
@@ -100,7 +104,7 @@ class SharedStore:
             socket_connect_timeout=REDIS_TIMEOUT_S,
             socket_timeout=REDIS_TIMEOUT_S,
         )
-        self.strategy = FixedWindowRateLimiter(self.storage)
+        self.strategy: FixedWindowRateLimiter = FixedWindowRateLimiter(self.storage)
         self._down_until = 0.0
         self.outage = False
 
@@ -139,8 +143,10 @@ class SharedBudget:
         name: str,
         fallback: LocalBudget | None,
     ) -> None:
+        from limits import RateLimitItemPerMinute
+
         self._store = store
-        self._item = RateLimitItemPerMinute(per_minute, namespace=name)
+        self._item: RateLimitItemPerMinute = RateLimitItemPerMinute(per_minute, namespace=name)
         self._fallback = fallback  # None: refuse while Redis is unreachable
         self._unavailable = SHARED_LIMIT_UNAVAILABLE.labels(limit=name)
 

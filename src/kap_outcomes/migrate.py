@@ -50,6 +50,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     with migration_lock(database_url) as connection:
         config = alembic_config(database_url)
         config.attributes["connection"] = connection
+        config.attributes["revisions_only"] = True  # no model needed (migrations/env.py)
         command.upgrade(config, revision)
 
 
@@ -57,6 +58,7 @@ def downgrade(database_url: str, revision: str) -> None:
     with migration_lock(database_url) as connection:
         config = alembic_config(database_url)
         config.attributes["connection"] = connection
+        config.attributes["revisions_only"] = True  # no model needed (migrations/env.py)
         command.downgrade(config, revision)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -11,15 +10,9 @@ from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
+from kap_outcomes.auth.roles import Role as Role  # re-exported: its home before roles.py
 from kap_outcomes.db import UTCDateTime, new_id, utcnow
 from kap_outcomes.timing import Timestamp
-
-
-class Role(StrEnum):
-    admin = "admin"
-    clinician = "clinician"
-    integration = "integration"
-    patient = "patient"
 
 
 class Organisation(SQLModel, table=True):

@@ -8,15 +8,15 @@ outside even by mistake, and an injected inline script would not run.
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from kap_outcomes import __version__
@@ -24,6 +24,9 @@ from kap_outcomes.charts import svg
 from kap_outcomes.config import Settings
 from kap_outcomes.dashboard import sessions, wording
 from kap_outcomes.http import settings_of
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 ASSETS_PATH = "/assets"
 PAGE_POLICY = (
@@ -36,12 +39,17 @@ def _directory(name: str) -> Path:
     return Path(str(files("kap_outcomes.dashboard") / name))
 
 
-_env = Environment(
-    loader=FileSystemLoader(_directory("templates")),
-    autoescape=select_autoescape(("html",)),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+@cache
+def _environment() -> Environment:
+    """The templates, loaded when the first page is rendered (not at every start-up)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(_directory("templates")),
+        autoescape=select_autoescape(("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -98,7 +106,8 @@ def render(
     def moment(at: datetime | None) -> str:
         return _shown(at, zone, time=True)
 
-    html = _env.get_template(template).render(
+    page = _environment().get_template(template)
+    html = page.render(
         request_path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         base=base_path(request),
         assets=base_path(request) + ASSETS_PATH,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
+from typing import Literal
 
-import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -23,7 +24,7 @@ def _unavailable(exc: BaseException) -> bool:
     ``OperationalError`` is connection loss, shutdown, cancellation, deadlock and
     serialization failure; SQLite's mixes a locked or unreadable file with plain SQL errors,
     so there the result code decides."""
-    if isinstance(exc, PoolTimeoutError | psycopg.OperationalError):
+    if isinstance(exc, PoolTimeoutError) or _psycopg_error(exc, "OperationalError"):
         return True
     if isinstance(exc, sqlite3.OperationalError):
         code = getattr(exc, "sqlite_errorcode", None)
@@ -40,7 +41,16 @@ def _out_of_range(exc: BaseException) -> bool:
     timestamp out of range, text PostgreSQL refuses), a Python int beyond 64 bits for SQLite,
     a timestamp without a UTC form refused by :class:`UTCDateTime`."""
     orig = exc.orig if isinstance(exc, StatementError) else exc
-    return isinstance(orig, psycopg.DataError | sqlite3.DataError | OverflowError)
+    return isinstance(orig, sqlite3.DataError | OverflowError) or _psycopg_error(orig, "DataError")
+
+
+def _psycopg_error(
+    exc: BaseException | None, kind: Literal["OperationalError", "DataError"]
+) -> bool:
+    """Is ``exc`` psycopg's error of this kind? Only once something (a PostgreSQL engine) has
+    imported the driver can it be: a process on SQLite never imports psycopg for this."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, getattr(psycopg, kind))
 
 
 def out_of_range() -> DomainError:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 import jwt
-from zxcvbn import zxcvbn
 
 from kap_outcomes.config import ConfigError, Settings
 from kap_outcomes.db import new_id
@@ -61,6 +60,8 @@ def looks_like_placeholder(secret: str) -> bool:
 
 @lru_cache(maxsize=8)
 def _guesses_log10(secret: str) -> float:
+    from zxcvbn import zxcvbn  # a key is judged once per process; its import builds dictionaries
+
     return float(zxcvbn(secret[:_ESTIMATED_CHARACTERS])["guesses_log10"])
 
 

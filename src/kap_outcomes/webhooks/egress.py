@@ -25,12 +25,11 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-
 from kap_outcomes import __version__
 
-if TYPE_CHECKING:  # imported where a delivery is made: not on every process start-up
+if TYPE_CHECKING:  # imported where a delivery or a fetch is made: not on every start-up
     import aiohttp
+    import httpx
 
 IPAddress = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -253,6 +252,8 @@ def _timeouts(timeout_s: float) -> dict[str, float]:
 
 def new_client() -> httpx.AsyncClient:
     """Proxies from the environment are ignored (they would bypass the address check)."""
+    import httpx  # a fetch (a client's keys at its jwks_uri) is rare, and cached
+
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,
@@ -285,6 +286,8 @@ async def get(
     ``Refused`` when the URL or its address may not be reached; ``Unreachable`` when the
     answer is not a 200 with a body within the cap.
     """
+    import httpx  # loaded by new_client() already
+
     target = parse_url(url)
     ip = await resolve(target, policy)
     host = f"[{ip}]" if ip.version == 6 else str(ip)
