@@ -16,18 +16,21 @@ Two runs over every operation, with a real clinician token:
 from __future__ import annotations
 
 import atexit
+import http.cookiejar
 import shutil
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks, not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import ignored_auth, response_schema_conformance
 from sqlalchemy import text
 
@@ -68,6 +71,31 @@ schema = schemathesis.openapi.from_asgi(
     "/openapi.json", app, config=SchemathesisConfig.from_path(ROOT / "schemathesis.toml")
 )
 hostile_schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def _memoised(config: Any) -> None:
+    """Schemathesis merges an operation's config from the file's ``[[operations]]`` blocks again
+    for every case and check (a regex over every block each time): a third of the run's CPU.
+    The config does not change during the run, so each answer is kept per operation and phase."""
+    for name in ("phases_for", "checks_config_for", "generation_for"):
+        setattr(config, name, _kept(getattr(config, name)))
+
+
+def _kept(lookup: Any) -> Any:
+    answers: dict[tuple[str | None, str | None], Any] = {}
+
+    def cached(*, operation: Any = None, phase: str | None = None) -> Any:
+        key = (None if operation is None else operation.label, phase)
+        if key not in answers:
+            kwargs = {"operation": operation} | ({} if phase is None else {"phase": phase})
+            answers[key] = lookup(**kwargs)
+        return answers[key]
+
+    return cached
+
+
+_memoised(schema.config)
+_memoised(hostile_schema.config)
 load_all_checks()
 CHECKS = REGISTERED_CHECKS.get_all()
 """All of them, as ``--checks all``."""
@@ -138,6 +166,17 @@ def clinician_token(database_url: str) -> str:
     return TOKEN
 
 
+@pytest.fixture(scope="module")
+def session() -> Iterator[asgi.ASGIClient]:
+    """One in-process client for every case (Schemathesis otherwise makes one per request and
+    reads the proxy and netrc settings of the environment each time). It keeps no cookies, so
+    each request stands alone as it would with a client of its own."""
+    with asgi.get_client(app) as client:
+        client.trust_env = False
+        client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        yield client
+
+
 @hostile_schema.auth()
 @schema.auth()
 class ClinicianToken:
@@ -158,16 +197,21 @@ class ClinicianToken:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_openapi_contract(case: Any, clinician_token: str) -> None:
-    case.call_and_validate(checks=CHECKS)
+def test_openapi_contract(case: Any, clinician_token: str, session: asgi.ASGIClient) -> None:
+    case.call_and_validate(checks=CHECKS, session=session)
 
 
 @hostile_schema.parametrize()
 @settings(
     max_examples=10,
+    # No explicit phase: Schemathesis' examples and coverage cases are the contract's own, run
+    # with all its checks above (the hooks reshape generated cases only)
+    phases=[Phase.generate, Phase.shrink],
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_hostile_values(case: Any, clinician_token: str) -> None:
-    case.call_and_validate(checks=[not_a_server_error, response_schema_conformance, ignored_auth])
+def test_hostile_values(case: Any, clinician_token: str, session: asgi.ASGIClient) -> None:
+    case.call_and_validate(
+        checks=[not_a_server_error, response_schema_conformance, ignored_auth], session=session
+    )
