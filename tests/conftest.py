@@ -152,13 +152,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
     assert len({item.nodeid for item in items}) == len(items), "two tests with one node id"
     # xdist's --dist loadgroup reads a test's group after an "@" in its node id, which xdist
-    # 3.8 writes to ``_nodeid``: pytest 9 reads ``_id``, so the group is written there too
+    # 3.8 writes to ``_nodeid``: pytest 9 reads ``_id``, so the group is written there too.
+    # Collection happens in the workers, where xdist sets ``dist`` to "no" and says
+    # "loadgroup" in an option of its own.
+    if not _load_group(config):
+        return
     for item in items:
         groups = sorted({m.args[0] for m in item.iter_markers("xdist_group") if m.args})
-        if groups and "@" not in item.nodeid and item.config.getoption("dist", "no") == "loadgroup":
+        if groups and "@" not in item.nodeid:
             item._id = item.parent.id.child(f"{item.name}@{'_'.join(groups)}")  # type: ignore[union-attr]
-    if config.getoption("dist", "no") == "loadgroup":
-        _slow_first(items)
+    _slow_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist, in the controller) Tell each worker whether the run is grouped: a worker parses
+    the original command line, which for ``make test`` names no ``--dist`` (see above)."""
+    node.workerinput["kap_loadgroup"] = node.config.getoption("dist", "no") == "loadgroup"
+
+
+def _load_group(config: pytest.Config) -> bool:
+    """A run under ``--dist loadgroup``: in the controller (``dist``), or in a worker (the
+    controller's word, or xdist's own ``loadgroup`` option for an explicit ``--dist``)."""
+    worker_input: dict[str, Any] = getattr(config, "workerinput", {})
+    return bool(
+        config.getoption("dist", "no") == "loadgroup"
+        or config.getoption("loadgroup", False)
+        or worker_input.get("kap_loadgroup", False)
+    )
 
 
 def _admin(statement: str) -> None:
