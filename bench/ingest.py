@@ -122,18 +122,21 @@ def run_wrk_counted(url: str, script: Path, seconds: int, connections: int) -> t
     return float(match.group(1)), int(total.group(1))
 
 
+def cli_token(exe: list[str], env: dict[str, str], role: str) -> str:
+    """A token of ``role`` in the organisation ``bench``, made by ``kap-outcomes token create``
+    (which prints it as its last line)."""
+    out = subprocess.run(
+        [*exe, "token", "create", "--org", "bench", "--role", role],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
 def subscribe(exe: list[str], env: dict[str, str], port: int, types: str) -> ArrivalLog:
-    admin = (
-        subprocess.run(
-            [*exe, "token", "create", "--org", "bench", "--role", "admin"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    admin = cli_token(exe, env, "admin")
     receiver = ArrivalLog()
     httpx.post(
         f"http://127.0.0.1:{port}/v1/webhooks",
@@ -179,17 +182,7 @@ def main() -> None:
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
     if args.database_url:
         subprocess.run([*exe, "db", "upgrade"], env=env, check=True, capture_output=True)
-    token = (
-        subprocess.run(
-            [*exe, "token", "create", "--org", "bench", "--role", "clinician"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    token = cli_token(exe, env, "clinician")
 
     real_port, base_port = free_port(), free_port()
     real = subprocess.Popen(

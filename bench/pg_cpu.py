@@ -43,7 +43,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.ingest import BODY, LUA, free_port, wait_up
+from bench.ingest import BODY, LUA, cli_token, free_port, wait_up
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -197,17 +197,7 @@ def start_server(
     exe = [sys.executable, "-m", "kap_outcomes.cli"]
     if database_url:
         subprocess.run([*exe, "db", "upgrade"], env=env, check=True, capture_output=True)
-    token = (
-        subprocess.run(
-            [*exe, "token", "create", "--org", "bench", "--role", "clinician"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    token = cli_token(exe, env, "clinician")
     port = free_port()
     proc = subprocess.Popen(
         [*exe, "serve", "--port", str(port), "--workers", str(workers)],
