@@ -35,6 +35,8 @@ from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import downgrade, upgrade
 
+from .inprocess import InProcessClient
+
 PG_ADMIN_URL = os.environ.get("KAP_TEST_DATABASE_URL")
 """The PostgreSQL database named to the run: the suite's own, or the server to make them on."""
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
@@ -258,7 +260,7 @@ def redis_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with InProcessClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
 
