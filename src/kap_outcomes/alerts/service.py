@@ -24,7 +24,7 @@ from kap_outcomes.clinical.safety import AlertTrigger
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import conflict, not_found
 from kap_outcomes.events.models import EventType
-from kap_outcomes.events.outbox import emit
+from kap_outcomes.events.outbox import emit_about
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.rows import shaped, values_of
 
@@ -156,12 +156,10 @@ def _move(conn: Connection, *, row: Alert, values: dict[str, Any]) -> AlertPubli
 
 
 def _emit(conn: Connection, kind: EventType, alert: Mapping[str, Any]) -> None:
-    emit(
+    emit_about(
         conn,
+        alert,
         type=kind,
-        organisation_id=alert["organisation_id"],
-        patient_id=alert["patient_id"],
-        resource_id=alert["id"],
         data={
             "assessment_id": alert["assessment_id"],
             "level": alert["level"],

@@ -29,7 +29,7 @@ from kap_outcomes.clinical.scoring import Score, score, score_total, total_probl
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import FieldProblem, invalid, not_found
 from kap_outcomes.events.models import EventType
-from kap_outcomes.events.outbox import emit
+from kap_outcomes.events.outbox import emit_about
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients.service import require_patient
 from kap_outcomes.versions import first_version
@@ -186,12 +186,10 @@ def submit_assessment(
         **first_version(AssessmentStatus.final.value, at=now, by=principal.token_id),
     }
     repository.insert_assessment(conn, values)
-    emit(
+    emit_about(
         conn,
+        values,
         type=EventType.assessment_submitted,
-        organisation_id=principal.organisation_id,
-        patient_id=patient_id,
-        resource_id=assessment_id,
         data={
             "instrument": data.instrument.value,
             "course_id": course_id,

@@ -29,7 +29,7 @@ from kap_outcomes.care.models import (
 from kap_outcomes.db import new_id, utcnow
 from kap_outcomes.errors import DomainError, FieldProblem, invalid
 from kap_outcomes.events.models import EventType
-from kap_outcomes.events.outbox import emit
+from kap_outcomes.events.outbox import emit_about
 from kap_outcomes.pagination import Page, cut, decode_cursor
 from kap_outcomes.patients import repository as patients_repository
 from kap_outcomes.patients.service import require_patient
@@ -87,12 +87,10 @@ def _open_course(
         "created_at": now,
     }
     repository.insert_course(conn, values)
-    emit(
+    emit_about(
         conn,
+        values,
         type=EventType.course_opened,
-        organisation_id=organisation_id,
-        patient_id=patient_id,
-        resource_id=str(values["id"]),
         data={"induction_doses": induction_doses},
         at=now,
     )
@@ -213,12 +211,10 @@ def record_session(
         **first_version(SessionStatus.final.value, at=now, by=principal.token_id),
     }
     repository.insert_session(conn, values)
-    emit(
+    emit_about(
         conn,
+        values,
         type=EventType.session_recorded,
-        organisation_id=principal.organisation_id,
-        patient_id=patient_id,
-        resource_id=str(values["id"]),
         data={"kind": data.kind.value, "course_id": course_id},
         at=now,
     )

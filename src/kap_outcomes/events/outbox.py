@@ -109,6 +109,27 @@ def emit(
     return event
 
 
+def emit_about(
+    conn: Connection,
+    row: Mapping[str, Any],
+    *,
+    type: EventType,
+    data: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Recorded:
+    """``emit`` an event about one stored row of a patient's (a course, a session, an
+    assessment, an alert): the event names the row's organisation, patient and id."""
+    return emit(
+        conn,
+        type=type,
+        organisation_id=row["organisation_id"],
+        patient_id=row["patient_id"],
+        resource_id=str(row["id"]),
+        data=data,
+        at=at,
+    )
+
+
 class Bell:
     """Wakes whoever waits for new events in this process (thread-safe to ring).
 
