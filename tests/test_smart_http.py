@@ -44,6 +44,7 @@ from .conftest import ROOT, TEST_SIGNING_KEY
 from .processes import ServiceProcess, free_port, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
+from .toolcache import cached
 
 # one xdist worker runs the module: its module fixture starts the server once
 pytestmark = pytest.mark.xdist_group("test_smart_http")
@@ -332,13 +333,23 @@ def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
 ) -> None:
     """fhir-kit-client (pinned in clients/fhir-kit) finds the token endpoint by SMART
     discovery, and a ``system/Observation.rs`` token searches Observations but cannot read
-    a Patient. Without node and npm it is skipped locally and fails in CI."""
+    a Patient. Without node and npm it is skipped locally and fails in CI. The pinned
+    packages are installed by ``npm ci`` once per lock file (tests/toolcache.py); the
+    script is today's."""
     require("node", "npm")
+    package = ROOT / "clients" / "fhir-kit"
+    lock = [package / "package.json", package / "package-lock.json"]
+
+    def install(into: Path) -> None:
+        for path in lock:
+            shutil.copy(path, into / path.name)
+        run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=into)
+
+    installed = cached("fhir-kit", lock, "", install)
     work = tmp_path / "fhir-kit"
     work.mkdir()
-    for name in ("package.json", "package-lock.json", "discover.mjs"):
-        shutil.copy(ROOT / "clients" / "fhir-kit" / name, work / name)
-    run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=work)
+    shutil.copy(package / "discover.mjs", work / "discover.mjs")
+    (work / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
 
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}
