@@ -143,7 +143,10 @@ class ServiceProcess:
         # time on a machine that runs several suites at once
         port: int | None = None,
         workers: int = 1,
+        ready: bool = True,
     ) -> None:
+        """Started, and (unless ``ready=False``: then the caller does other work meanwhile
+        and calls `wait_ready` itself) answering ``/readyz``."""
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
@@ -159,6 +162,8 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        if not ready:
+            return
         try:
             self.wait_ready(timeout=ready_timeout)
         except BaseException:

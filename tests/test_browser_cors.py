@@ -3,135 +3,57 @@
 files a FHIR form; a page of an origin not listed is refused by the browser itself. Then the
 browser opens /docs and it renders with nothing loaded from outside 127.0.0.1.
 
-Runs once (on SQLite: the database is not what it tests). Debian's ``chromium`` package
-(installed by .ci/run) is driven by the Python ``playwright`` package; no browser is downloaded.
+Runs once (on SQLite: the database is not what it tests). The browser and the server are the
+ones tests/test_browser_dashboard.py uses too (tests/browser_world.py: one launch, one start);
+this module works in an organisation and a browser context of its own.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from .browser_world import GROUP, PageServer, release, shared
 from .conftest import PG_URL
 from .fhir.forms import us_core_phq9
-from .processes import ServiceProcess, service_env
-
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from .processes import issue_token
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
-    # one xdist worker runs the module: its module fixture starts the processes once
-    pytest.mark.xdist_group("test_browser_cors"),
+    # one xdist worker runs this module and the dashboard's: the browser and the server that
+    # tests/browser_world.py starts for them are started once
+    pytest.mark.xdist_group(GROUP),
 ]
 
 
-def _need_browser() -> Any:
-    """The playwright module, or skip (locally) / fail (in CI) when the browser is missing."""
-    in_ci = os.environ.get("CI", "").lower() == "true"
-    try:
-        from playwright import sync_api
-    except ImportError:  # pragma: no cover - the dev extras install it
-        if in_ci:
-            pytest.fail("the playwright package is missing (pip install -e '.[dev]')")
-        pytest.skip("the playwright package is not installed")
-    if not CHROMIUM.is_file():
-        if in_ci:
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    return sync_api
-
-
-PAGE = b"""<!doctype html>
-<html><head><meta charset="utf-8"><title>dashboard</title></head>
-<body><h1>A clinic dashboard</h1></body></html>
-"""
-
-
-class _PageHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class PageServer:
-    """A static page on 127.0.0.1 and a port of its own: another origin than the API's."""
-
-    def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    sync_api = _need_browser()
-    workdir = tmp_path_factory.mktemp("browser")
-    dashboard, stranger = PageServer(), PageServer()
-    env = service_env(f"sqlite:///{workdir / 'kap.db'}")
-    env["KAP_CORS_ORIGINS"] = json.dumps([dashboard.origin])
-    token = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kap_outcomes.cli",
-            *("token", "create", "--org", "browser"),
-            *("--role", "clinician"),
-        ],
-        env=env,
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.split()[-1]
-    service = ServiceProcess(env, workdir)
+def world(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    shared_world = shared(request)
+    stranger = PageServer()  # an origin KAP_CORS_ORIGINS does not list
+    # the token straight into the database: `token create` is not what this module tests
+    token = issue_token(shared_world.database_url, f"browser-{uuid.uuid4().hex[:8]}")
     requests: list[str] = []
+    context = shared_world.browser.new_context()
+    context.on("request", lambda request: requests.append(request.url))
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-            )
-            context = browser.new_context()
-            context.on("request", lambda request: requests.append(request.url))
-            yield {
-                "api": service.base,
-                "token": token,
-                "context": context,
-                "dashboard": dashboard,
-                "stranger": stranger,
-                "requests": requests,
-                "service": service,
-            }
-            context.close()
-            browser.close()
+        yield {
+            "api": shared_world.service.base,
+            "token": token,
+            "context": context,
+            "dashboard": shared_world.allowed,
+            "stranger": stranger,
+            "requests": requests,
+            "service": shared_world.service,
+        }
     finally:
-        service.stop()
-        dashboard.close()
+        context.close()
         stranger.close()
+        release(request)
 
 
 def _nothing_left_loopback(world: dict[str, Any]) -> None:

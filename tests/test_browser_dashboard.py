@@ -9,7 +9,8 @@ a write without the CSRF token refused, and signs out. axe-core (from npm, tests
 finds no serious or critical violation on any page, and no request leaves 127.0.0.1.
 
 With ``KAP_SCREENSHOTS=<dir>`` the test also writes the screenshots that docs/ shows.
-Runs once (on SQLite), like tests/test_browser_cors.py, whose launch it shares.
+Runs once (on SQLite), like tests/test_browser_cors.py, whose browser and server it shares
+(tests/browser_world.py: one launch, one start); the clinic is an organisation of its own.
 """
 
 from __future__ import annotations
@@ -18,28 +19,31 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from kap_outcomes.auth.models import Role
-from kap_outcomes.auth.service import ensure_organisation, issue_token
+from kap_outcomes.dashboard.sessions import create_signin_code
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.migrate import upgrade
 
+from .browser_world import GROUP, release, shared
 from .conftest import PG_URL, ROOT
-from .processes import ServiceProcess, service_env
-from .test_browser_cors import CHROMIUM, LAUNCH_ARGS, _need_browser
+from .processes import issue_token, wait_for
 from .toolcache import cached
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
-    # one xdist worker runs the module: its module fixture starts the processes once
-    pytest.mark.xdist_group("test_browser_dashboard"),
+    # one xdist worker runs this module and the CORS one: the browser and the server that
+    # tests/browser_world.py starts for them are started once
+    pytest.mark.xdist_group(GROUP),
 ]
 
 AXE_PACKAGE = ROOT / "tests" / "browser"
@@ -86,55 +90,51 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    sync_api = _need_browser()
-    workdir = tmp_path_factory.mktemp("dashboard-browser")
+def world(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    shared_world = shared(request)
     axe = _axe_script()
-    url = f"sqlite:///{workdir / 'kap.db'}"
-    upgrade(url)
-    service = ServiceProcess(service_env(url), workdir)
-    env = service_env(url) | {"KAP_PUBLIC_BASE_URL": service.base}
-    link = _cli("demo", "--org", "demo", "--seed", "12", env=env, cwd=workdir)
-    axe_link = _cli("signin-link", "--org", "demo", "--role", "clinician", env=env, cwd=workdir)
+    url, base = shared_world.database_url, shared_world.service.base
+    org = f"demo-{uuid.uuid4().hex[:8]}"
+    link = _cli(
+        "demo", "--org", org, "--seed", "12", env=shared_world.env, cwd=shared_world.workdir
+    )
+    # the accessibility pass's own sign-in, made as `signin-link` makes it (that command is
+    # tested in tests/api/test_demo.py; here it would only cost a process)
     db = Database(make_engine(url))
-
-    def token(conn: Any) -> str:
-        return issue_token(
-            conn, organisation_id=ensure_organisation(conn, "demo"), role=Role.clinician
-        )[1]
-
-    api_token = db.run_write(token)
+    code = db.run_write(
+        lambda conn: create_signin_code(
+            conn, organisation_slug=org, role=Role.clinician, ttl=timedelta(minutes=10)
+        )
+    )
     db.dispose()
+    axe_link = f"{base}/signin?code={code}"
+    api_token = issue_token(url, org)
     requests: list[str] = []
+    context = shared_world.browser.new_context(viewport={"width": 1280, "height": 900})
+    context.on("request", lambda request: requests.append(request.url))
+    # axe.min.js is injected as an inline script, which the dashboard's CSP forbids
+    # (rightly): the accessibility pass runs in a context of its own that bypasses it
+    axe_context = shared_world.browser.new_context(bypass_csp=True)
+    axe_context.on("request", lambda request: requests.append(request.url))
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_token}"})
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-            )
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.on("request", lambda request: requests.append(request.url))
-            # axe.min.js is injected as an inline script, which the dashboard's CSP forbids
-            # (rightly): the accessibility pass runs in a context of its own that bypasses it
-            axe_context = browser.new_context(bypass_csp=True)
-            axe_context.on("request", lambda request: requests.append(request.url))
-            yield {
-                "base": service.base,
-                "link": link,
-                "axe_link": axe_link,
-                "axe": axe,
-                "api": httpx.Client(
-                    base_url=service.base, headers={"Authorization": f"Bearer {api_token}"}
-                ),
-                "context": context,
-                "axe_context": axe_context,
-                "requests": requests,
-                "shots": os.environ.get("KAP_SCREENSHOTS"),
-            }
-            context.close()
-            axe_context.close()
-            browser.close()
+        yield {
+            "base": base,
+            "database_url": url,
+            "link": link,
+            "axe_link": axe_link,
+            "axe": axe,
+            "api": api,
+            "context": context,
+            "axe_context": axe_context,
+            "requests": requests,
+            "shots": os.environ.get("KAP_SCREENSHOTS"),
+        }
     finally:
-        service.stop()
+        api.close()
+        context.close()
+        axe_context.close()
+        release(request)
 
 
 def _nothing_left_loopback(world: dict[str, Any]) -> None:
@@ -159,24 +159,37 @@ def _rows(page: Any, selector: str, attribute: str) -> list[str]:
     )
 
 
-def _quiet(api: httpx.Client) -> None:
-    """Until the event worker has caught up with the seeding (its signal watch emits events
-    of its own): no new event for two seconds."""
-    cursor = None
-    for _ in range(60):
-        params: dict[str, Any] = {"wait": 2, "limit": 500}
-        if cursor:
-            params["after"] = cursor
-        page = api.get("/v1/events", params=params, timeout=10).json()
-        if cursor and not page["data"]:
-            return
-        cursor = page["next_cursor"]
-    pytest.fail("the event feed never went quiet")
+CHECKPOINT = text("SELECT tx, seq FROM event_consumers WHERE name = 'signals'")
+BEHIND = text(
+    """SELECT count(*) FROM events WHERE type <> 'signal.changed'
+       AND (tx > :tx OR (tx = :tx AND seq > :seq))"""
+)
+"""Events the signal watch has not read yet, but for its own ``signal.changed``: it writes
+those in the transaction that moves its checkpoint past what it read, and nothing else in the
+service writes an event unasked (the other events come from requests and commands)."""
+
+
+def _quiet(database_url: str) -> None:
+    """Until the event worker's signal watch has read every event of the seeding, and written
+    the ``signal.changed`` events that come of them: from then on the organisation's feed
+    holds still until the test itself writes (a page would otherwise refresh itself under
+    the test as they arrive)."""
+    engine = create_engine(database_url)
+    try:
+
+        def caught_up() -> bool:
+            with engine.connect() as conn:
+                tx, seq = conn.execute(CHECKPOINT).one()  # the migrations made the row
+                return conn.execute(BEHIND, {"tx": tx, "seq": seq}).scalar_one() == 0
+
+        wait_for(caught_up, timeout=60, what="the signal watch to catch up", step=0.1)
+    finally:
+        engine.dispose()
 
 
 def test_the_clinicians_way_through_the_dashboard(world):
     api = world["api"]
-    _quiet(api)
+    _quiet(world["database_url"])
     page = world["context"].new_page()
 
     # sign in with the link the demo printed: the code leaves the address bar at once

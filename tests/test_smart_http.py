@@ -44,26 +44,36 @@ from .conftest import ROOT, TEST_SIGNING_KEY
 from .processes import ServiceProcess, free_port, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
+from .toolcache import cached
 
 # one xdist worker runs the module: its module fixture starts the server once
 pytestmark = pytest.mark.xdist_group("test_smart_http")
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
+REFRESH_INTERVAL_S = 0.5
+"""The service's ``KAP_JWKS_REFRESH_INTERVAL_S`` here: short, so that the rotation test waits
+little. No step depends on the machine being fast: a wait for the interval to pass waits for
+that condition (`_past_interval`), and a step that must fall inside an interval measures its
+own time and is tried again when the machine was too slow for it."""
+
 
 class JwksServer:
     """Serves ``keys`` at ``/jwks.json`` with ``cache_control``; counts the GETs. Other paths:
     ``/moved`` redirects to it, ``/huge`` is 100 KiB, ``/slow`` answers after 3 s,
-    ``/text`` is not JSON."""
+    ``/text`` is not JSON. ``times`` holds when each GET arrived (``time.monotonic()``, the
+    machine's clock, which the service reads too)."""
 
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.cache_control = "max-age=3600"
         self.hits: list[str] = []
+        self.times: list[float] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                server.times.append(time.monotonic())
                 server.hits.append(self.path)
                 if self.path == "/moved":
                     self.send_response(302)
@@ -127,7 +137,7 @@ def service(
         "KAP_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "KAP_WORKER_EMBEDDED": "false",  # other tests' webhooks are not this process's work
         "KAP_JWKS_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
-        "KAP_JWKS_REFRESH_INTERVAL_S": "1",
+        "KAP_JWKS_REFRESH_INTERVAL_S": str(REFRESH_INTERVAL_S),
         "KAP_JWKS_CACHE_MIN_S": "0",
     }
     process = ServiceProcess(env, tmp_path_factory.mktemp("smart-http"), port=port)
@@ -174,12 +184,19 @@ class HttpBackend:
         )
 
 
+def _past_interval(jwks: JwksServer) -> None:
+    """Until the refresh interval has passed since the service's last fetch. The service
+    starts an interval when it starts a fetch, before the GET arrives here: so once the
+    interval has passed since the last GET that arrived, it has passed for the service."""
+    time.sleep(max(jwks.times[-1] + REFRESH_INTERVAL_S - time.monotonic(), 0) + 0.01)
+
+
 def test_jwks_uri_client_rotates_keys_without_downtime(
     service: ServiceProcess, jwks_server: JwksServer, db: Database
 ) -> None:
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}
-    old, new = new_private_key("ES384"), new_private_key("ES384")
+    old = new_private_key("ES384")
     jwks_server.keys = [public_jwk(old, "old")]
 
     registered = httpx.post(
@@ -206,41 +223,51 @@ def test_jwks_uri_client_rotates_keys_without_downtime(
     assert backend.token(old, "old").status_code == 200
     assert jwks_server.fetches == 2
 
-    # an unknown kid once the refresh interval (1 s here) has passed fetches the set again
-    # and starts a new interval (so what follows does not depend on how slow the machine is)
-    time.sleep(1.1)
-    assert backend.token(new, "new").status_code == 401  # not published yet
-    assert jwks_server.fetches == 3
-    # the backend publishes its new key beside the old one and uses it at once; the try falls
-    # inside the interval that fetch started, so the kid is not known yet
-    jwks_server.keys = [public_jwk(old, "old"), public_jwk(new, "new")]
-    too_soon = backend.token(new, "new")
+    # an unknown kid once the refresh interval has passed fetches the set again and starts
+    # a new interval; the backend then publishes its new key beside the old one and uses it
+    # at once: a try inside that interval fetches nothing, so the kid is not known yet. The
+    # service starts the interval after the request that fetched was sent (`sent`), so a try
+    # answered before `sent` + the interval fell inside it; on a machine too slow for that,
+    # the step is tried again with another new key.
+    for attempt in range(5):
+        new, kid = new_private_key("ES384"), f"new-{attempt}"
+        _past_interval(jwks_server)
+        before = jwks_server.fetches
+        sent = time.monotonic()
+        assert backend.token(new, kid).status_code == 401  # not published yet
+        assert jwks_server.fetches == before + 1
+        jwks_server.keys = [*jwks_server.keys, public_jwk(new, kid)]
+        too_soon = backend.token(new, kid)
+        if time.monotonic() - sent < REFRESH_INTERVAL_S:
+            break
+    else:
+        pytest.fail("each of five tries took longer than the refresh interval")
     assert too_soon.status_code == 401 and too_soon.json()["error"] == "invalid_client"
-    assert jwks_server.fetches == 3
-    time.sleep(1.1)
-    with_new = backend.token(new, "new")
+    assert jwks_server.fetches == before + 1
+    _past_interval(jwks_server)
+    with_new = backend.token(new, kid)
     assert with_new.status_code == 200, with_new.text  # the unknown kid fetched the set again
-    assert jwks_server.fetches == 4
+    assert jwks_server.fetches == before + 2
     assert backend.token(old, "old").status_code == 200  # both keys work during the overlap
-    assert jwks_server.fetches == 4
+    assert jwks_server.fetches == before + 2
 
-    # a flood of made-up kids costs at most one fetch per interval (1 s here)
-    time.sleep(1.1)
+    # a flood of made-up kids costs at most one fetch per interval
+    _past_interval(jwks_server)
     started, before = time.monotonic(), jwks_server.fetches
     for _ in range(20):
         assert backend.token(new, f"made-up-{uuid.uuid4()}").status_code == 401
     elapsed = time.monotonic() - started
-    assert 1 <= jwks_server.fetches - before <= 1 + int(elapsed), elapsed
+    assert 1 <= jwks_server.fetches - before <= 1 + int(elapsed / REFRESH_INTERVAL_S), elapsed
 
     # the old key is withdrawn: from the next fetch on it signs nothing
-    jwks_server.keys = [public_jwk(new, "new")]
-    time.sleep(1.1)
+    jwks_server.keys = [public_jwk(new, kid)]
+    _past_interval(jwks_server)
     before = jwks_server.fetches
     assert backend.token(new, "another-unknown").status_code == 401  # refreshes the set
     assert jwks_server.fetches == before + 1
     refused = backend.token(old, "old")
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
-    assert backend.token(new, "new").status_code == 200
+    assert backend.token(new, kid).status_code == 200
     # an access token issued before the rotation runs out on its own (at most 5 minutes)
     assert httpx.get(f"{base}/fhir/R4/Observation", headers=access_old).status_code == 200
 
@@ -306,13 +333,23 @@ def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
 ) -> None:
     """fhir-kit-client (pinned in clients/fhir-kit) finds the token endpoint by SMART
     discovery, and a ``system/Observation.rs`` token searches Observations but cannot read
-    a Patient. Without node and npm it is skipped locally and fails in CI."""
+    a Patient. Without node and npm it is skipped locally and fails in CI. The pinned
+    packages are installed by ``npm ci`` once per lock file (tests/toolcache.py); the
+    script is today's."""
     require("node", "npm")
+    package = ROOT / "clients" / "fhir-kit"
+    lock = [package / "package.json", package / "package-lock.json"]
+
+    def install(into: Path) -> None:
+        for path in lock:
+            shutil.copy(path, into / path.name)
+        run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=into)
+
+    installed = cached("fhir-kit", lock, "", install)
     work = tmp_path / "fhir-kit"
     work.mkdir()
-    for name in ("package.json", "package-lock.json", "discover.mjs"):
-        shutil.copy(ROOT / "clients" / "fhir-kit" / name, work / name)
-    run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=work)
+    shutil.copy(package / "discover.mjs", work / "discover.mjs")
+    (work / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
 
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}
@@ -419,15 +456,17 @@ def test_the_address_is_checked_when_fetching(jwks_server) -> None:
         asyncio.run(refusing.fetch(f"http://localhost:{jwks_server.port}/jwks.json"))
     assert jwks_server.hits == []
 
-    allowing = RemoteKeySets(_rules(policy=EgressPolicy((ip_network("127.0.0.0/8"),))))
-    for path, reason in [
-        ("/moved", "HTTP 302"),  # never followed
-        ("/huge", "larger than"),
-        ("/text", "not JSON"),
-        ("/slow", "timed out after 1 s"),
+    loopback = EgressPolicy((ip_network("127.0.0.0/8"),))
+    allowing = RemoteKeySets(_rules(policy=loopback))
+    impatient = RemoteKeySets(_rules(policy=loopback, timeout_s=0.25))  # /slow takes 3 s
+    for keys, path, reason in [
+        (allowing, "/moved", "HTTP 302"),  # never followed
+        (allowing, "/huge", "larger than"),
+        (allowing, "/text", "not JSON"),
+        (impatient, "/slow", "timed out after 0.25 s"),
     ]:
         with pytest.raises(KeySetUnavailable, match=reason):
-            asyncio.run(allowing.fetch(f"{jwks_server.url}{path}"))
+            asyncio.run(keys.fetch(f"{jwks_server.url}{path}"))
     assert jwks_server.hits == ["/moved", "/huge", "/text", "/slow"]  # no redirect followed
     keys, lifetime = asyncio.run(allowing.fetch(f"{jwks_server.url}/jwks.json"))
     assert [k["kid"] for k in keys["keys"]] == ["k1"]
