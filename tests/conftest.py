@@ -101,8 +101,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 SLOW_FIRST = {
     "tests/test_schemathesis.py": 105,
     "tests/test_generated_clients.py": 24,
+    # one group (tests/browser_world.py): the pair's time on both
+    "tests/test_browser_dashboard.py": 20,
+    "tests/test_browser_cors.py": 20,
     "tests/test_outage.py": 15,
-    "tests/test_browser_dashboard.py": 14,
     "tests/events/test_processes.py": 12,
     "tests/test_backup.py": 10,
     "tests/test_config_errors.py": 10,
@@ -110,7 +112,6 @@ SLOW_FIRST = {
     "tests/api/test_demo.py": 10,
     "tests/test_metrics.py": 9,
     "tests/test_public_links.py": 8,
-    "tests/test_browser_cors.py": 8,
     "tests/test_schema_at_head.py": 8,
     "tests/test_durability.py": 7,
     "tests/test_multi_instance.py": 6,
