@@ -43,6 +43,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, ROOT, TEST_SIGNING_KEY
+from .schemathesis_lazy import build_lazily
 
 # The schema is loaded when the module is imported, so the app exists then too. On SQLite it
 # gets a database of its own; on PostgreSQL it shares the suite's, which the
@@ -190,6 +191,7 @@ class ClinicianToken:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
+@build_lazily
 @schema.parametrize()
 @settings(
     max_examples=20,
@@ -201,6 +203,7 @@ def test_openapi_contract(case: Any, clinician_token: str, session: asgi.ASGICli
     case.call_and_validate(checks=CHECKS, session=session)
 
 
+@build_lazily
 @hostile_schema.parametrize()
 @settings(
     max_examples=10,
