@@ -8,7 +8,7 @@ never commit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection, text
@@ -19,7 +19,9 @@ from sqlmodel import create_engine
 from kap_outcomes.db.deferred import flush_deferred, forget_deferred, take_after_commit
 from kap_outcomes.db.errors import translate
 from kap_outcomes.db.group_commit import GroupCommitWriter
-from kap_outcomes.db.server_commit import ServerGroupCommit, ServerReader
+
+if TYPE_CHECKING:  # imported on first use: a process on SQLite never loads psycopg
+    from kap_outcomes.db.server_commit import ServerGroupCommit, ServerReader
 
 T = TypeVar("T")
 
@@ -93,6 +95,8 @@ class Database:
                 self._writer = GroupCommitWriter(self)
             return await self._writer.submit(fn)
         if self._server_writer is None:
+            from kap_outcomes.db.server_commit import ServerGroupCommit
+
             self._server_writer = ServerGroupCommit(self)
         return await self._server_writer.submit(fn)
 
@@ -110,6 +114,8 @@ class Database:
         """
         if not self.sqlite:
             if self._server_reader is None:
+                from kap_outcomes.db.server_commit import ServerReader
+
                 self._server_reader = ServerReader(self)
             return await self._server_reader.submit(fn)
         conn = self._loop_reader
