@@ -34,7 +34,6 @@ from kap_outcomes.events.router import router as events_router
 from kap_outcomes.fhir.router import router as fhir_router
 from kap_outcomes.health import router as health_router
 from kap_outcomes.limiter import budgets
-from kap_outcomes.links import require_public_base_url
 from kap_outcomes.metrics.router import router as metrics_router
 from kap_outcomes.metrics.scrape import registry as metrics_registry
 from kap_outcomes.middleware import NoNulText, RequestBodyRules
@@ -42,10 +41,10 @@ from kap_outcomes.organisation.router import router as organisation_router
 from kap_outcomes.patients.router import router as patients_router
 from kap_outcomes.policy.router import router as policy_router
 from kap_outcomes.reports.router import router as reports_router
+from kap_outcomes.serving import servable
 from kap_outcomes.signals.router import router as signals_router
 from kap_outcomes.smart.remote_keys import FetchRules, RemoteKeySets
 from kap_outcomes.smart.router import clients_router, oauth_router
-from kap_outcomes.smart.tokens import TokenIssuer
 from kap_outcomes.webhooks.router import router as webhooks_router
 from kap_outcomes.worker import EmbeddedWorker
 
@@ -54,8 +53,7 @@ log = logging.getLogger("kap_outcomes")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    token_issuer = TokenIssuer.from_settings(settings)  # refuses production without a key
-    require_public_base_url(settings)  # links come from configuration, never from Host
+    token_issuer = servable(settings)
     db = Database(
         make_engine(
             settings.database_url,

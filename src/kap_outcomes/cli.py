@@ -38,12 +38,15 @@ def serve(
     """Start the HTTP service. On the embedded SQLite default, migrate the file first; a
     server database must be at head already (`kap-outcomes db upgrade`)."""
     settings = get_settings()  # each command judges the settings before its imports
+    from kap_outcomes.serving import servable
+
+    servable(settings)  # and serve what create_app refuses, before the app is imported
     import uvicorn
 
     from kap_outcomes.app import create_app
     from kap_outcomes.migrate import head_revisions, ready_schema
 
-    application = create_app(settings)  # a setting it refuses is refused here, in one line
+    application = create_app(settings)
     collect_from_here()
     ready_schema(settings.database_url)
     head_revisions()  # loaded once, before /readyz needs it
