@@ -134,8 +134,8 @@ def test_v1_answers_carry_no_client_host(public: TestClient, tenant: Tenant) -> 
 
 @pytest.mark.skipif(bool(PG_URL), reason="a start-up check; it needs no particular database")
 def test_production_refuses_the_default_public_base_url(tmp_path: Path) -> None:
-    """Each refusal is a `serve` of its own that must exit by itself; they and the configured
-    `serve` run at the same time (each a full start of the app: the check is in create_app)."""
+    """Each refusal is a `serve` of its own that must exit by itself (before it imports the
+    app: serving.servable); they and the configured `serve` run at the same time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP_")}
     env |= {
         "KAP_ENVIRONMENT": "production",
