@@ -41,15 +41,16 @@ def serve(
     from kap_outcomes.serving import servable
 
     servable(settings)  # and serve what create_app refuses, before the app is imported
+    from kap_outcomes.migrate import head_revisions, ready_schema
+
+    ready_schema(settings.database_url)  # so is a database it cannot serve from
+    head_revisions()  # loaded once, before /readyz needs it
     import uvicorn
 
     from kap_outcomes.app import create_app
-    from kap_outcomes.migrate import head_revisions, ready_schema
 
     application = create_app(settings)
     collect_from_here()
-    ready_schema(settings.database_url)
-    head_revisions()  # loaded once, before /readyz needs it
     uvicorn.run(
         application if workers == 1 else "kap_outcomes.app:create_app",
         factory=workers > 1,
