@@ -43,7 +43,8 @@ def serve(
     servable(settings)  # and serve what create_app refuses, before the app is imported
     from kap_outcomes.migrate import head_revisions, ready_schema
 
-    ready_schema(settings.database_url)  # so is a database it cannot serve from
+    # and a database it cannot serve from (unreachable, or behind head) is refused here too
+    ready_schema(settings.database_url)
     head_revisions()  # loaded once, before /readyz needs it
     import uvicorn
 
