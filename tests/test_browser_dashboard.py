@@ -37,7 +37,7 @@ from kap_outcomes.db import Database, make_engine
 from .browser_world import GROUP, release, shared
 from .conftest import PG_URL, ROOT
 from .processes import issue_token, wait_for
-from .toolcache import cached
+from .toolcache import npm_modules
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
@@ -57,22 +57,7 @@ def _axe_script() -> Path:
         if os.environ.get("CI") == "true":
             pytest.fail("npm not found: CI must have it")
         pytest.skip("npm not found (axe-core comes from npm)")
-    lock = [AXE_PACKAGE / "package.json", AXE_PACKAGE / "package-lock.json"]
-
-    def install(work: Path) -> None:
-        for path in lock:
-            shutil.copy(path, work / path.name)
-        done = subprocess.run(
-            ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    return cached("axe", lock, "", install) / "node_modules" / "axe-core" / "axe.min.js"
+    return npm_modules("axe", AXE_PACKAGE) / "axe-core" / "axe.min.js"
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:

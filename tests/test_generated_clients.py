@@ -36,7 +36,7 @@ from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, ROOT
 from .processes import ServiceProcess, service_env
-from .toolcache import cached
+from .toolcache import cached, npm_modules
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on the SQLite pass"),
@@ -100,20 +100,6 @@ def _check_flow(said: list[str]) -> None:
     assert said[3].startswith("problem 404 ") and len(said[3]) > len("problem 404 ")
 
 
-def _typescript_tools() -> Path:
-    """node_modules of clients/typescript's lock file, installed once (tests/toolcache.py)."""
-    source = CLIENTS / "typescript"
-    lock = [source / "package.json", source / "package-lock.json"]
-
-    def install(target: Path) -> None:
-        for path in lock:
-            shutil.copy(path, target / path.name)
-        _run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=target)
-
-    node = _run("node", "--version", cwd=ROOT)
-    return cached("typescript-client", lock, node, install) / "node_modules"
-
-
 def test_typescript_client_type_checks_strictly_and_runs(
     tmp_path: Path, live: tuple[str, str]
 ) -> None:
@@ -122,7 +108,9 @@ def test_typescript_client_type_checks_strictly_and_runs(
     work.mkdir()
     for name in ("package.json", "package-lock.json", "tsconfig.json", "flow.ts"):
         shutil.copy(CLIENTS / "typescript" / name, work / name)
-    (work / "node_modules").symlink_to(_typescript_tools(), target_is_directory=True)
+    (work / "node_modules").symlink_to(
+        npm_modules("typescript-client", CLIENTS / "typescript"), target_is_directory=True
+    )
     bin_dir = work / "node_modules" / ".bin"
     _run(
         bin_dir / "openapi-typescript",

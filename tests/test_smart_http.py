@@ -44,7 +44,7 @@ from .conftest import ROOT, TEST_SIGNING_KEY
 from .processes import ServiceProcess, free_port, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
-from .toolcache import cached
+from .toolcache import npm_modules
 
 # one xdist worker runs the module: its module fixture starts the server once
 pytestmark = pytest.mark.xdist_group("test_smart_http")
@@ -338,18 +338,11 @@ def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
     script is today's."""
     require("node", "npm")
     package = ROOT / "clients" / "fhir-kit"
-    lock = [package / "package.json", package / "package-lock.json"]
-
-    def install(into: Path) -> None:
-        for path in lock:
-            shutil.copy(path, into / path.name)
-        run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=into)
-
-    installed = cached("fhir-kit", lock, "", install)
+    installed = npm_modules("fhir-kit", package)
     work = tmp_path / "fhir-kit"
     work.mkdir()
     shutil.copy(package / "discover.mjs", work / "discover.mjs")
-    (work / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
+    (work / "node_modules").symlink_to(installed, target_is_directory=True)
 
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,31 @@ def cached(name: str, inputs: list[Path], extra: str, build: Callable[[Path], No
             build(target)
             complete.touch()
     return target
+
+
+def npm_modules(name: str, package: Path) -> Path:
+    """``node_modules`` of ``package``'s lock file (``npm ci``), installed once per lock file
+    and node version."""
+    lock = [package / "package.json", package / "package-lock.json"]
+
+    def install(target: Path) -> None:
+        for path in lock:
+            shutil.copy(path, target / path.name)
+        _npm_ci(target)
+
+    node = subprocess.run(
+        ["node", "--version"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    return cached(name, lock, node, install) / "node_modules"
+
+
+def _npm_ci(target: Path) -> None:
+    done = subprocess.run(
+        ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
