@@ -282,15 +282,19 @@ def main() -> None:
             )
         )
     finally:
-        procs = [p for p in (real, base, worker) if p is not None]
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop([p for p in (real, base, worker) if p is not None])
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT to every process at once, then wait for each (killed after 10 s)."""
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.ingest import BODY, LUA, cli_token, free_port, wait_up
+from bench.ingest import BODY, LUA, cli_token, free_port, stop, wait_up
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -304,13 +303,7 @@ def main() -> None:
         result["rounds"], result["seconds"] = args.rounds, args.seconds
         print(json.dumps(result, indent=2))
     finally:
-        for target_proc in [base_proc, *(t.proc for t in targets)]:
-            target_proc.send_signal(signal.SIGINT)
-        for target_proc in [base_proc, *(t.proc for t in targets)]:
-            try:
-                target_proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                target_proc.kill()
+        stop([base_proc, *(t.proc for t in targets)])
         shutil.rmtree(work, ignore_errors=True)
 
 
