@@ -120,3 +120,13 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
         [line] = out.stderr.strip().splitlines()
         assert line.startswith("cannot reach the database of KAP_DATABASE_URL: ")
         assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_the_heads_the_code_expects_are_the_migrations_heads() -> None:
+    # the schema checks read SCHEMA_HEADS, not Alembic: a new revision must move it
+    from alembic.script import ScriptDirectory
+
+    from kap_outcomes.migrate import SCHEMA_HEADS, migrations_dir
+
+    heads = frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
+    assert heads == SCHEMA_HEADS, f"set kap_outcomes.migrate.SCHEMA_HEADS to {set(heads)}"
