@@ -57,7 +57,6 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        ws="none",  # the app has no WebSocket route: no WebSocket library to import
         access_log=False,
         proxy_headers=False,
         server_header=False,
