@@ -5,16 +5,20 @@ Migrations run under a lock, so any number of processes that migrate at the same
 a file lock beside a SQLite database, an advisory lock on PostgreSQL. Whoever gets the lock
 second finds the schema at head (Alembic reads the revision after the lock is taken).
 
-Whether a database is at head is read without Alembic (its version table, against
-:data:`SCHEMA_HEADS`): a start on a database at head (every `serve`, `token create`... after
-the first, and /readyz) never imports Alembic and its templating, which only a migration needs.
+Whether a database is at head is read without Alembic: its version table against the heads of
+the revision files, whose ``revision`` and ``down_revision`` are read as text
+(:func:`head_revisions`). A start on a database at head (every `serve`, `token create`...
+after the first, and /readyz) never imports Alembic, its templating or the revision modules,
+which only a migration needs.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +32,6 @@ if TYPE_CHECKING:
 
 UPGRADE_COMMAND = "kap-outcomes db upgrade"
 PG_LOCK_KEY = 0x6B61_705F_6D69_67  # "kap_mig": the advisory lock of migrations
-SCHEMA_HEADS = frozenset({"5893bc2c6d60"})
-"""The revisions this version of the code expects the database to be at: the heads of
-migrations/versions, named here so that checking a database needs no Alembic. A new revision
-moves it (tests/test_schema_at_head.py compares it with Alembic's heads)."""
 VERSION_TABLE = "alembic_version"  # Alembic's default; migrations/env.py keeps it
 
 
@@ -116,6 +116,43 @@ def _connect(engine: Engine) -> Connection:
         raise SchemaNotReady(f"cannot reach the database of KAP_DATABASE_URL: {reason}") from None
 
 
+@lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    """The revisions this version of the code expects the database to be at: those of
+    ``migrations/versions`` that no other revision names as its ``down_revision``. The files'
+    two assignments are read with :mod:`ast`, as literals, without importing the modules or
+    Alembic (tests/test_schema_at_head.py finds the same heads as Alembic's ScriptDirectory)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (migrations_dir() / "versions").glob("*.py"):
+        found = _revision_names(ast.parse(path.read_bytes(), filename=str(path)))
+        if "revision" not in found:
+            continue
+        revisions.add(str(found["revision"]))
+        down = found.get("down_revision")
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(name) for name in down)
+    return frozenset(revisions - parents)
+
+
+def _revision_names(module: ast.Module) -> dict[str, object]:
+    """The module-level ``revision`` and ``down_revision`` literals (annotated or not)."""
+    found: dict[str, object] = {}
+    for node in module.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
+    return found
+
+
 def current_revisions(conn: Connection) -> frozenset[str]:
     """The revisions the database is at (none when Alembic never ran on it)."""
     if not inspect(conn).has_table(VERSION_TABLE):
@@ -127,9 +164,10 @@ def current_revisions(conn: Connection) -> frozenset[str]:
 def schema_gap(conn: Connection) -> str | None:
     """None when the database is at head; else one line saying where it is and what to run."""
     current = current_revisions(conn)
-    if current == SCHEMA_HEADS:
+    heads = head_revisions()
+    if current == heads:
         return None
-    needs = ", ".join(sorted(SCHEMA_HEADS))
+    needs = ", ".join(sorted(heads))
     where = (
         "the database is empty"
         if not current
