@@ -120,3 +120,36 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
         [line] = out.stderr.strip().splitlines()
         assert line.startswith("cannot reach the database of KAP_DATABASE_URL: ")
         assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_the_heads_read_from_the_files_are_alembics() -> None:
+    # the schema checks read the revision files as text, not through Alembic
+    from alembic.script import ScriptDirectory
+
+    from kap_outcomes.migrate import head_revisions, migrations_dir
+
+    assert head_revisions() == frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
+
+
+def test_a_new_revision_is_a_new_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two heads (a branch) and a merge of them, as Alembic writes them."""
+    import shutil
+
+    from kap_outcomes import migrate
+
+    versions = tmp_path / "versions"
+    shutil.copytree(migrate.migrations_dir() / "versions", versions)
+    [head] = migrate.head_revisions()
+    (versions / "x_branch.py").write_text(
+        f'revision: str = "b1"\ndown_revision: str | None = "{head}"\n'
+    )
+    (versions / "y_branch.py").write_text(f'revision = "b2"\ndown_revision = "{head}"\n')
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: tmp_path)
+    migrate.head_revisions.cache_clear()
+    try:
+        assert migrate.head_revisions() == {"b1", "b2"}
+        (versions / "z_merge.py").write_text('revision = "m"\ndown_revision = ("b1", "b2")\n')
+        migrate.head_revisions.cache_clear()
+        assert migrate.head_revisions() == {"m"}
+    finally:
+        migrate.head_revisions.cache_clear()

@@ -41,11 +41,10 @@ def serve(
     from kap_outcomes.serving import servable
 
     servable(settings)  # and serve what create_app refuses, before the app is imported
-    from kap_outcomes.migrate import head_revisions, ready_schema
+    from kap_outcomes.migrate import ready_schema
 
     # and a database it cannot serve from (unreachable, or behind head) is refused here too
     ready_schema(settings.database_url)
-    head_revisions()  # loaded once, before /readyz needs it
     import uvicorn
 
     from kap_outcomes.app import create_app

@@ -4,27 +4,35 @@ Migrations run under a lock, so any number of processes that migrate at the same
 (`serve` and `token create` on a new SQLite file, several `db upgrade`) end with one schema:
 a file lock beside a SQLite database, an advisory lock on PostgreSQL. Whoever gets the lock
 second finds the schema at head (Alembic reads the revision after the lock is taken).
+
+Whether a database is at head is read without Alembic: its version table against the heads of
+the revision files, whose ``revision`` and ``down_revision`` are read as text
+(:func:`head_revisions`). A start on a database at head (every `serve`, `token create`...
+after the first, and /readyz) never imports Alembic, its templating or the revision modules,
+which only a migration needs.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 UPGRADE_COMMAND = "kap-outcomes db upgrade"
 PG_LOCK_KEY = 0x6B61_705F_6D69_67  # "kap_mig": the advisory lock of migrations
+VERSION_TABLE = "alembic_version"  # Alembic's default; migrations/env.py keeps it
 
 
 class SchemaNotReady(RuntimeError):
@@ -39,6 +47,8 @@ def migrations_dir() -> Path:
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("path_separator", "os")
@@ -47,6 +57,8 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
     with migration_lock(database_url) as connection:
         config = alembic_config(database_url)
         config.attributes["connection"] = connection
@@ -55,6 +67,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    from alembic import command
+
     with migration_lock(database_url) as connection:
         config = alembic_config(database_url)
         config.attributes["connection"] = connection
@@ -104,13 +118,52 @@ def _connect(engine: Engine) -> Connection:
 
 @lru_cache(maxsize=1)
 def head_revisions() -> frozenset[str]:
-    """The revisions this version of the code expects the database to be at."""
-    return frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
+    """The revisions this version of the code expects the database to be at: those of
+    ``migrations/versions`` that no other revision names as its ``down_revision``. The files'
+    two assignments are read with :mod:`ast`, as literals, without importing the modules or
+    Alembic (tests/test_schema_at_head.py finds the same heads as Alembic's ScriptDirectory)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (migrations_dir() / "versions").glob("*.py"):
+        found = _revision_names(ast.parse(path.read_bytes(), filename=str(path)))
+        if "revision" not in found:
+            continue
+        revisions.add(str(found["revision"]))
+        down = found.get("down_revision")
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(name) for name in down)
+    return frozenset(revisions - parents)
+
+
+def _revision_names(module: ast.Module) -> dict[str, object]:
+    """The module-level ``revision`` and ``down_revision`` literals (annotated or not)."""
+    found: dict[str, object] = {}
+    for node in module.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
+    return found
+
+
+def current_revisions(conn: Connection) -> frozenset[str]:
+    """The revisions the database is at (none when Alembic never ran on it)."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return frozenset()
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+    return frozenset(rows.scalars())
 
 
 def schema_gap(conn: Connection) -> str | None:
     """None when the database is at head; else one line saying where it is and what to run."""
-    current = frozenset(MigrationContext.configure(conn).get_current_heads())
+    current = current_revisions(conn)
     heads = head_revisions()
     if current == heads:
         return None
@@ -125,12 +178,7 @@ def schema_gap(conn: Connection) -> str | None:
 
 def require_head(database_url: str) -> None:
     """Raise SchemaNotReady unless the database is reachable and at head."""
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with _connect(engine) as conn:
-            gap = schema_gap(conn)
-    finally:
-        engine.dispose()
+    gap = schema_gap_of(database_url)
     if gap is not None:
         raise SchemaNotReady(gap)
 
@@ -138,7 +186,23 @@ def require_head(database_url: str) -> None:
 def ready_schema(database_url: str) -> None:
     """Before a command uses the database: the embedded SQLite default is migrated (it must
     just work); a server database must already be at head (releases run `db upgrade`)."""
-    if make_url(database_url).get_backend_name() == "sqlite":
-        upgrade(database_url)
-    else:
+    if make_url(database_url).get_backend_name() != "sqlite":
         require_head(database_url)
+        return
+    with suppress(SchemaNotReady):
+        if schema_gap_of(database_url) is None:
+            return  # at head: nothing to migrate, and Alembic is not even imported
+    # under the lock, which finds the work done if another process migrated meanwhile; a file
+    # that cannot be opened fails here, as it always did
+    upgrade(database_url)
+
+
+def schema_gap_of(database_url: str) -> str | None:
+    """:func:`schema_gap` of the database at ``database_url``, or SchemaNotReady when it
+    cannot be reached."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with _connect(engine) as conn:
+            return schema_gap(conn)
+    finally:
+        engine.dispose()

@@ -1,15 +1,17 @@
 """The public keys of a backend client (a JWK Set): what may be registered, and the key that
-verifies an assertion."""
+verifies an assertion.
+
+PyJWT and cryptography are imported by the first key looked at (as in smart.tokens).
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from typing import TYPE_CHECKING, Any
 
 from kap_outcomes.errors import FieldProblem
+
+if TYPE_CHECKING:
+    import jwt
 
 ALGORITHMS = {"RS384": "RSA", "ES384": "EC"}
 """The assertion algorithms accepted (SMART Backend Services) and the key type of each."""
@@ -52,6 +54,8 @@ def _key_problems(key: dict[str, Any], pointer: str) -> list[FieldProblem]:
     parsed = load_key(key, algorithm)
     if parsed is None:
         return [FieldProblem(pointer=pointer, detail=f"not a valid {kty} public key")]
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     if isinstance(parsed.key, RSAPublicKey):
         if parsed.key.key_size < MIN_RSA_BITS:
             return [FieldProblem(pointer=f"{pointer}/n", detail="RSA keys of 2048 bits or more")]
@@ -93,6 +97,10 @@ def usable_keys(keys: list[Any]) -> list[dict[str, Any]]:
 
 def load_key(key: dict[str, Any], algorithm: str) -> jwt.PyJWK | None:
     """The public key of a JWK for ``algorithm``, or None when it is not one."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     try:
         parsed = jwt.PyJWK(key, algorithm=algorithm)
     except Exception:  # whatever the JWK holds, it is not a usable key

@@ -10,11 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import jwt
-from jwt.utils import base64url_decode
 from sqlalchemy import Connection
 
 from kap_outcomes import json_bodies
@@ -29,6 +27,9 @@ from kap_outcomes.smart.remote_keys import KeySetUnavailable, RemoteKeySets
 from kap_outcomes.smart.tokens import ACCESS_TOKEN_LIFETIME, TokenIssuer
 from kap_outcomes.webhooks import egress
 from kap_outcomes.webhooks.egress import EgressPolicy
+
+if TYPE_CHECKING:
+    import jwt  # imported where a client assertion is read (see smart.tokens)
 
 log = logging.getLogger("kap_outcomes.smart")
 
@@ -294,6 +295,8 @@ def _check_claims(assertion: str) -> None:
     numbers within the grammar, checked as text before anything converts them), and ``exp``,
     ``iat`` and ``nbf`` NumericDates between 1970 and the year 9999 (RFC 7519 section 2):
     else ``invalid_grant``, naming the claim and never echoing its value."""
+    from jwt.utils import base64url_decode
+
     for index, part in enumerate(("header", "claim")):
         try:
             segment = base64url_decode(assertion.split(".")[index].encode("ascii"))
@@ -363,6 +366,8 @@ def _authenticate_client(
 
 def _unverified_names(assertion: str) -> tuple[str, str, str]:
     """The algorithm, key id and client id the assertion names, read before verifying it."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -391,6 +396,8 @@ def _verified_claims(
     assertion: str, key: jwt.PyJWK, algorithm: str, *, issuer: TokenIssuer, client_id: str
 ) -> dict[str, Any]:
     """The assertion's claims, its signature, audience, issuer, expiry and subject verified."""
+    import jwt
+
     try:
         claims: dict[str, Any] = jwt.decode(
             assertion,
@@ -442,6 +449,8 @@ async def _remote_keys(
     assertion = form.get("client_assertion", "")
     if form.get("grant_type") != "client_credentials" or not assertion:
         return None
+    import jwt
+
     try:
         _check_claims(assertion)
         kid = jwt.get_unverified_header(assertion).get("kid")

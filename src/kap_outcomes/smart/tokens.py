@@ -2,6 +2,9 @@
 
 They are self-contained, so reading one costs no query; whether its client is still
 registered is checked on every use (:mod:`kap_outcomes.auth.dependencies`).
+
+PyJWT (and with it cryptography) is imported by the first token issued or read, not with this
+module: a process that handles none (most starts, every command but ``serve``) never loads it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-
-import jwt
 
 from kap_outcomes.config import ConfigError, Settings
 from kap_outcomes.db import new_id
@@ -124,6 +125,8 @@ class TokenIssuer:
             "iat": int(now.timestamp()),
             "exp": int((now + ACCESS_TOKEN_LIFETIME).timestamp()),
         }
+        import jwt
+
         return jwt.encode(
             claims, self.signing_key, algorithm=_ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE}
         )
@@ -132,6 +135,8 @@ class TokenIssuer:
         """The claims of a token of ours that is intact and unexpired; otherwise None."""
         if len(token) > _MAX_TOKEN_LENGTH:
             return None
+        import jwt
+
         try:
             decoded = jwt.api_jwt.decode_complete(
                 token,
