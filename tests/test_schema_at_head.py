@@ -126,9 +126,10 @@ def test_the_heads_read_from_the_files_are_alembics() -> None:
     # the schema checks read the revision files as text, not through Alembic
     from alembic.script import ScriptDirectory
 
-    from kap_outcomes.migrate import head_revisions, migrations_dir
+    from kap_outcomes.migrate import alembic_config, head_revisions
 
-    assert head_revisions() == frozenset(ScriptDirectory(str(migrations_dir())).get_heads())
+    alembic = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert head_revisions() == frozenset(alembic.get_heads())
 
 
 def test_a_new_revision_is_a_new_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
