@@ -66,7 +66,10 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
 
         began = time.monotonic()
         copy = tmp_path / "backup.db"
-        pages = backup(env["KAP_DATABASE_URL"], copy, pages_per_step=1)
+        # a page a step, 2 ms apart: the copy of a few hundred pages spans about a second, as
+        # a large database's would (unpaused it takes ~30 ms, too short a window to be sure
+        # that a write lands in it on a busy machine)
+        pages = backup(env["KAP_DATABASE_URL"], copy, pages_per_step=1, pause_between_steps=0.002)
         ended = time.monotonic()
         time.sleep(0.2)
         stop.set()

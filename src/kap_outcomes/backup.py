@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -52,8 +53,15 @@ def sqlite_file(database_url: str) -> Path:
     return Path(path)
 
 
-def backup(database_url: str, target: Path, *, pages_per_step: int = PAGES_PER_STEP) -> int:
-    """Copy the database of ``database_url`` to ``target``; returns the pages copied."""
+def backup(
+    database_url: str,
+    target: Path,
+    *,
+    pages_per_step: int = PAGES_PER_STEP,
+    pause_between_steps: float = 0.0,
+) -> int:
+    """Copy the database of ``database_url`` to ``target``; returns the pages copied.
+    ``pause_between_steps`` (seconds) spreads the copy out, as on a large database."""
     source_path = sqlite_file(database_url)
     if not source_path.is_file():
         raise BackupRefused(f"no database file at {source_path}")
@@ -71,7 +79,7 @@ def backup(database_url: str, target: Path, *, pages_per_step: int = PAGES_PER_S
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
         copy = sqlite3.connect(partial, isolation_level=None)
         try:
-            pages = _copy(source, copy, pages_per_step)
+            pages = _copy(source, copy, pages_per_step, pause_between_steps)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             problems = copy.execute("PRAGMA integrity_check").fetchall()
             if problems != [("ok",)]:
@@ -90,12 +98,16 @@ def backup(database_url: str, target: Path, *, pages_per_step: int = PAGES_PER_S
     return pages
 
 
-def _copy(source: sqlite3.Connection, copy: sqlite3.Connection, pages_per_step: int) -> int:
+def _copy(
+    source: sqlite3.Connection, copy: sqlite3.Connection, pages_per_step: int, pause: float
+) -> int:
     total = 0
 
     def progress(status: int, remaining: int, count: int) -> None:
         nonlocal total
         total = count
+        if remaining and pause:
+            time.sleep(pause)
 
     source.backup(copy, pages=pages_per_step, progress=progress, sleep=0.005)
     return total
