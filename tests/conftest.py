@@ -80,8 +80,9 @@ DEFAULT_WORKERS = 2
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """The whole suite (no paths named) runs on ``DEFAULT_WORKERS`` xdist workers unless the
     command line says how to run (``-n``, ``--dist``, ``--tx``), or asks for what xdist cannot
-    do (``--pdb``, ``--trace``, ``-s``), or xdist is off (``-p no:xdist``). Runs before
-    xdist's own hook, which then sets the workers up as for ``-n 2 --dist loadgroup``."""
+    do (``--pdb``, ``--trace``, ``-s``), or xdist is off (``-p no:xdist``); ``-n N`` without
+    ``--dist`` runs grouped too. Runs before xdist's own hook, which then sets the workers up
+    as for ``-n 2 --dist loadgroup``."""
     option = config.option
     if XDIST_WORKER or not config.pluginmanager.hasplugin("xdist"):
         return
@@ -91,6 +92,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
     if whole_suite and not (asked or unsuited) and (os.cpu_count() or 1) >= DEFAULT_WORKERS:
         option.numprocesses = DEFAULT_WORKERS
+        option.dist = "loadgroup"
+    elif option.numprocesses and option.dist == "no" and not option.tx:
+        # ``-n N`` alone: xdist would share the tests out one by one (``load``), splitting the
+        # groups, whose module-scoped fixtures must not live beside other modules' tests (the
+        # browser's sync Playwright keeps an event loop running in the worker's thread)
         option.dist = "loadgroup"
     if option.dist == "loadgroup":
         # the groups go out in collection order (slowest first, below), not re-sorted by xdist
