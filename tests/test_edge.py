@@ -177,7 +177,7 @@ def test_a_backend_with_a_valid_assertion_gets_its_token_from_a_throttled_addres
             }
             return client.post("/oauth/token", data=form)
 
-        forged = backend.assertion(key=new_private_key("RS384"))
+        forged = backend.assertion(key=new_private_key(backend.algorithm))
         assert [token_request(forged).status_code for _ in range(3)] == [401, 401, 429]
         granted = token_request(backend.assertion())
         assert granted.status_code == 200, granted.text
