@@ -16,14 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kap_outcomes.backup import backup
 from kap_outcomes.migrate import upgrade
 
 from .conftest import ROOT
-from .processes import ServiceProcess, issue_token, service_env, wait_for
+from .processes import ServiceProcess, http_client, http_post, issue_token, service_env, wait_for
 from .test_server_process import _cli
 
 CLIENTS = 4
@@ -34,7 +33,7 @@ ACKED_BEFORE_BACKUP = 500
 def _writer(base: str, headers: dict[str, str], patient: str, acked: list, stop) -> None:
     body = {"instrument": "phq9", "items": [1, 2, 1, 0, 1, 2, 1, 0, 0],
             "administered_at": "2026-03-02T15:04:05Z"}  # fmt: skip
-    with httpx.Client(base_url=base, headers=headers, timeout=20) as http:
+    with http_client(base_url=base, headers=headers, timeout=20) as http:
         while not stop.is_set():
             resp = http.post(f"/v1/patients/{patient}/assessments", json=body)
             assert resp.status_code == 201, resp.text
@@ -49,7 +48,7 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
     acked: list[tuple[float, str]] = []
     stop = threading.Event()
     try:
-        patient = httpx.post(
+        patient = http_post(
             f"{server.base}/v1/patients", json={"external_id": "b-1"}, headers=headers
         ).json()["id"]
         threads = [

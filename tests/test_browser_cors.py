@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from .browser_world import GROUP, PageServer, release, shared
 from .conftest import PG_URL
 from .fhir.forms import us_core_phq9
-from .processes import issue_token
+from .processes import http_get, issue_token
 
 pytestmark = [
     pytest.mark.skipif(bool(PG_URL), reason="runs once, on SQLite"),
@@ -198,7 +197,7 @@ def test_a_page_of_an_origin_not_listed_is_refused_by_the_browser(world):
     page.close()
     assert out == {"simple": "refused: TypeError", "create": "refused: TypeError"}
     # the preflight failed, so the POST was never sent: nothing was created
-    found = httpx.get(
+    found = http_get(
         f"{world['api']}/v1/patients",
         params={"external_id": external_id},
         headers={"Authorization": f"Bearer {world['token']}"},

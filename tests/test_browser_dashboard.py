@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -36,7 +35,7 @@ from kap_outcomes.db import Database, make_engine
 
 from .browser_world import GROUP, release, shared
 from .conftest import PG_URL, ROOT
-from .processes import issue_token, wait_for
+from .processes import http_client, issue_token, wait_for
 from .toolcache import npm_modules
 
 pytestmark = [
@@ -101,7 +100,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     # (rightly): the accessibility pass runs in a context of its own that bypasses it
     axe_context = shared_world.browser.new_context(bypass_csp=True)
     axe_context.on("request", lambda request: requests.append(request.url))
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_token}"})
+    api = http_client(base_url=base, headers={"Authorization": f"Bearer {api_token}"})
     try:
         yield {
             "base": base,

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from kap_outcomes.db import Database
 
 from .conftest import PG_URL, Tenant
-from .processes import ServiceProcess, service_env
+from .processes import ServiceProcess, http_client, service_env
 
 pytestmark = [
     pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL"),
@@ -88,7 +88,7 @@ def all_at_once(count: int, request: Callable[[httpx.Client, int], httpx.Respons
     responses: list[Any] = [None] * count
 
     def one(i: int) -> None:
-        with httpx.Client(timeout=60) as http:
+        with http_client(timeout=60) as http:
             barrier.wait(timeout=30)
             responses[i] = request(http, i)
 
@@ -100,7 +100,7 @@ def test_concurrent_writers_on_one_patient(
     server: ServiceProcess, tenant: Tenant, db: Database
 ) -> None:
     headers = tenant.headers()
-    with httpx.Client(base_url=server.base, headers=headers, timeout=60) as http:
+    with http_client(base_url=server.base, headers=headers, timeout=60) as http:
         patient_id = _patient(http)
         _exercise(server.base, headers, patient_id)
         _check_consistency(http, db, patient_id)
@@ -121,7 +121,7 @@ def test_concurrent_first_doses_open_one_course(
 ) -> None:
     """A dose with no active course opens one: racing first doses must share it."""
     headers = tenant.headers()
-    with httpx.Client(base_url=server.base, headers=headers, timeout=60) as http:
+    with http_client(base_url=server.base, headers=headers, timeout=60) as http:
         patient_id = _patient(http)
 
         def dose(c: httpx.Client, i: int) -> httpx.Response:
@@ -149,7 +149,7 @@ def test_concurrent_new_courses_leave_one_active(
 ) -> None:
     """Creating a course closes the previous one, also when several are created at once."""
     headers = tenant.headers()
-    with httpx.Client(base_url=server.base, headers=headers, timeout=60) as http:
+    with http_client(base_url=server.base, headers=headers, timeout=60) as http:
         patient_id = _patient(http)
         responses = all_at_once(
             6,
@@ -176,7 +176,7 @@ def _resolve_every_other_alert(
     """Resolve every other alert that opens, two clients racing for each; one last pass
     once the writers are done, so that the race is run whatever the timing."""
     seen: set[str] = set()
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+    with http_client(base_url=base, headers=headers, timeout=60) as http:
         while True:
             last = not writing.is_set()
             page = http.get("/v1/alerts", params={"patient_id": patient_id, "limit": 500})
@@ -217,7 +217,7 @@ def _exercise(base: str, headers: dict[str, str], patient_id: str) -> None:
     read_statuses: Counter[int] = Counter()
 
     def writer(w: int) -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        with http_client(base_url=base, headers=headers, timeout=60) as http:
             for i in range(PER_WRITER):
                 seq = w * PER_WRITER + i
                 resp = http.post(f"/v1/patients/{patient_id}/assessments", json=body_for(seq))
@@ -227,7 +227,7 @@ def _exercise(base: str, headers: dict[str, str], patient_id: str) -> None:
                         created[seq] = resp.json()
 
     def reader() -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        with http_client(base_url=base, headers=headers, timeout=60) as http:
             while writing.is_set():
                 for path in ("/v1/caseload", f"/v1/patients/{patient_id}/signals"):
                     code = http.get(path).status_code

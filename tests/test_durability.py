@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from .conftest import PG_URL
-from .processes import ServiceProcess, issue_token, service_env, wait_for
+from .processes import ServiceProcess, http_client, http_post, issue_token, service_env, wait_for
 
 CLIENTS = 6
 ACKED_BEFORE_KILL = 150
@@ -56,7 +56,7 @@ class Stream:
 
 
 def client_loop(base: str, headers: dict[str, str], patient_id: str, stream: Stream) -> None:
-    with httpx.Client(base_url=base, headers=headers, timeout=20) as http:
+    with http_client(base_url=base, headers=headers, timeout=20) as http:
         while (seq := stream.take()) is not None:
             body: dict[str, Any] = {
                 "instrument": "phq9",
@@ -85,7 +85,7 @@ def test_every_acknowledged_assessment_survives_sigkill(tmp_path: Path) -> None:
     stream = Stream()
     threads: list[threading.Thread] = []
     try:
-        resp = httpx.post(
+        resp = http_post(
             f"{server.base}/v1/patients", json={"external_id": "p-1"}, headers=headers, timeout=20
         )
         assert resp.status_code == 201, resp.text
@@ -116,7 +116,7 @@ def test_every_acknowledged_assessment_survives_sigkill(tmp_path: Path) -> None:
 
     server = ServiceProcess(env, tmp_path)
     try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=20) as http:
+        with http_client(base_url=server.base, headers=headers, timeout=20) as http:
             # every acknowledged id reads back, with its total and its alert (item 9 >= 1)
             for seq, (assessment_id, total) in acked.items():
                 got = http.get(f"/v1/assessments/{assessment_id}")

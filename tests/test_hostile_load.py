@@ -18,13 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from kap_outcomes.auth.models import Role
 
 from .conftest import PG_URL, Tenant
-from .processes import ServiceProcess, service_env
+from .processes import ServiceProcess, http_client, service_env
 
 # one xdist worker runs the module: its module fixture starts the server once
 pytestmark = pytest.mark.xdist_group("test_hostile_load")
@@ -136,7 +135,7 @@ def _hostile_client(
     traffic: Traffic,
     index: int,
 ) -> None:
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with http_client(base_url=base, timeout=120) as http:
         traffic.start.wait()
         while not traffic.stop.is_set():
             for path, body, headers in requests:
@@ -152,7 +151,7 @@ def _probe(base: str, traffic: Traffic) -> list[float]:
     """``/healthz`` back to back until there were :data:`PROBES` probes and every hostile
     client finished :data:`ROUNDS` rounds (or the deadline passed: then the numbers tell)."""
     latencies: list[float] = []
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with http_client(base_url=base, timeout=120) as http:
         assert http.get("/healthz").status_code == 200  # the connection is open
         traffic.start.wait()
         deadline = time.monotonic() + DEADLINE_S

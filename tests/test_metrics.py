@@ -23,7 +23,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, TEST_SIGNING_KEY
-from .processes import ServiceProcess, service_env
+from .processes import ServiceProcess, http_client, service_env
 
 # one xdist worker runs the module: its module fixture starts the server once
 pytestmark = pytest.mark.xdist_group("test_metrics")
@@ -94,7 +94,7 @@ GAD7 = [1, 1, 1, 1, 1, 1, 1]  # no alert
 def test_counters_move_by_what_was_sent(server: tuple[ServiceProcess, str]) -> None:
     process, token = server
     auth = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=process.base, headers=auth, timeout=20) as http:
+    with http_client(base_url=process.base, headers=auth, timeout=20) as http:
         before = _scrape(http)
         patients = []
         for n in range(3):
@@ -150,7 +150,7 @@ def test_counters_move_by_what_was_sent(server: tuple[ServiceProcess, str]) -> N
 @pytest.mark.skipif(bool(PG_URL), reason="brings its own SQLite server: runs in the SQLite run")
 def test_the_metrics_token_is_required_when_set(server: tuple[ServiceProcess, str]) -> None:
     process, token = server
-    with httpx.Client(base_url=process.base, timeout=20) as http:
+    with http_client(base_url=process.base, timeout=20) as http:
         assert http.get("/metrics").status_code == 401
         wrong = http.get("/metrics", headers={"Authorization": "Bearer " + "x" * 43})
         assert wrong.status_code == 401
@@ -224,9 +224,9 @@ def test_several_processes_behind_one_port_add_up(tmp_path: Path) -> None:
     }
     process = ServiceProcess(env, tmp_path, workers=2)
     try:
-        with httpx.Client(base_url=process.base, timeout=20) as http:
+        with http_client(base_url=process.base, timeout=20) as http:
             for _ in range(40):  # new connections: both processes take some
-                with httpx.Client(base_url=process.base, timeout=20) as one:
+                with http_client(base_url=process.base, timeout=20) as one:
                     resp = one.get("/v1/patients", headers={"Authorization": f"Bearer {token}"})
                     assert resp.status_code == 200
             counts = set()

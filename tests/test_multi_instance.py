@@ -39,7 +39,14 @@ from kap_outcomes.webhooks.models import WebhookCreate
 
 from .conftest import PG_URL
 from .events.receiver import Receiver
-from .processes import ServiceProcess, ThrowawayPostgres, service_env, wait_for
+from .processes import (
+    ServiceProcess,
+    ThrowawayPostgres,
+    http_client,
+    http_get,
+    service_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(
     bool(PG_URL), reason="brings its own PostgreSQL cluster: runs once, in the SQLite run"
@@ -89,7 +96,7 @@ class Instances:
 
     def __init__(self, a: ServiceProcess, b: ServiceProcess) -> None:
         self.servers = (a, b)
-        self.clients = [httpx.Client(base_url=s.base, timeout=30) for s in self.servers]
+        self.clients = [http_client(base_url=s.base, timeout=30) for s in self.servers]
         self.answered: list[Counter[tuple[str, str, int]]] = [Counter(), Counter()]
         self._lock = threading.Lock()
 
@@ -118,7 +125,7 @@ def postgres() -> Iterator[ThrowawayPostgres]:
 
 
 def _scrape(server: ServiceProcess) -> dict[tuple[str, str, str], float]:
-    text_ = httpx.get(f"{server.base}/metrics", timeout=10).text
+    text_ = http_get(f"{server.base}/metrics", timeout=10).text
     return {
         (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
         for family in text_string_to_metric_families(text_)

@@ -14,14 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.db import Database
 
 from .conftest import TEST_SIGNING_KEY
-from .processes import ServiceProcess, service_env
+from .processes import ServiceProcess, http_get, http_post, service_env
 from .refusals import refusing_inserts
 
 
@@ -44,13 +42,13 @@ def test_a_database_error_on_a_patient_row_leaves_no_trace_of_it(
     with refusing_inserts(db, "patients", org_id):
         server = ServiceProcess(env, tmp_path)
         try:
-            resp = httpx.post(
+            resp = http_post(
                 f"{server.base}/v1/patients",
                 json={"external_id": external_id},
                 headers={"Authorization": f"Bearer {token}", "X-Request-ID": "phi-probe"},
                 timeout=30,
             )
-            listed = httpx.get(
+            listed = http_get(
                 f"{server.base}/v1/patients",
                 params={"external_id": external_id},
                 headers={"Authorization": f"Bearer {token}"},

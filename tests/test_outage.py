@@ -28,7 +28,14 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.errors import DomainError
 from kap_outcomes.migrate import upgrade
 
-from .processes import ServiceProcess, ThrowawayPostgres, issue_token, service_env, wait_for
+from .processes import (
+    ServiceProcess,
+    ThrowawayPostgres,
+    http_client,
+    issue_token,
+    service_env,
+    wait_for,
+)
 
 QUICK = 8.0
 """Seconds an answer may take while the database is down (connect_timeout is 3 s)."""
@@ -107,7 +114,7 @@ def test_database_outage_is_503_and_recovers_without_restart(
     postgres: ThrowawayPostgres, server: ServiceProcess
 ) -> None:
     headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
-    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+    with http_client(base_url=server.base, headers=headers, timeout=30) as http:
         # database up
         patient = http.post("/v1/patients", json={"external_id": f"p-{uuid.uuid4()}"})
         assert patient.status_code == 201, patient.text
@@ -163,7 +170,7 @@ class Traffic:
 
 def _submitter(base: str, headers: dict[str, str], submit: str, traffic: Traffic) -> None:
     body = {**PHQ9, "administered_at": "2026-03-02T15:04:05Z"}
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+    with http_client(base_url=base, headers=headers, timeout=30) as http:
         while not traffic.stop.is_set():
             try:
                 resp = http.post(submit, json=body)
@@ -190,7 +197,7 @@ def test_traffic_through_an_outage_is_201_or_503_and_loses_no_201(
     traffic = Traffic()
     threads: list[threading.Thread] = []
     try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+        with http_client(base_url=server.base, headers=headers, timeout=30) as http:
             patient = http.post("/v1/patients", json={"external_id": f"p-{uuid.uuid4()}"})
             assert patient.status_code == 201, patient.text
             submit = f"/v1/patients/{patient.json()['id']}/assessments"
@@ -273,7 +280,7 @@ def test_readyz_answers_quickly_while_the_database_hangs(
     a few seconds instead of hanging in a pooled connection's pre-ping, and 200 once it
     answers again."""
     headers = {"Authorization": f"Bearer {_token(postgres.url)}"}
-    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+    with http_client(base_url=server.base, headers=headers, timeout=30) as http:
         # the pool holds idle connections to the server
         assert http.post("/v1/patients", json={"external_id": "p-1"}).status_code == 201
         assert http.get("/readyz").status_code == 200

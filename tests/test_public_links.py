@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,7 +23,7 @@ from kap_outcomes.config import Settings
 
 from .conftest import PG_URL, TEST_SIGNING_KEY, Tenant
 from .fhir.forms import us_core_phq9
-from .processes import ServiceProcess, finish, free_port, start_cli
+from .processes import ServiceProcess, finish, free_port, http_get, start_cli
 
 PUBLIC = "https://outcomes.example.org/kap"
 FHIR_BASE = PUBLIC + "/fhir/R4"
@@ -160,7 +159,7 @@ def test_production_refuses_the_default_public_base_url(tmp_path: Path) -> None:
             tmp_path,
         )
         try:
-            resp = httpx.get(f"{service.base}/fhir/R4/metadata", headers={"Host": "evil.example"})
+            resp = http_get(f"{service.base}/fhir/R4/metadata", headers={"Host": "evil.example"})
             assert resp.json()["implementation"]["url"] == "https://outcomes.example.org/fhir/R4"
         finally:
             service.stop()

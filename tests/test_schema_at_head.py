@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kap_outcomes.migrate import downgrade, upgrade
@@ -21,6 +20,7 @@ from .conftest import PG_URL
 from .processes import (
     ServiceProcess,
     free_port,
+    http_get,
     run_cli_together,
     service_env,
     throwaway_database,
@@ -87,20 +87,20 @@ def test_readyz_is_503_while_the_schema_is_behind_head(fresh_url: str, tmp_path:
         upgrade(fresh_url)
     server = ServiceProcess(service_env(fresh_url), tmp_path)  # on SQLite it migrates
     try:
-        assert httpx.get(f"{server.base}/readyz").status_code == 200
+        assert http_get(f"{server.base}/readyz").status_code == 200
 
         downgrade(fresh_url, "-1")
-        behind = httpx.get(f"{server.base}/readyz")
+        behind = http_get(f"{server.base}/readyz")
         assert behind.status_code == 503
         assert behind.headers["content-type"] == "application/problem+json"
         problem = behind.json()
         assert problem["status"] == 503
         assert "schema" in problem["detail"]
         assert UPGRADE_HINT in problem["detail"]
-        assert httpx.get(f"{server.base}/healthz").status_code == 200  # the process is up
+        assert http_get(f"{server.base}/healthz").status_code == 200  # the process is up
 
         upgrade(fresh_url)
-        assert httpx.get(f"{server.base}/readyz").status_code == 200
+        assert http_get(f"{server.base}/readyz").status_code == 200
     finally:
         server.stop()
 

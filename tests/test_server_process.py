@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from .conftest import PG_URL
-from .processes import ServiceProcess
+from .processes import ServiceProcess, http_get, http_post
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
@@ -41,10 +40,10 @@ def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_pa
 
     server = ServiceProcess(env, tmp_path)
     try:
-        pid = httpx.post(
+        pid = http_post(
             f"{server.base}/v1/patients", json={"external_id": "p-1"}, headers=headers
         ).json()["id"]
-        created = httpx.post(
+        created = http_post(
             f"{server.base}/v1/patients/{pid}/assessments",
             json={
                 "instrument": "phq9",
@@ -59,7 +58,7 @@ def test_fresh_directory_serve_creates_database_and_data_survives_restart(tmp_pa
 
     server = ServiceProcess(env, tmp_path)
     try:
-        got = httpx.get(f"{server.base}/v1/assessments/{created.json()['id']}", headers=headers)
+        got = http_get(f"{server.base}/v1/assessments/{created.json()['id']}", headers=headers)
         assert got.status_code == 200
         assert got.json()["total"] == 18
         assert got.json()["severity"] == "moderately_severe"

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect, text
 from kap_outcomes.migrate import alembic_config
 
 from .conftest import PG_URL
-from .processes import free_port, service_env, throwaway_database, wait_for
+from .processes import free_port, http_client, service_env, throwaway_database, wait_for
 
 PROCESSES = 6
 
@@ -101,7 +101,7 @@ def test_processes_started_together_on_a_new_database_end_with_one_schema(
                 if "serve" not in cmd:
                     assert proc.returncode == 0, out
             # one client for all the polls (a client per poll costs ~20 ms of CPU)
-            with httpx.Client(timeout=5) as http:
+            with http_client(timeout=5) as http:
                 for port, proc, log in (
                     (ports[0], procs[2], logs[2]),
                     (ports[1], procs[5], logs[5]),

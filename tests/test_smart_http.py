@@ -41,7 +41,7 @@ from kap_outcomes.webhooks.egress import EgressPolicy
 
 from .api.test_smart import new_private_key, public_jwk
 from .conftest import ROOT, TEST_SIGNING_KEY
-from .processes import ServiceProcess, free_port, service_env
+from .processes import ServiceProcess, free_port, http_get, http_post, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
 from .toolcache import npm_modules
@@ -172,7 +172,7 @@ class HttpBackend:
         return jwt.encode(claims, key, algorithm="ES384", headers={"kid": kid})
 
     def token(self, key: Any, kid: str, scope: str = "system/Observation.rs") -> httpx.Response:
-        return httpx.post(
+        return http_post(
             f"{self.base}/oauth/token",
             data={
                 "grant_type": "client_credentials",
@@ -199,7 +199,7 @@ def test_jwks_uri_client_rotates_keys_without_downtime(
     old = new_private_key("ES384")
     jwks_server.keys = [public_jwk(old, "old")]
 
-    registered = httpx.post(
+    registered = http_post(
         f"{base}/v1/clients",
         headers=admin,
         json={
@@ -218,7 +218,7 @@ def test_jwks_uri_client_rotates_keys_without_downtime(
     assert first.status_code == 200, first.text
     assert jwks_server.fetches == 2
     access_old = {"Authorization": f"Bearer {first.json()['access_token']}"}
-    assert httpx.get(f"{base}/fhir/R4/Observation", headers=access_old).status_code == 200
+    assert http_get(f"{base}/fhir/R4/Observation", headers=access_old).status_code == 200
     # cached (max-age=3600): the next assertion costs no fetch
     assert backend.token(old, "old").status_code == 200
     assert jwks_server.fetches == 2
@@ -269,7 +269,7 @@ def test_jwks_uri_client_rotates_keys_without_downtime(
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
     assert backend.token(new, kid).status_code == 200
     # an access token issued before the rotation runs out on its own (at most 5 minutes)
-    assert httpx.get(f"{base}/fhir/R4/Observation", headers=access_old).status_code == 200
+    assert http_get(f"{base}/fhir/R4/Observation", headers=access_old).status_code == 200
 
 
 def test_fhirclient_discovers_the_token_endpoint_and_scopes_hold(
@@ -280,7 +280,7 @@ def test_fhirclient_discovers_the_token_endpoint_and_scopes_hold(
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}
     key = new_private_key("ES384")
-    registered = httpx.post(
+    registered = http_post(
         f"{base}/v1/clients",
         headers=admin,
         json={
@@ -290,13 +290,13 @@ def test_fhirclient_discovers_the_token_endpoint_and_scopes_hold(
         },
     )
     assert registered.status_code == 201, registered.text
-    patient = httpx.post(
+    patient = http_post(
         f"{base}/v1/patients", headers=admin, json={"external_id": f"fc-{uuid.uuid4()}"}
     )
     assert patient.status_code == 201, patient.text
     patient_id = patient.json()["id"]
 
-    discovery = httpx.get(f"{base}/fhir/R4/.well-known/smart-configuration").json()
+    discovery = http_get(f"{base}/fhir/R4/.well-known/smart-configuration").json()
     assert discovery["token_endpoint"] == f"{base}/oauth/token"
 
     backend = HttpBackend(base, registered.json()["client_id"])
@@ -319,7 +319,7 @@ def test_fhirclient_discovers_the_token_endpoint_and_scopes_hold(
     assert [b.type for b in bundles] == ["searchset"]
     with pytest.raises(FHIRPermissionDeniedException):
         Patient.read(patient_id, smart.server)  # Observation.rs does not read patients
-    created = httpx.post(
+    created = http_post(
         f"{base}/v1/patients",
         headers={"Authorization": f"Bearer {smart.server.auth.access_token}"},
         json={"external_id": f"fc-{uuid.uuid4()}"},
@@ -347,7 +347,7 @@ def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
     base = service.base
     admin = {"Authorization": f"Bearer {_admin(db)}"}
     key = new_private_key("ES384")
-    registered = httpx.post(
+    registered = http_post(
         f"{base}/v1/clients",
         headers=admin,
         json={
@@ -357,7 +357,7 @@ def test_fhir_kit_client_discovers_the_token_endpoint_and_scopes_hold(
         },
     )
     assert registered.status_code == 201, registered.text
-    patient = httpx.post(
+    patient = http_post(
         f"{base}/v1/patients", headers=admin, json={"external_id": f"fk-{uuid.uuid4()}"}
     )
     token = HttpBackend(base, registered.json()["client_id"]).token(key, "k1")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import uvicorn
 
-from ..processes import free_port, wait_for
+from ..processes import free_port, http_client, wait_for
 
 PHQ9 = {
     "instrument": "phq9",
@@ -143,7 +143,7 @@ def _read_sse(
 def test_server_sent_events_stream_and_resume_with_last_event_id(tenant, live):
     pids = [tenant.patient() for _ in range(3)]
     url = f"{live}/v1/events"
-    with httpx.Client(timeout=10) as http:
+    with http_client(timeout=10) as http:
         first = _read_sse(http, url, tenant.headers(), 2)
         assert [e["event"] for e in first] == ["patient.created", "patient.created"]
         resumed = _read_sse(http, url, tenant.headers() | {"Last-Event-ID": first[-1]["id"]}, 1)
@@ -163,7 +163,7 @@ def test_server_sent_events_stream_and_resume_with_last_event_id(tenant, live):
 
 
 def test_a_stream_is_refused_like_any_request(tenant, live):
-    with httpx.Client(timeout=10) as http:
+    with http_client(timeout=10) as http:
         resp = http.get(f"{live}/v1/events", headers={"Accept": "text/event-stream"})
         assert resp.status_code == 401
         resp = http.get(
@@ -177,6 +177,6 @@ def test_a_stream_is_refused_like_any_request(tenant, live):
 def test_patient_role_in_the_stream(tenant, live):
     pid = tenant.patient()
     tenant.post(f"/v1/patients/{pid}/assessments", PHQ9_ITEM9)
-    with httpx.Client(timeout=10) as http:
+    with http_client(timeout=10) as http:
         events = _read_sse(http, f"{live}/v1/events", tenant.patient_token(pid), 1)
     assert [e["event"] for e in events] == ["assessment.submitted"]

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -31,7 +30,7 @@ from kap_outcomes.webhooks.egress import EgressPolicy
 from kap_outcomes.webhooks.models import WebhookCreate
 
 from ..conftest import PG_URL
-from ..processes import ServiceProcess, ThrowawayPostgres, service_env, wait_for
+from ..processes import ServiceProcess, ThrowawayPostgres, http_client, service_env, wait_for
 from .receiver import Receiver
 
 pytestmark = pytest.mark.skipif(
@@ -81,7 +80,7 @@ def test_no_event_committed_before_a_sigkill_is_lost(tmp_path: Path) -> None:
     lock = threading.Lock()
 
     def burst(worker: int, server: ServiceProcess) -> None:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=20) as http:
+        with http_client(base_url=server.base, headers=headers, timeout=20) as http:
             for n in range(60):
                 resp = http.post("/v1/patients", json={"external_id": f"kill-{worker}-{n}"})
                 assert resp.status_code == 201, resp.text

@@ -7,9 +7,7 @@ import json
 import time
 from pathlib import Path
 
-import httpx
-
-from ..processes import ServiceProcess, service_env
+from ..processes import ServiceProcess, http_client, http_get, service_env
 from ..test_server_process import _cli
 from .conformance import check
 
@@ -21,7 +19,7 @@ def test_the_embedded_worker_runs_an_export(tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
     server = ServiceProcess(env, tmp_path)
     try:
-        with httpx.Client(base_url=server.base, headers=headers, timeout=20) as http:
+        with http_client(base_url=server.base, headers=headers, timeout=20) as http:
             patient = http.post("/v1/patients", json={"external_id": "p-1"}).json()["id"]
             for items in ([1] * 9, [2] * 9):
                 resp = http.post(
@@ -50,7 +48,7 @@ def test_the_embedded_worker_runs_an_export(tmp_path: Path) -> None:
             counts = {}
             for entry in manifest["output"]:
                 url = entry["url"].replace("http://127.0.0.1:8000", server.base)
-                assert httpx.get(url, timeout=20).status_code == 401  # requiresAccessToken
+                assert http_get(url, timeout=20).status_code == 401  # requiresAccessToken
                 lines = http.get(url).text.splitlines()
                 for line in lines:
                     check(json.loads(line))
