@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from .migrated import migrated_sqlite
 from .processes import ServiceProcess, free_port, service_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -117,12 +118,9 @@ _KEY = pytest.StashKey[World]()
 
 def _start(request: pytest.FixtureRequest) -> World:
     sync_api = need_browser()
-    from kap_outcomes.migrate import upgrade
-
     factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
     workdir = factory.mktemp("browser")
-    url = f"sqlite:///{workdir / 'kap.db'}"
-    upgrade(url)
+    url = migrated_sqlite(workdir / "kap.db")
     allowed = PageServer()
     port = free_port()
     env = service_env(url) | {

@@ -36,6 +36,7 @@ from kap_outcomes.db import Database, make_engine
 from kap_outcomes.migrate import downgrade, upgrade
 
 from .inprocess import InProcessClient
+from .migrated import migrated_sqlite
 
 PG_ADMIN_URL = os.environ.get("KAP_TEST_DATABASE_URL")
 """The PostgreSQL database named to the run: the suite's own, or the server to make them on."""
@@ -221,10 +222,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         _reset_postgres(PG_URL)
         upgrade(PG_URL)
         return PG_URL
-    path = tmp_path_factory.mktemp("db") / "kap.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    return url
+    return migrated_sqlite(tmp_path_factory.mktemp("db") / "kap.db")
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from kap_outcomes.backup import backup
-from kap_outcomes.migrate import upgrade
 
 from .conftest import ROOT
+from .migrated import migrated_sqlite
 from .processes import ServiceProcess, http_client, http_post, issue_token, service_env, wait_for
 from .test_server_process import _cli
 
@@ -42,8 +42,8 @@ def _writer(base: str, headers: dict[str, str], patient: str, acked: list, stop)
 
 def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Path) -> None:
     live = tmp_path / "live.db"
-    env = service_env(f"sqlite:///{live}")
-    server = ServiceProcess(env, tmp_path)  # it migrates the new file
+    env = service_env(migrated_sqlite(live))
+    server = ServiceProcess(env, tmp_path)
     headers = {"Authorization": f"Bearer {issue_token(env['KAP_DATABASE_URL'], 'c')}"}
     acked: list[tuple[float, str]] = []
     stop = threading.Event()
@@ -104,8 +104,7 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write(tmp_path: Pa
 
 
 def test_the_command_copies_and_never_overwrites(tmp_path: Path) -> None:
-    env = service_env(f"sqlite:///{tmp_path / 'live.db'}")
-    upgrade(env["KAP_DATABASE_URL"])  # a database to copy; the command under test is backup
+    env = service_env(migrated_sqlite(tmp_path / "live.db"))  # the command under test: backup
     out = _cli("db", "backup", str(tmp_path / "one.db"), env=env, cwd=tmp_path)
     assert out.startswith("backed up ") and (tmp_path / "one.db").is_file()
     with sqlite3.connect(tmp_path / "one.db") as conn:

@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+from .migrated import migrated_sqlite
 from .processes import ServiceProcess, issue_token, service_env, wait_for
 
 
@@ -18,8 +19,8 @@ def _send_and_leave(port: int, request: bytes, linger: float) -> None:
 
 
 def test_a_client_that_leaves_mid_request_is_one_quiet_line(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kap.db'}"
-    server = ServiceProcess(service_env(url), tmp_path)  # it migrates the new file
+    url = migrated_sqlite(tmp_path / "kap.db")
+    server = ServiceProcess(service_env(url), tmp_path)
     try:
         auth = f"Authorization: Bearer {issue_token(url, 'c')}\r\n".encode()
         # half a body, then gone

@@ -15,9 +15,9 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL
+from .migrated import migrated_sqlite
 
 sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="SQLite settings")
 
@@ -33,8 +33,7 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_durable_commits(tmp_path) -> N
 
 
 def _app_and_token(tmp_path, busy_timeout_ms: int) -> tuple[str, Settings, str]:
-    url = f"sqlite:///{tmp_path / 'lock.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "lock.db")
     db = Database(make_engine(url))
     token = db.run_write(
         lambda c: issue_token(c, organisation_id=ensure_organisation(c, "o"), role=Role.clinician)[

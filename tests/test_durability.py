@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from .conftest import PG_URL
+from .migrated import migrated_sqlite
 from .processes import ServiceProcess, http_client, http_post, issue_token, service_env, wait_for
 
 CLIENTS = 6
@@ -78,9 +79,9 @@ def client_loop(base: str, headers: dict[str, str], patient_id: str, stream: Str
 
 @pytest.mark.skipif(bool(PG_URL), reason="SQLite durability (the group-commit writer)")
 def test_every_acknowledged_assessment_survives_sigkill(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kap.db'}"
+    url = migrated_sqlite(tmp_path / "kap.db")
     env = service_env(url)
-    server = ServiceProcess(env, tmp_path)  # it migrates the new file
+    server = ServiceProcess(env, tmp_path)
     headers = {"Authorization": f"Bearer {issue_token(url, 'clinic')}"}
     stream = Stream()
     threads: list[threading.Thread] = []

@@ -32,9 +32,9 @@ import pytest
 from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, ROOT
+from .migrated import migrated_sqlite
 from .processes import ServiceProcess, service_env
 from .toolcache import cached, npm_modules
 
@@ -74,8 +74,7 @@ def _require(*tools: str) -> None:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real server process on 127.0.0.1 with a database of its own, and a clinician token."""
     workdir = tmp_path_factory.mktemp("clients-server")
-    url = f"sqlite:///{workdir}/clients.db"
-    upgrade(url)
+    url = migrated_sqlite(workdir / "clients.db")
     db = Database(make_engine(url))
 
     def create(conn: Any) -> str:

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,9 +42,9 @@ from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.auth.tokens import generate_token, hash_token
 from kap_outcomes.config import Settings
 from kap_outcomes.db import Database, make_engine
-from kap_outcomes.migrate import upgrade
 
 from .conftest import PG_URL, ROOT, TEST_SIGNING_KEY
+from .migrated import migrated_sqlite
 from .schemathesis_lazy import build_lazily
 
 # The schema is loaded when the module is imported, so the app exists then too. On SQLite it
@@ -54,8 +55,7 @@ if PG_URL:
 else:
     _WORKDIR = tempfile.mkdtemp(prefix="kap-schemathesis-")
     atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)  # made at import: no fixture
-    URL = f"sqlite:///{_WORKDIR}/api.db"
-    upgrade(URL)
+    URL = migrated_sqlite(Path(_WORKDIR) / "api.db")
 app = create_app(
     Settings(
         database_url=URL,

@@ -19,9 +19,9 @@ from kap_outcomes.auth.models import Role
 from kap_outcomes.auth.service import ensure_organisation, issue_token
 from kap_outcomes.config import Settings
 from kap_outcomes.demo import clinic
-from kap_outcomes.migrate import upgrade
 
 from ..conftest import TEST_SIGNING_KEY
+from ..migrated import migrated_sqlite
 from ..processes import service_env
 
 # one xdist worker runs the module: its module fixture seeds three clinics once
@@ -158,8 +158,7 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProc
 
 
 def test_the_commands_print_a_signin_link_last(tmp_path):
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "demo.db")
     env = service_env(url) | {"KAP_PUBLIC_BASE_URL": "https://outcomes.example.org/kap"}
     done = _cli("demo", "--patients", "12", "--seed", "3", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -30,6 +30,7 @@ from kap_outcomes.webhooks.egress import EgressPolicy
 from kap_outcomes.webhooks.models import WebhookCreate
 
 from ..conftest import PG_URL
+from ..migrated import migrated_sqlite
 from ..processes import ServiceProcess, ThrowawayPostgres, http_client, service_env, wait_for
 from .receiver import Receiver
 
@@ -70,8 +71,7 @@ def _org(url: str, receiver_url: str) -> tuple[str, str]:
 
 def test_no_event_committed_before_a_sigkill_is_lost(tmp_path: Path) -> None:
     receiver = Receiver(lambda n: (0.2, 200))  # slow enough that a backlog builds
-    url = f"sqlite:///{tmp_path / 'kap.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "kap.db")
     # a name, not 127.0.0.1: registered without the loopback allowance of this process
     token, secret = _org(url, f"http://localhost:{receiver.port}/hook")
     env = service_env(url) | FAST

@@ -7,13 +7,14 @@ import json
 import time
 from pathlib import Path
 
+from ..migrated import migrated_sqlite
 from ..processes import ServiceProcess, http_client, http_get, service_env
 from ..test_server_process import _cli
 from .conformance import check
 
 
 def test_the_embedded_worker_runs_an_export(tmp_path: Path) -> None:
-    env = service_env(f"sqlite:///{tmp_path / 'kap.db'}")
+    env = service_env(migrated_sqlite(tmp_path / "kap.db"))
     env["KAP_EXPORT_DIR"] = str(tmp_path / "exports")
     token = _cli("token", "create", "--org", "clinic", "--role", "clinician", env=env, cwd=tmp_path)
     headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
