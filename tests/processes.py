@@ -11,10 +11,12 @@ import pwd
 import shutil
 import signal
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +69,15 @@ def http_post(url: str, **kwargs: Any) -> httpx.Response:
     """``httpx.post`` through `http_client`."""
     with http_client() as client:
         return client.post(url, **kwargs)
+
+
+def serve_in_thread(server: socketserver.BaseServer) -> threading.Thread:
+    """``server.serve_forever()`` in a daemon thread, started. It looks for a shutdown every
+    50 ms: at the default 0.5 s each receiver's ``shutdown()`` in a test's teardown waited
+    about half a second."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    return thread
 
 
 REDIS_URL = os.environ.get("KAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

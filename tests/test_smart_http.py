@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from kap_outcomes.webhooks.egress import EgressPolicy
 
 from .api.test_smart import new_private_key, public_jwk
 from .conftest import ROOT, TEST_SIGNING_KEY
-from .processes import ServiceProcess, free_port, http_get, http_post, service_env
+from .processes import ServiceProcess, free_port, http_get, http_post, serve_in_thread, service_env
 from .test_generated_clients import _require as require
 from .test_generated_clients import _run as run
 from .toolcache import npm_modules
@@ -105,8 +104,7 @@ class JwksServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.httpd)
 
     @property
     def fetches(self) -> int:

@@ -11,6 +11,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from ..processes import serve_in_thread
+
 
 @dataclass
 class Received:
@@ -68,8 +70,7 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self.server)
 
     def bodies(self) -> list[bytes]:
         with self._lock:
