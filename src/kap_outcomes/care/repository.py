@@ -93,5 +93,5 @@ def dose_sessions(conn: Connection, *, patient_id: str) -> list[DoseAt]:
         sessions.c.kind.in_(("dosing", "booster")),
         sessions.c.status != SessionStatus.entered_in_error.value,
     )
-    rows = conn.execute(query.order_by(sessions.c.occurred_at, sessions.c.id)).tuples()
+    rows = conn.execute(query.order_by(sessions.c.occurred_at, sessions.c.id))
     return [DoseAt(kind, at) for kind, at in rows]
