@@ -21,22 +21,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from kap_outcomes.app import create_app
-from kap_outcomes.auth.models import Role
-from kap_outcomes.auth.service import ensure_organisation, issue_token
-from kap_outcomes.config import Settings
-from kap_outcomes.db import Database, make_engine
-from kap_outcomes.migrate import downgrade, upgrade
+from kap_outcomes.auth.roles import Role
 
-from .inprocess import InProcessClient
-from .migrated import migrated_sqlite
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from kap_outcomes.config import Settings
+    from kap_outcomes.db import Database
+
+# The app, SQLAlchemy and the migrations are imported by the fixtures that use them, not here:
+# xdist's controller loads this file before it starts the workers and never runs a test (the
+# imports cost it ~1.3 s first), and a run of the pure clinical tests needs none of them.
 
 PG_ADMIN_URL = os.environ.get("KAP_TEST_DATABASE_URL")
 """The PostgreSQL database named to the run: the suite's own, or the server to make them on."""
@@ -45,6 +44,8 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def _worker_url(url: str, worker: str) -> str:
+    from sqlalchemy.engine import make_url
+
     name = f"{make_url(url).database}_{worker}"
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
@@ -55,6 +56,10 @@ TEST_SIGNING_KEY = "kT9v2QmX7pLr4ZsW8nBc3HyD6fJg1AeU5oKi0RtN"  # outside develop
 
 
 def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from kap_outcomes.migrate import downgrade
+
     downgrade(url, "base")
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -193,6 +198,8 @@ def _load_group(config: pytest.Config) -> bool:
 
 
 def _admin(statement: str) -> None:
+    from sqlalchemy import create_engine, text
+
     assert PG_ADMIN_URL
     engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -209,6 +216,8 @@ def _worker_database() -> Iterator[None]:
     if not (PG_URL and PG_URL != PG_ADMIN_URL):
         yield
         return
+    from sqlalchemy.engine import make_url
+
     name = make_url(PG_URL).database
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # left by a run that was killed
     _admin(f'CREATE DATABASE "{name}"')
@@ -218,6 +227,10 @@ def _worker_database() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from kap_outcomes.migrate import upgrade
+
+    from .migrated import migrated_sqlite
+
     if PG_URL:
         _reset_postgres(PG_URL)
         upgrade(PG_URL)
@@ -227,6 +240,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from kap_outcomes.config import Settings
+
     # The suite sends many requests with one token and many 401s from one address: the abuse
     # limits are off here and tested on their own (tests/test_edge.py).
     return Settings(
@@ -265,12 +280,18 @@ def redis_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def client(settings: Settings) -> Iterator[TestClient]:
+    from kap_outcomes.app import create_app
+
+    from .inprocess import InProcessClient
+
     with InProcessClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
 
 @pytest.fixture(scope="session")
 def db(database_url: str) -> Iterator[Database]:
+    from kap_outcomes.db import Database, make_engine
+
     database = Database(make_engine(database_url))
     yield database
     database.dispose()
@@ -301,6 +322,8 @@ class Tenant:
         return str(resp.json()["id"])
 
     def patient_token(self, patient_id: str) -> dict[str, str]:
+        from kap_outcomes.auth.service import issue_token
+
         def create(conn: Any) -> str:
             return issue_token(
                 conn, organisation_id=self.org_id, role=Role.patient, patient_id=patient_id
@@ -311,6 +334,8 @@ class Tenant:
 
 @pytest.fixture
 def make_tenant(client: TestClient, db: Database) -> Callable[[], Tenant]:
+    from kap_outcomes.auth.service import ensure_organisation, issue_token
+
     def make() -> Tenant:
         slug = f"org-{uuid.uuid4().hex[:12]}"
 
@@ -335,6 +360,7 @@ def tenant(make_tenant: Callable[[], Tenant]) -> Tenant:
 @pytest.fixture
 def count_rows(db: Database) -> Callable[[str, str], int]:
     """Rows of a table that belong to an organisation (to prove nothing was stored)."""
+    from sqlalchemy import text
 
     def count(table: str, org_id: str) -> int:
         assert table.isidentifier()
