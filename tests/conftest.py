@@ -72,9 +72,12 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
     """Test ids that name a random UUID (an unknown patient …) say ``uuid`` instead: every
-    xdist worker must collect the same ids. The value itself stays random."""
-    if isinstance(val, str) and _UUID.search(val):
-        return _UUID.sub("uuid", val)
+    xdist worker must collect the same ids. The value itself stays random. An ``@`` is
+    written ``(at)``: xdist's ``loadgroup`` reads what follows an ``@`` in a node id as the
+    test's group (a URL with credentials made a group of one test, and its module ran among
+    the process groups)."""
+    if isinstance(val, str) and (_UUID.search(val) or "@" in val):
+        return _UUID.sub("uuid", val).replace("@", "(at)")
     return None
 
 
@@ -147,7 +150,7 @@ def _slow_first(items: list[pytest.Item]) -> None:
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::", 1)[0]
 
-    grouped = {module(item) for item in items if "@" in item.nodeid}
+    grouped = {module(item) for item in items if item.get_closest_marker("xdist_group")}
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         seconds = SLOW_FIRST.get(module(item), 0)
