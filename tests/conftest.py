@@ -4,12 +4,12 @@ The suite runs on a SQLite file by default and on PostgreSQL when ``KAP_TEST_DAT
 is set. The schema is migrated once per run; tests stay independent because every test works
 in an organisation of its own (the same tenant scoping that production relies on).
 
-The whole suite (``pytest`` with no paths, as ``make test`` runs it) runs on two
-pytest-xdist workers (``-n 2 --dist loadgroup``), the slowest modules first; naming paths,
-``-n 0`` or ``-p no:xdist`` runs serially (see docs/architecture.md, "Tests"). Every worker is
-a session of its own: a SQLite file in its own basetemp, or on PostgreSQL a database of its own
-beside the one named (``<name>_gw0``, ``<name>_gw1`` …), created when the worker starts and
-dropped when it ends.
+The whole suite (``pytest`` with no paths, as ``make test`` runs it) runs on pytest-xdist
+workers, one more than the machine's cores (``-n 3 --dist loadgroup`` on two), the slowest
+modules first; naming paths, ``-n 0`` or ``-p no:xdist`` runs serially (see
+docs/architecture.md, "Tests"). Every worker is a session of its own: a SQLite file in its own
+basetemp, or on PostgreSQL a database of its own beside the one named (``<name>_gw0``,
+``<name>_gw1`` …), created when the worker starts and dropped when it ends.
 """
 
 from __future__ import annotations
@@ -81,17 +81,26 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     return None
 
 
-DEFAULT_WORKERS = 2
-"""Workers of a whole-suite run (measured on a 2-core machine, docs/architecture.md)."""
+MAX_WORKERS = 4
+
+
+def default_workers() -> int:
+    """Workers of a whole-suite run: one more than the cores, so that a core never idles while
+    a worker waits on a process it started (a service getting ready, a delivery retried, a
+    database stopped); at most ``MAX_WORKERS``, each worker collecting the suite and holding
+    a database of its own. 0 (serial) on one core. Measured on a 2-core machine: three
+    workers beat two and four (docs/architecture.md, "Tests")."""
+    cores = os.cpu_count() or 1
+    return min(cores + 1, MAX_WORKERS) if cores >= 2 else 0
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """The whole suite (no paths named) runs on ``DEFAULT_WORKERS`` xdist workers unless the
+    """The whole suite (no paths named) runs on ``default_workers()`` xdist workers unless the
     command line says how to run (``-n``, ``--dist``, ``--tx``), or asks for what xdist cannot
     do (``--pdb``, ``--trace``, ``-s``), or xdist is off (``-p no:xdist``); ``-n N`` without
     ``--dist`` runs grouped too. Runs before xdist's own hook, which then sets the workers up
-    as for ``-n 2 --dist loadgroup``."""
+    as for ``-n 3 --dist loadgroup``."""
     option = config.option
     if XDIST_WORKER or not config.pluginmanager.hasplugin("xdist"):
         return
@@ -99,8 +108,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     debugging = getattr(option, "usepdb", False) or getattr(option, "trace", False)
     unsuited = debugging or option.capture == "no" or option.collectonly
     whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
-    if whole_suite and not (asked or unsuited) and (os.cpu_count() or 1) >= DEFAULT_WORKERS:
-        option.numprocesses = DEFAULT_WORKERS
+    if whole_suite and not (asked or unsuited) and default_workers():
+        option.numprocesses = default_workers()
         option.dist = "loadgroup"
     elif option.numprocesses and option.dist == "no" and not option.tx:
         # ``-n N`` alone: xdist would share the tests out one by one (``load``), splitting the
