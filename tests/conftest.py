@@ -100,7 +100,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     command line says how to run (``-n``, ``--dist``, ``--tx``), or asks for what xdist cannot
     do (``--pdb``, ``--trace``, ``-s``), or xdist is off (``-p no:xdist``); ``-n N`` without
     ``--dist`` runs grouped too. Runs before xdist's own hook, which then sets the workers up
-    as for ``-n 3 --dist loadgroup``."""
+    as for ``-n 3 --dist loadgroup`` (on two cores)."""
     option = config.option
     if XDIST_WORKER or not config.pluginmanager.hasplugin("xdist"):
         return
