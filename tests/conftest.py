@@ -90,7 +90,9 @@ def default_workers() -> int:
     database stopped); at most ``MAX_WORKERS``, each worker collecting the suite and holding
     a database of its own. 0 (serial) on one core. Measured on a 2-core machine: three
     workers beat two and four (docs/architecture.md, "Tests")."""
-    cores = os.cpu_count() or 1
+    # the cores this process may run on (a cpuset or taskset narrows them), where known
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
     return min(cores + 1, MAX_WORKERS) if cores >= 2 else 0
 
 
