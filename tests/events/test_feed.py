@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select, text
-
-from kap_outcomes.events import repository
+from sqlalchemy import text
 
 from ..conftest import PG_URL
 from ..processes import free_port, http_client, wait_for
+from .served import settled
 
 PHQ9 = {
     "instrument": "phq9",
@@ -30,29 +29,9 @@ def _page(tenant, headers=None, **params: Any) -> dict[str, Any]:
     return resp.json()
 
 
-def _settled(tenant) -> None:
-    """Until the feed serves every event the test has written so far. On PostgreSQL the feed
-    serves an event once no transaction older than its own is still writing, in any database
-    of the server: another xdist worker's write can hold one back for a moment (on SQLite the
-    feed serves it at once). A test that reads right after writing waits for that, as a
-    client's long-poll would."""
-
-    def newest_is_served(conn: Any) -> bool:
-        newest = conn.execute(
-            select(repository.events.c.tx, repository.events.c.seq)
-            .where(repository.events.c.organisation_id == tenant.org_id)
-            .order_by(repository.events.c.tx.desc(), repository.events.c.seq.desc())
-            .limit(1)
-        ).first()
-        served = repository.head(conn, organisation_id=tenant.org_id)
-        return newest is None or served == repository.Position(int(newest.tx), int(newest.seq))
-
-    wait_for(lambda: tenant.db.run_read(newest_is_served), timeout=15, what="the feed to serve")
-
-
 def test_cursor_pages_through_the_log_and_waits_at_its_end(tenant):
     pids = [tenant.patient() for _ in range(5)]
-    _settled(tenant)
+    settled(tenant)
     first = _page(tenant, limit=2)
     second = _page(tenant, limit=2, after=first["next_cursor"])
     third = _page(tenant, limit=2, after=second["next_cursor"])
@@ -69,7 +48,7 @@ def test_filters_by_type_and_patient(tenant):
     one, two = tenant.patient(), tenant.patient()
     tenant.post(f"/v1/patients/{one}/assessments", PHQ9_ITEM9)
     tenant.post(f"/v1/patients/{two}/assessments", PHQ9)
-    _settled(tenant)
+    settled(tenant)
     alerts = _page(tenant, types="alert.opened")["data"]
     assert [e["patient_id"] for e in alerts] == [one]
     both = _page(tenant, types="assessment.submitted,patient.created", patient_id=two)["data"]
@@ -88,7 +67,7 @@ def test_bad_parameters_are_422(tenant, params):
 
 def test_another_organisation_sees_nothing(tenant, make_tenant):
     tenant.patient()
-    _settled(tenant)
+    settled(tenant)
     other = make_tenant()
     assert _page(other)["data"] == []
 
@@ -97,7 +76,7 @@ def test_a_patient_token_sees_only_its_own_assessment_events(tenant):
     mine, theirs = tenant.patient(), tenant.patient()
     tenant.post(f"/v1/patients/{mine}/assessments", PHQ9_ITEM9)
     tenant.post(f"/v1/patients/{theirs}/assessments", PHQ9)
-    _settled(tenant)
+    settled(tenant)
     headers = tenant.patient_token(mine)
     events = _page(tenant, headers=headers)["data"]
     assert [(e["type"], e["patient_id"]) for e in events] == [("assessment.submitted", mine)]
@@ -108,7 +87,7 @@ def test_a_patient_token_sees_only_its_own_assessment_events(tenant):
 
 def test_long_poll_answers_when_an_event_arrives(tenant):
     pid = tenant.patient()
-    _settled(tenant)
+    settled(tenant)
     cursor = _page(tenant)["next_cursor"]
     result: dict[str, Any] = {}
 
@@ -132,7 +111,7 @@ def test_an_older_write_still_running_holds_newer_events_back_and_none_is_skippe
     """A reader sees only events of transactions older than every transaction still writing:
     an event that commits while an older transaction runs is not served yet, the cursor does
     not pass it, and a long-poll answers with it once the older transaction has ended."""
-    _settled(tenant)
+    settled(tenant)
     cursor = _page(tenant)["next_cursor"]
     with tenant.db.engine.connect() as older:
         older.begin()
@@ -154,7 +133,7 @@ def test_an_older_write_still_running_holds_newer_events_back_and_none_is_skippe
 
 def test_long_poll_without_events_answers_empty_after_the_wait(tenant):
     tenant.patient()
-    _settled(tenant)
+    settled(tenant)
     cursor = _page(tenant)["next_cursor"]
     page = _page(tenant, after=cursor, wait=0.2)
     assert page == {"data": [], "next_cursor": cursor}

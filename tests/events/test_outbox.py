@@ -6,6 +6,8 @@ from typing import Any
 
 from kap_outcomes.auth.models import Role
 
+from .served import settled
+
 PHQ9_ITEM9 = {
     "instrument": "phq9",
     "items": [1, 1, 1, 1, 1, 1, 1, 1, 2],
@@ -49,6 +51,7 @@ def test_every_write_records_its_event(tenant):
     )
     assert retracted.status_code == 200, retracted.text
 
+    settled(tenant)
     events = _events(tenant)
     assert [(e["type"], e["resource"]["type"], e["resource"]["id"]) for e in events] == [
         ("patient.created", "patient", pid),
@@ -87,6 +90,7 @@ def test_every_write_records_its_event(tenant):
 
 def test_a_refused_write_records_no_event(tenant):
     pid = tenant.patient("dup-1")
+    settled(tenant)
     before = _events(tenant)
     assert tenant.post("/v1/patients", {"external_id": "dup-1"}).status_code == 409
     bad = tenant.post(
@@ -94,6 +98,7 @@ def test_a_refused_write_records_no_event(tenant):
         {"kind": "intake", "occurred_at": "2026-03-01T15:00:00Z", "course_id": "no-such-course"},
     )
     assert bad.status_code == 422  # a course that is not the patient's
+    settled(tenant)
     assert _events(tenant) == before
 
 
